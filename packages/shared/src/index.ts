@@ -1,0 +1,2 @@
+// Public surface of @portico/shared: everything other packages may import.
+export {};
