@@ -1,0 +1,80 @@
+// The lab's run state on disk: which run holds a prefix, its processes and
+// namespaces, so that `lab down`, a later run, or a crashed test can clean up.
+import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { isAlive, signal, type DaemonRecord, startTicks } from './sh.ts';
+import { listNetns, destroyNetns } from './netns.ts';
+
+export const LAB_ROOT = process.env.PORTICO_LAB_DIR ?? '/run/portico-lab';
+
+export interface LabState {
+  prefix: string;
+  runId: string;
+  ownerPid: number;
+  ownerStartTicks: number;
+  /** A demo lab is left running on purpose after its starter exits. */
+  keep: boolean;
+  startedAt: string;
+  dir: string;
+  kubeconfig: string;
+  daemons: DaemonRecord[];
+}
+
+export class LabBusyError extends Error {
+  readonly code = 'PORTICO_LAB_BUSY';
+}
+
+export function prefixDir(prefix: string): string {
+  return path.join(LAB_ROOT, prefix);
+}
+
+export function readState(prefix: string): LabState | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(prefixDir(prefix), 'state.json'), 'utf8')) as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeState(state: LabState): void {
+  mkdirSync(prefixDir(state.prefix), { recursive: true });
+  const file = path.join(prefixDir(state.prefix), 'state.json');
+  writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
+  writeFileSync(file, JSON.stringify(state, null, 2));
+  rmSync(`${file}.tmp`, { force: true });
+}
+
+/** Whether a recorded run is still in use: its owner lives, or it is a kept demo whose processes live. */
+export function stateInUse(state: LabState): boolean {
+  if (state.ownerPid === process.pid) return false;
+  if (isAlive({ pid: state.ownerPid, startTicks: state.ownerStartTicks })) return true;
+  return state.keep && state.daemons.some((d) => isAlive(d));
+}
+
+export function ownerRecord(): { ownerPid: number; ownerStartTicks: number } {
+  return { ownerPid: process.pid, ownerStartTicks: startTicks(process.pid) ?? 0 };
+}
+
+/** Names of namespaces that carry the prefix (any run). */
+export function prefixNamespaces(prefix: string): string[] {
+  return listNetns().filter((n) => n.startsWith(`${prefix}-`));
+}
+
+/**
+ * Removes what an earlier run with this prefix left: its recorded processes (by
+ * PID, checked against their start time), every namespace carrying the prefix
+ * together with the processes inside it, and the run directory. Returns what it removed.
+ */
+export function clearPrefix(prefix: string): { processes: number; namespaces: number } {
+  let processes = 0;
+  const state = readState(prefix);
+  for (const d of state?.daemons ?? []) {
+    if (signal(d, 'SIGKILL')) processes++;
+  }
+  const namespaces = prefixNamespaces(prefix);
+  // Pod namespaces first, the switch last: a node's veth peers go with it.
+  namespaces.sort((a, b) => b.length - a.length);
+  for (const ns of namespaces) destroyNetns(ns);
+  if (existsSync(prefixDir(prefix))) rmSync(prefixDir(prefix), { recursive: true, force: true });
+  return { processes, namespaces: namespaces.length };
+}
