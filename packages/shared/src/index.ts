@@ -1,2 +1,11 @@
 // Public surface of @portico/shared: everything other packages may import.
-export {};
+export * from './errors.ts';
+export * from './log.ts';
+export * from './metrics.ts';
+export * from './api/types.ts';
+export * from './ip/ipmath.ts';
+export * from './config/model.ts';
+export { buildConfig, type ConfigInput, type BuildResult } from './config/build.ts';
+export { parseLegacyConfig, type LegacyConfig } from './config/legacy.ts';
+export { isCommunityValue, parseDuration, isObjectName } from './config/fields.ts';
+export * from './k8s/selector.ts';

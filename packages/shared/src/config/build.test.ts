@@ -1,0 +1,146 @@
+import { strict as assert } from 'node:assert';
+import { buildConfig } from './build.ts';
+import { formatRange } from '../ip/ipmath.ts';
+import type { ConfigProblem } from './model.ts';
+
+const obj = (kind: string, name: string, spec: unknown, labels?: Record<string, string>): unknown => ({
+  apiVersion: 'portico.dev/v1beta1', kind, metadata: { name, namespace: 'portico-system', ...(labels ? { labels } : {}) }, spec,
+});
+const brief = (ps: readonly ConfigProblem[]): string[] => ps.map((p) => `${p.kind}/${p.name} ${p.code} ${p.field ?? ''}`);
+
+const LEGACY = `
+peers:
+- peer-address: 198.51.100.1
+  peer-asn: 64501
+  my-asn: 64500
+  hold-time: 9s
+  bfd-profile: fast
+  node-selectors:
+  - match-labels:
+      rack: r1
+bgp-communities:
+  no-export: 65535:65281
+bfd-profiles:
+- name: fast
+  receive-interval: 50
+  transmit-interval: 50
+address-pools:
+- name: legacy-l2
+  protocol: layer2
+  addresses:
+  - 203.0.113.0/28
+  - 2001:db8:5::/120
+- name: legacy-bgp
+  protocol: bgp
+  auto-assign: false
+  avoid-buggy-ips: true
+  addresses:
+  - 198.51.100.128-198.51.100.200
+  bgp-advertisements:
+  - aggregation-length: 32
+    localpref: 100
+    communities: [no-export, 64512:7]
+`;
+
+describe('config: CRDs and the legacy ConfigMap', function () {
+  it('parses CRD objects with defaults', function () {
+    const { config, problems } = buildConfig({
+      pools: [obj('IPAddressPool', 'p', { addresses: ['203.0.113.0/24', '2001:db8::/64'], serviceAllocation: { priority: 3, namespaces: ['a'] } }, { env: 'prod' })],
+      l2Advertisements: [obj('L2Advertisement', 'l2', { ipAddressPools: ['p'], interfaces: ['eth0'] })],
+      bgpAdvertisements: [obj('BGPAdvertisement', 'bgp', { ipAddressPools: ['p'], communities: ['mine', '64512:1'], peers: ['r1'] })],
+      peers: [obj('BGPPeer', 'r1', { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.1' })],
+      communities: [obj('Community', 'c', { communities: [{ name: 'mine', value: 'large:64500:1:2' }] })],
+    });
+    assert.deepEqual(brief(problems), []);
+    const p = config.pools[0]!;
+    assert.equal(p.autoAssign, true);
+    assert.equal(p.avoidBuggyIPs, false);
+    assert.equal(p.priority, 3);
+    assert.deepEqual(p.ranges.map(formatRange), ['203.0.113.0/24', '2001:db8::/64']);
+    assert.deepEqual(p.labels, { env: 'prod' });
+    assert.deepEqual(config.bgpAdvertisements[0]!.communities, ['large:64500:1:2', '64512:1']);
+    assert.equal(config.peers[0]!.holdTime, 90);
+    assert.equal(config.peers[0]!.peerPort, 179);
+  });
+
+  it('reads MetalLB\'s old ConfigMap format', function () {
+    const { config, problems } = buildConfig({ legacy: LEGACY });
+    assert.deepEqual(brief(problems), []);
+    assert.deepEqual(config.pools.map((p) => [p.name, p.source, p.autoAssign, p.avoidBuggyIPs, p.ranges.map(formatRange)]), [
+      ['legacy-bgp', 'configmap', false, true, ['198.51.100.128-198.51.100.200']],
+      ['legacy-l2', 'configmap', true, false, ['203.0.113.0/28', '2001:db8:5::/120']],
+    ]);
+    assert.deepEqual(config.l2Advertisements.map((a) => [a.name, a.pools]), [['configmap-legacy-l2-l2', ['legacy-l2']]]);
+    const bgp = config.bgpAdvertisements[0]!;
+    assert.deepEqual([bgp.pools, bgp.localPref, bgp.communities], [['legacy-bgp'], 100, ['65535:65281', '64512:7']]);
+    const peer = config.peers[0]!;
+    assert.deepEqual([peer.myASN, peer.peerASN, peer.holdTime, peer.bfdProfile, peer.nodeSelectors], [64500, 64501, 9, 'fast', [{ matchLabels: { rack: 'r1' } }]]);
+    assert.equal(config.bfdProfiles[0]!.receiveInterval, 50);
+  });
+
+  it('merges the ConfigMap with the CRDs', function () {
+    const { config, problems } = buildConfig({ legacy: LEGACY, pools: [obj('IPAddressPool', 'crd-pool', { addresses: ['203.0.113.128/25'] })] });
+    assert.deepEqual(brief(problems), []);
+    assert.deepEqual(config.pools.map((p) => `${p.name}:${p.source}`), ['crd-pool:crd', 'legacy-bgp:configmap', 'legacy-l2:configmap']);
+  });
+
+  const cases: { name: string; input: Parameters<typeof buildConfig>[0]; want: string[]; message?: RegExp }[] = [
+    {
+      name: 'a pool in both sources is a conflict, not a guess',
+      input: { legacy: LEGACY, pools: [obj('IPAddressPool', 'legacy-l2', { addresses: ['203.0.113.200/29'] })] },
+      want: ['IPAddressPool/legacy-l2 Conflict metadata.name', 'ConfigMap/portico-system/config Conflict metadata.name', 'ConfigMap/configmap-legacy-l2-l2 UnknownReference spec.ipAddressPools[0]'],
+    },
+    {
+      name: 'overlapping pools',
+      input: { pools: [obj('IPAddressPool', 'a', { addresses: ['203.0.113.0/24'] }), obj('IPAddressPool', 'b', { addresses: ['198.51.100.0/24', '203.0.113.100-203.0.113.110'] })] },
+      want: ['IPAddressPool/b Overlap spec.addresses', 'IPAddressPool/a Overlap spec.addresses'],
+      message: /203\.0\.113\.100-203\.0\.113\.110 overlaps 203\.0\.113\.0\/24 of pool "a"/,
+    },
+    {
+      name: 'overlap between a CRD pool and a ConfigMap pool',
+      input: { legacy: LEGACY, pools: [obj('IPAddressPool', 'x', { addresses: ['203.0.113.8/29'] })] },
+      want: ['IPAddressPool/x Overlap spec.addresses', 'ConfigMap/legacy-l2 Overlap spec.addresses'],
+    },
+    {
+      name: 'unknown references',
+      input: {
+        l2Advertisements: [obj('L2Advertisement', 'l2', { ipAddressPools: ['ghost'] })],
+        bgpAdvertisements: [obj('BGPAdvertisement', 'b', { communities: ['nope'], peers: ['nobody'] })],
+        peers: [obj('BGPPeer', 'r', { myASN: 1, peerASN: 2, peerAddress: '198.51.100.1', bfdProfile: 'none' })],
+      },
+      want: ['L2Advertisement/l2 UnknownReference spec.ipAddressPools[0]', 'BGPAdvertisement/b UnknownReference spec.peers[0]', 'BGPAdvertisement/b UnknownReference spec.communities[0]', 'BGPPeer/r UnknownReference spec.bfdProfile'],
+    },
+    {
+      name: 'invalid fields are named',
+      input: { pools: [obj('IPAddressPool', 'bad', { addresses: ['203.0.113.0/24', '203.0.113.9-203.0.113.1'], serviceAllocation: { priority: -1 }, autoAsign: true })] },
+      want: ['IPAddressPool/bad Invalid spec.autoAsign', 'IPAddressPool/bad Invalid spec.addresses[1]', 'IPAddressPool/bad Invalid spec.serviceAllocation.priority'],
+    },
+    {
+      name: 'a community defined twice with different values',
+      input: { legacy: 'bgp-communities:\n  c1: 64512:1\n', communities: [obj('Community', 'k', { communities: [{ name: 'c1', value: '64512:2' }] })] },
+      want: ['ConfigMap/portico-system/config Conflict communities'],
+    },
+    {
+      name: 'an aggregate wider than the pool',
+      input: { pools: [obj('IPAddressPool', 'p', { addresses: ['203.0.113.10-203.0.113.20'] })], bgpAdvertisements: [obj('BGPAdvertisement', 'b', { ipAddressPools: ['p'], aggregationLength: 24 })] },
+      want: ['BGPAdvertisement/b Invalid spec.aggregationLength'],
+    },
+    {
+      name: 'legacy mistakes are named by their YAML path',
+      input: { legacy: 'address-pools:\n- name: x\n  protocol: arp\n  addresses: [203.0.113.0/33]\npeers:\n- peer-address: nope\n  peer-asn: 1\n  my-asn: 2\n' },
+      want: ['ConfigMap/portico-system/config Invalid peers[0].peer-address', 'ConfigMap/portico-system/config Invalid address-pools[0].protocol', 'ConfigMap/portico-system/config Invalid address-pools[0].addresses[0]'],
+    },
+    {
+      name: 'legacy YAML that does not parse',
+      input: { legacy: 'address-pools: [\n' },
+      want: ['ConfigMap/portico-system/config Invalid config'],
+    },
+  ];
+  for (const c of cases) {
+    it(`reports ${c.name}`, function () {
+      const { problems } = buildConfig(c.input);
+      assert.deepEqual(brief(problems), c.want);
+      if (c.message) assert.ok(problems.some((p) => c.message!.test(p.message)), problems.map((p) => p.message).join('\n'));
+    });
+  }
+});
