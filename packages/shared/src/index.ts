@@ -9,3 +9,7 @@ export { buildConfig, type ConfigInput, type BuildResult } from './config/build.
 export { parseLegacyConfig, type LegacyConfig } from './config/legacy.ts';
 export { isCommunityValue, parseDuration, isObjectName } from './config/fields.ts';
 export * from './k8s/selector.ts';
+export * from './k8s/errors.ts';
+export * from './k8s/leader.ts';
+export * from './k8s/informer.ts';
+export * from './k8s/writer.ts';
