@@ -7,4 +7,5 @@ module.exports = {
   reporter: './test/reporter.cjs',
   timeout: 10_000,
   'node-option': ['disable-warning=ExperimentalWarning'],
+  require: ['./test/e2e/hooks.ts'],
 };

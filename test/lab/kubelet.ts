@@ -316,7 +316,7 @@ function handlePod(pod: k8s.V1Pod, gone: boolean): void {
     }
     if (pod.metadata?.deletionTimestamp) {
       await stopPod(uid);
-      await core.deleteNamespacedPod({ name: pod.metadata.name!, namespace: pod.metadata.namespace!, gracePeriodSeconds: 0, body: { preconditions: { uid } } })
+      await core.deleteNamespacedPod({ name: pod.metadata.name!, namespace: pod.metadata.namespace!, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } })
         .catch((err: unknown) => { if ((err as { code?: number }).code !== 404 && (err as { code?: number }).code !== 409) throw err; });
       return;
     }

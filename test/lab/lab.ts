@@ -520,7 +520,8 @@ export class Lab {
     const mine = listNetns().filter((n) => n.startsWith(`${this.tag}-`)).sort((a, b) => b.length - a.length);
     for (const ns of mine) destroyNetns(ns);
     this.daemons.clear();
-    clearPrefix(this.prefix);
+    // Logs stay for a post-mortem until the next start with this prefix clears them.
+    clearPrefix(this.prefix, { keepLogs: true });
   }
 
   /** Where the lab's files are, for people using it by hand. */

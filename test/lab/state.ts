@@ -1,6 +1,6 @@
 // The lab's run state on disk: which run holds a prefix, its processes and
 // namespaces, so that `lab down`, a later run, or a crashed test can clean up.
-import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { isAlive, signal, type DaemonRecord, startTicks } from './sh.ts';
 import { listNetns, destroyNetns } from './netns.ts';
@@ -65,7 +65,7 @@ export function prefixNamespaces(prefix: string): string[] {
  * PID, checked against their start time), every namespace carrying the prefix
  * together with the processes inside it, and the run directory. Returns what it removed.
  */
-export function clearPrefix(prefix: string): { processes: number; namespaces: number } {
+export function clearPrefix(prefix: string, opts: { keepLogs?: boolean } = {}): { processes: number; namespaces: number } {
   let processes = 0;
   const state = readState(prefix);
   for (const d of state?.daemons ?? []) {
@@ -75,6 +75,17 @@ export function clearPrefix(prefix: string): { processes: number; namespaces: nu
   // Pod namespaces first, the switch last: a node's veth peers go with it.
   namespaces.sort((a, b) => b.length - a.length);
   for (const ns of namespaces) destroyNetns(ns);
-  if (existsSync(prefixDir(prefix))) rmSync(prefixDir(prefix), { recursive: true, force: true });
+  const dir = prefixDir(prefix);
+  if (existsSync(dir)) {
+    if (opts.keepLogs) {
+      for (const run of readdirSync(dir)) {
+        const runDir = path.join(dir, run);
+        if (!statSync(runDir).isDirectory()) { rmSync(runDir, { force: true }); continue; }
+        for (const entry of readdirSync(runDir)) if (entry !== 'logs') rmSync(path.join(runDir, entry), { recursive: true, force: true });
+      }
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   return { processes, namespaces: namespaces.length };
 }
