@@ -1,0 +1,182 @@
+// The reconciler against a fake API server that applies its writes to stored
+// Service objects: tests check what the objects hold, not which calls were made.
+import { strict as assert } from 'node:assert';
+import { ANNOTATIONS, parseRange, type Pool } from '@portico/shared';
+import { Allocator } from './allocator.ts';
+import { ServiceReconciler, type ServiceSink } from './reconciler.ts';
+import type { ServiceObject } from './service.ts';
+
+class FakeCluster implements ServiceSink {
+  readonly services = new Map<string, ServiceObject>();
+  readonly events: string[] = [];
+  writes = 0;
+  failWrites = false;
+  add(name: string, spec: ServiceObject['spec'], annotations: Record<string, string> = {}, ns = 'default'): ServiceObject {
+    const svc: ServiceObject = {
+      metadata: { name, namespace: ns, annotations, creationTimestamp: `2025-01-01T00:00:${String(this.services.size).padStart(2, '0')}Z` },
+      spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', ports: [{ port: 80, protocol: 'TCP' }], ...spec },
+    };
+    this.services.set(`${ns}/${name}`, svc);
+    return svc;
+  }
+  get(key: string): ServiceObject { return structuredClone(this.services.get(key)!); }
+  ips(key: string): string[] { return (this.services.get(key)?.status?.loadBalancer?.ingress ?? []).map((i) => `${i.ip}:${i.ipMode}`); }
+  async setIngress(ns: string, name: string, ingress: { ip: string; ipMode: 'VIP' }[]): Promise<void> {
+    if (this.failWrites) throw new Error('API server unavailable');
+    this.writes++;
+    this.services.get(`${ns}/${name}`)!.status = { loadBalancer: { ingress } };
+  }
+  async setAnnotations(ns: string, name: string, ann: Record<string, string | null>): Promise<void> {
+    if (this.failWrites) throw new Error('API server unavailable');
+    this.writes++;
+    const meta = this.services.get(`${ns}/${name}`)!.metadata!;
+    const cur = { ...meta.annotations };
+    for (const [k, v] of Object.entries(ann)) { if (v === null) delete cur[k]; else cur[k] = v; }
+    meta.annotations = cur;
+  }
+  async event(svc: ServiceObject, type: string, reason: string, message: string): Promise<void> {
+    this.events.push(`${svc.metadata?.namespace}/${svc.metadata?.name} ${type} ${reason}: ${message}`);
+  }
+}
+
+const pool = (name: string, addresses: string[], opts: Partial<Pool> = {}): Pool => ({
+  name, source: 'crd', ranges: addresses.map(parseRange), autoAssign: true, avoidBuggyIPs: false, allowExternalIPs: false,
+  priority: undefined, namespaces: [], namespaceSelectors: [], serviceSelectors: [], labels: {}, ...opts,
+});
+
+function controller(cluster: FakeCluster, pools: Pool[], cls?: string): { alloc: Allocator; rec: ServiceReconciler; all: () => Promise<void> } {
+  const alloc = new Allocator(pools);
+  const rec = new ServiceReconciler({ allocator: alloc, sink: cluster, loadBalancerClass: cls, namespaceLabels: () => ({}) });
+  const all = async (): Promise<void> => {
+    for (const key of [...cluster.services.keys()].sort()) await rec.reconcile(key, cluster.get(key));
+  };
+  return { alloc, rec, all };
+}
+
+describe('service reconciler', function () {
+  it('writes ingress with ipMode VIP and the pool annotation, then nothing more', async function () {
+    const c = new FakeCluster();
+    c.add('web', {});
+    const { rec } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    const r = await rec.reconcile('default/web', c.get('default/web'));
+    assert.deepEqual([r.outcome, r.reason], ['success', 'allocated']);
+    assert.deepEqual(c.ips('default/web'), ['203.0.113.0:VIP']);
+    assert.equal(c.services.get('default/web')!.metadata!.annotations![ANNOTATIONS.allocatedFromPool], 'p');
+    assert.match(c.events.join('\n'), /IPAllocated: assigned 203\.0\.113\.0 from pool p/);
+    const writes = c.writes;
+    const again = await rec.reconcile('default/web', c.get('default/web'));
+    assert.deepEqual([again.outcome, again.reason], ['success', 'unchanged']);
+    assert.equal(c.writes, writes, 'a second pass writes nothing');
+  });
+
+  it('a restart keeps every IP and writes nothing', async function () {
+    const c = new FakeCluster();
+    for (let i = 0; i < 20; i++) c.add(`s${i}`, i % 3 === 0 ? { ipFamilies: ['IPv6', 'IPv4'], ipFamilyPolicy: 'RequireDualStack' } : {});
+    const pools = [pool('p', ['203.0.113.0/24', '2001:db8::/64'])];
+    const first = controller(c, pools);
+    await first.all();
+    const hole = c.ips('default/s3').find((i) => !i.includes(':VIP') || i.split(':').length === 2)!;
+    c.services.delete('default/s3'); // a hole, so the first free address is not simply "the next one"
+    first.alloc.release('default/s3');
+    const before = new Map([...c.services.keys()].map((k) => [k, c.ips(k)]));
+    const writes = c.writes;
+    // New process: rebuild from status before handling anything, then handle everything.
+    const second = controller(c, pools);
+    const rb = second.rec.rebuild([...c.services.values()]);
+    assert.equal(rb.kept, 19);
+    assert.deepEqual(rb.conflicts, []);
+    await second.all();
+    assert.equal(c.writes, writes, 'no Service was rewritten');
+    for (const [k, ips] of before) assert.deepEqual(c.ips(k), ips, k);
+    c.add('new', {});
+    await second.rec.reconcile('default/new', c.get('default/new'));
+    const taken = [...c.services.keys()].filter((k) => k !== 'default/new').flatMap((k) => c.ips(k));
+    assert.ok(!taken.includes(c.ips('default/new')[0]!), 'the new Service does not get a held IP');
+    assert.deepEqual(c.ips('default/new'), [hole], 'it gets the hole s3 left');
+  });
+
+  it('rebuild lets the older of two Services claiming one IP keep it', async function () {
+    const c = new FakeCluster();
+    const a = c.add('a', {}, { [ANNOTATIONS.allocatedFromPool]: 'p' });
+    const b = c.add('b', {}, { [ANNOTATIONS.allocatedFromPool]: 'p' });
+    a.status = { loadBalancer: { ingress: [{ ip: '203.0.113.5', ipMode: 'VIP' }] } };
+    b.status = { loadBalancer: { ingress: [{ ip: '203.0.113.5', ipMode: 'VIP' }] } };
+    const { rec, all } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    const rb = rec.rebuild([...c.services.values()]);
+    assert.equal(rb.kept, 1);
+    assert.equal(rb.conflicts.length, 1);
+    await all();
+    assert.deepEqual(c.ips('default/a'), ['203.0.113.5:VIP']);
+    assert.deepEqual(c.ips('default/b'), ['203.0.113.0:VIP'], 'the younger one moves to a free IP');
+  });
+
+  it('leaves other classes alone and answers only to its own class when one is set', async function () {
+    const c = new FakeCluster();
+    c.add('mine', {});
+    c.add('theirs', { loadBalancerClass: 'example.com/other' });
+    c.add('classed', { loadBalancerClass: 'portico.dev/lb' });
+    const none = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    await none.all();
+    assert.deepEqual([c.ips('default/mine'), c.ips('default/theirs'), c.ips('default/classed')], [['203.0.113.0:VIP'], [], []]);
+    const c2 = new FakeCluster();
+    c2.add('mine', {});
+    c2.add('classed', { loadBalancerClass: 'portico.dev/lb' });
+    const withClass = controller(c2, [pool('p', ['203.0.113.0/29'])], 'portico.dev/lb');
+    await withClass.all();
+    assert.deepEqual([c2.ips('default/mine'), c2.ips('default/classed')], [[], ['203.0.113.0:VIP']]);
+  });
+
+  it('frees the IP when the type changes, and hands it to a pending Service', async function () {
+    const c = new FakeCluster();
+    c.add('a', {});
+    c.add('b', {});
+    const { rec } = controller(c, [pool('tiny', ['203.0.113.7/32'])]);
+    await rec.reconcile('default/a', c.get('default/a'));
+    const pending = await rec.reconcile('default/b', c.get('default/b'));
+    assert.deepEqual([pending.outcome, pending.reason], ['give-up', 'allocation-failed']);
+    assert.match(c.events.join('\n'), /default\/b Warning AllocationFailed: PORTICO_POOL_EXHAUSTED: pool "tiny" has no free IPv4 address/);
+    c.services.get('default/a')!.spec!.type = 'ClusterIP';
+    const freed = await rec.reconcile('default/a', c.get('default/a'));
+    assert.equal(freed.outcome, 'reprocess-all');
+    assert.deepEqual(c.ips('default/a'), []);
+    assert.equal(c.services.get('default/a')!.metadata!.annotations![ANNOTATIONS.allocatedFromPool], undefined);
+    await rec.reconcile('default/b', c.get('default/b'));
+    assert.deepEqual(c.ips('default/b'), ['203.0.113.7:VIP']);
+  });
+
+  it('a request that cannot be met leaves the Service pending with the reason', async function () {
+    const c = new FakeCluster();
+    c.add('bad', { loadBalancerIP: 'not-an-ip' });
+    c.add('outside', {}, { [ANNOTATIONS.loadBalancerIPs]: '198.51.100.77' });
+    c.add('nopool', {}, { [ANNOTATIONS.addressPool]: 'ghost' });
+    const { all } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    await all();
+    for (const k of ['default/bad', 'default/outside', 'default/nopool']) assert.deepEqual(c.ips(k), [], k);
+    const ev = c.events.join('\n');
+    assert.match(ev, /default\/bad Warning AllocationFailed: PORTICO_INVALID_ADDRESS/);
+    assert.match(ev, /default\/outside Warning AllocationFailed: PORTICO_IP_NOT_IN_POOL: requested IP 198\.51\.100\.77 is not in any pool/);
+    assert.match(ev, /default\/nopool Warning AllocationFailed: PORTICO_POOL_NOT_FOUND/);
+  });
+
+  it('a failed write asks for a retry and the next pass completes it', async function () {
+    const c = new FakeCluster();
+    c.add('web', {});
+    const { rec } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    c.failWrites = true;
+    const r = await rec.reconcile('default/web', c.get('default/web'));
+    assert.deepEqual([r.outcome, r.reason], ['retry', 'write-failed']);
+    c.failWrites = false;
+    await rec.reconcile('default/web', c.get('default/web'));
+    assert.deepEqual(c.ips('default/web'), ['203.0.113.0:VIP'], 'the same IP, written on retry');
+  });
+
+  it('a deleted Service frees its IP', async function () {
+    const c = new FakeCluster();
+    c.add('web', {});
+    const { rec, alloc } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    await rec.reconcile('default/web', c.get('default/web'));
+    const r = await rec.reconcile('default/web', null);
+    assert.equal(r.outcome, 'reprocess-all');
+    assert.equal(alloc.usage('p')!.IPv4.assigned, 0n);
+  });
+});

@@ -1,0 +1,160 @@
+// The level-based Service reconciler: current object (or null when deleted)
+// -> allocation -> desired status and annotation -> write only the difference.
+// It returns an outcome the work queue acts on, and a reason saying why.
+import { ANNOTATIONS, formatIP, isPorticoError, type IP, type Logger, nullLogger } from '@portico/shared';
+import type { Allocator } from './allocator.ts';
+import { classify, statusIPs, toRequest, type ServiceObject } from './service.ts';
+
+export type Outcome = 'success' | 'retry' | 'give-up' | 'reprocess-all';
+
+export type Reason =
+  | 'deleted' | 'not-ours' | 'allocated' | 'unchanged' | 'released' | 'allocation-failed' | 'bad-request' | 'write-failed';
+
+export interface Result { readonly outcome: Outcome; readonly reason: Reason; readonly message?: string }
+
+export interface IngressEntry { ip: string; ipMode: 'VIP' }
+
+/** Where the reconciler's writes go: the API server in production, a map in tests. */
+export interface ServiceSink {
+  setIngress(namespace: string, name: string, ingress: IngressEntry[]): Promise<void>;
+  setAnnotations(namespace: string, name: string, annotations: Record<string, string | null>): Promise<void>;
+  event(svc: ServiceObject, type: 'Normal' | 'Warning', reason: 'IPAllocated' | 'AllocationFailed' | 'IPReleased', message: string): Promise<void>;
+}
+
+export interface ReconcilerDeps {
+  allocator: Allocator;
+  sink: ServiceSink;
+  /** The loadBalancerClass Portico answers to (undefined: Services without a class). */
+  loadBalancerClass: string | undefined;
+  namespaceLabels: (namespace: string) => Readonly<Record<string, string>>;
+  log?: Logger;
+  onAllocated?: (pool: string) => void;
+  onFailed?: (code: string) => void;
+}
+
+const sameIngress = (svc: ServiceObject, want: IngressEntry[]): boolean => {
+  const cur = svc.status?.loadBalancer?.ingress ?? [];
+  return cur.length === want.length && cur.every((c, i) => c.ip === want[i]!.ip && c.ipMode === want[i]!.ipMode && !c.hostname);
+};
+
+export class ServiceReconciler {
+  private readonly d: ReconcilerDeps;
+  private readonly log: Logger;
+
+  constructor(deps: ReconcilerDeps) {
+    this.d = deps;
+    this.log = deps.log ?? nullLogger;
+  }
+
+  /**
+   * Records the IPs Services already have, before any change is handled, so a
+   * restart never moves or duplicates an IP. Services are taken oldest first,
+   * so if two claim one IP the older keeps it.
+   */
+  rebuild(services: readonly ServiceObject[]): { kept: number; conflicts: string[] } {
+    const ordered = [...services].sort((a, b) => {
+      const ta = a.metadata?.creationTimestamp ?? '';
+      const tb = b.metadata?.creationTimestamp ?? '';
+      if (ta !== tb) return ta < tb ? -1 : 1;
+      const ka = `${a.metadata?.namespace}/${a.metadata?.name}`;
+      const kb = `${b.metadata?.namespace}/${b.metadata?.name}`;
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
+    let kept = 0;
+    const conflicts: string[] = [];
+    for (const svc of ordered) {
+      if (!classify(svc, this.d.loadBalancerClass).mine) continue;
+      const ips = statusIPs(svc);
+      if (ips.length === 0) continue;
+      let req;
+      try { req = toRequest(svc, this.d.namespaceLabels(svc.metadata?.namespace ?? '')); } catch { continue; }
+      const r = this.d.allocator.assign(req, ips);
+      if (r.ok) kept++;
+      else conflicts.push(`${req.key}: ${r.message}`);
+    }
+    this.log.info('allocations rebuilt from Service status', { kept, conflicts: conflicts.length });
+    return { kept, conflicts };
+  }
+
+  async reconcile(key: string, svc: ServiceObject | null): Promise<Result> {
+    const { allocator, sink } = this.d;
+    if (!svc) {
+      return allocator.release(key) ? { outcome: 'reprocess-all', reason: 'deleted' } : { outcome: 'success', reason: 'deleted' };
+    }
+    const ns = svc.metadata?.namespace ?? '';
+    const name = svc.metadata?.name ?? '';
+    const ourPool = svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool];
+    const cls = classify(svc, this.d.loadBalancerClass);
+    if (!cls.mine) {
+      const freed = allocator.release(key);
+      try {
+        // Only undo what Portico wrote: another class's status belongs to its controller.
+        if (ourPool !== undefined) {
+          if (cls.why === 'not-load-balancer' && (svc.status?.loadBalancer?.ingress?.length ?? 0) > 0) await sink.setIngress(ns, name, []);
+          await sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: null });
+          await sink.event(svc, 'Normal', 'IPReleased', `released: the Service is ${cls.why === 'other-class' ? 'of another loadBalancerClass' : 'no longer type LoadBalancer'}`);
+        }
+      } catch (err) {
+        return this.writeFailed(key, err);
+      }
+      return { outcome: freed ? 'reprocess-all' : 'success', reason: 'not-ours' };
+    }
+
+    let req;
+    try {
+      req = toRequest(svc, this.d.namespaceLabels(ns));
+    } catch (err) {
+      const message = isPorticoError(err) ? err.message : String(err);
+      const freed = allocator.release(key);
+      return this.fail(svc, key, 'PORTICO_INVALID_ADDRESS', `bad IP request: ${message}`, freed, 'bad-request');
+    }
+    if (!allocator.get(key)) {
+      // Not held (a new Service, or one whose rebuild did not fit): keep what status says when it is still valid.
+      const current = statusIPs(svc);
+      if (current.length > 0 && ourPool !== undefined) allocator.assign(req, current);
+    }
+    const heldBefore = allocator.get(key) !== undefined;
+    const r = allocator.allocate(req);
+    if (!r.ok) return this.fail(svc, key, r.code, r.message, heldBefore, 'allocation-failed');
+
+    const ingress = r.ips.map((ip: IP) => ({ ip: formatIP(ip), ipMode: 'VIP' as const }));
+    const changedIngress = !sameIngress(svc, ingress);
+    const changedPool = ourPool !== r.pool;
+    if (!changedIngress && !changedPool) return { outcome: 'success', reason: 'unchanged' };
+    try {
+      if (changedIngress) await sink.setIngress(ns, name, ingress);
+      if (changedPool) await sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: r.pool });
+      if (changedIngress) {
+        this.d.onAllocated?.(r.pool);
+        await sink.event(svc, 'Normal', 'IPAllocated', `assigned ${ingress.map((i) => i.ip).join(', ')} from pool ${r.pool}`);
+        this.log.info('ip allocated', { service: key, ips: ingress.map((i) => i.ip), pool: r.pool });
+      }
+    } catch (err) {
+      return this.writeFailed(key, err);
+    }
+    return { outcome: 'success', reason: 'allocated' };
+  }
+
+  /** The Service gets no IP: clear what it shows, say why, and wait for something to change. */
+  private async fail(svc: ServiceObject, key: string, code: string, message: string, freed: boolean, reason: Reason): Promise<Result> {
+    const ns = svc.metadata?.namespace ?? '';
+    const name = svc.metadata?.name ?? '';
+    this.d.onFailed?.(code);
+    this.log.info('allocation failed', { service: key, code, message });
+    try {
+      if (svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool] !== undefined) {
+        if ((svc.status?.loadBalancer?.ingress?.length ?? 0) > 0) await this.d.sink.setIngress(ns, name, []);
+        await this.d.sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: null });
+      }
+      await this.d.sink.event(svc, 'Warning', 'AllocationFailed', `${code}: ${message}`);
+    } catch (err) {
+      return this.writeFailed(key, err);
+    }
+    return { outcome: freed ? 'reprocess-all' : 'give-up', reason, message: `${code}: ${message}` };
+  }
+
+  private writeFailed(key: string, err: unknown): Result {
+    this.log.error('service write failed', { service: key, err });
+    return { outcome: 'retry', reason: 'write-failed', message: err instanceof Error ? err.message : String(err) };
+  }
+}

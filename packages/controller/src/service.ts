@@ -1,0 +1,82 @@
+// Service objects at the edge: which Services are Portico's, and the
+// allocator request a Service makes. Pure functions of the object.
+import { ANNOTATIONS, canonicalLabels, parseIP, type Family, type IP } from '@portico/shared';
+import type { FamilyPolicy, ServiceRequest } from './allocator.ts';
+
+/** The parts of a core/v1 Service the controller reads (plain JSON). */
+export interface ServiceObject {
+  metadata?: { name?: string; namespace?: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string };
+  spec?: {
+    type?: string;
+    loadBalancerClass?: string;
+    loadBalancerIP?: string;
+    ipFamilies?: string[];
+    ipFamilyPolicy?: string;
+    externalTrafficPolicy?: string;
+    selector?: Record<string, string>;
+    ports?: { port?: number; protocol?: string }[];
+    externalIPs?: string[];
+  };
+  status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string; ipMode?: string }[] } };
+}
+
+export type Classification =
+  | { readonly mine: true }
+  | { readonly mine: false; readonly why: 'not-load-balancer' | 'other-class' };
+
+/**
+ * A Service is Portico's when it is type LoadBalancer and its class is ours:
+ * with no class configured, Services without spec.loadBalancerClass; with one,
+ * only Services naming it.
+ */
+export function classify(svc: ServiceObject, ourClass: string | undefined): Classification {
+  if (svc.spec?.type !== 'LoadBalancer') return { mine: false, why: 'not-load-balancer' };
+  const cls = svc.spec.loadBalancerClass;
+  if (ourClass === undefined ? cls !== undefined && cls !== '' : cls !== ourClass) return { mine: false, why: 'other-class' };
+  return { mine: true };
+}
+
+export const serviceKey = (svc: ServiceObject): string => `${svc.metadata?.namespace ?? ''}/${svc.metadata?.name ?? ''}`;
+
+/** IPs in status.loadBalancer.ingress (hostnames and junk ignored). */
+export function statusIPs(svc: ServiceObject): IP[] {
+  const out: IP[] = [];
+  for (const i of svc.status?.loadBalancer?.ingress ?? []) {
+    if (!i.ip) continue;
+    try { out.push(parseIP(i.ip)); } catch { /* not ours to judge */ }
+  }
+  return out;
+}
+
+const asFamily = (f: string): Family | undefined => (f === 'IPv4' || f === 'IPv6' ? f : undefined);
+const asPolicy = (p: string | undefined): FamilyPolicy => (p === 'PreferDualStack' || p === 'RequireDualStack' ? p : 'SingleStack');
+
+/** The allocator request for a Service; throws PORTICO_INVALID_ADDRESS when a requested IP is malformed. */
+export function toRequest(svc: ServiceObject, namespaceLabels: Readonly<Record<string, string>>): ServiceRequest {
+  const ann = svc.metadata?.annotations ?? {};
+  const requested: IP[] = [];
+  const list = ann[ANNOTATIONS.loadBalancerIPs];
+  if (list !== undefined && list.trim() !== '') {
+    for (const s of list.split(',').map((x) => x.trim()).filter((x) => x !== '')) requested.push(parseIP(s));
+  } else if (svc.spec?.loadBalancerIP) {
+    requested.push(parseIP(svc.spec.loadBalancerIP));
+  }
+  const local = svc.spec?.externalTrafficPolicy === 'Local';
+  const pool = ann[ANNOTATIONS.addressPool];
+  const sharingKey = ann[ANNOTATIONS.allowSharedIP];
+  return {
+    key: serviceKey(svc),
+    namespace: svc.metadata?.namespace ?? '',
+    labels: svc.metadata?.labels ?? {},
+    namespaceLabels,
+    families: (svc.spec?.ipFamilies ?? []).map(asFamily).filter((f): f is Family => f !== undefined),
+    policy: asPolicy(svc.spec?.ipFamilyPolicy),
+    requestedIPs: requested,
+    pool: pool === undefined || pool === '' ? undefined : pool,
+    sharingKey: sharingKey === undefined || sharingKey === '' ? undefined : sharingKey,
+    // With Local, traffic only goes to local pods: Services sharing an IP must
+    // reach the same pods or the IP's owner node could be wrong for one of them.
+    backendKey: local ? `local:${canonicalLabels(svc.spec?.selector)}` : '',
+    ports: (svc.spec?.ports ?? []).map((p) => `${p.protocol ?? 'TCP'}/${p.port ?? 0}`),
+  };
+}
