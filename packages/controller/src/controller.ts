@@ -1,0 +1,304 @@
+// The controller process: informers feed a work queue of Service keys; the
+// leader builds the configuration, rebuilds allocations from Service status,
+// then reconciles. Config problems keep the last good configuration in force
+// and are reported on the objects (conditions + Events) and as a metric.
+import * as k8s from '@kubernetes/client-node';
+import {
+  API_VERSION, GROUP, Informer, KINDS, LEGACY_CONFIGMAP, PLURALS, StatusWriter, VERSION, buildConfig, createSharedMetrics,
+  isConflict, isNotFound, type Config, type ConfigProblem, type Logger, type PorticoKind, type Registry,
+} from '@portico/shared';
+import { Allocator } from './allocator.ts';
+import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
+import { ServiceReconciler, type IngressEntry, type ServiceSink } from './reconciler.ts';
+import type { ServiceObject } from './service.ts';
+
+export interface ControllerOptions {
+  kc: k8s.KubeConfig;
+  namespace: string;
+  loadBalancerClass: string | undefined;
+  log: Logger;
+  registry: Registry;
+  /** Leadership check before every write. */
+  canWrite: () => boolean;
+  resyncMs?: number;
+}
+
+const SAT = Number.MAX_SAFE_INTEGER;
+const sat = (n: bigint): number => (n > BigInt(SAT) ? SAT : Number(n));
+
+type Raw = { metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; labels?: Record<string, string> }; status?: { conditions?: unknown[] }; data?: Record<string, string> };
+
+export class Controller {
+  private readonly o: Required<ControllerOptions>;
+  private readonly log: Logger;
+  private readonly metrics: ControllerMetrics;
+  private readonly writer: StatusWriter;
+  private readonly services: Informer<ServiceObject & Raw>;
+  private readonly namespaces: Informer<Raw>;
+  private readonly configMaps: Informer<Raw>;
+  private readonly crds = new Map<PorticoKind, Informer<Raw>>();
+  private readonly allocator = new Allocator();
+  private readonly reconciler: ServiceReconciler;
+  private config: Config | undefined;
+  private problems: readonly ConfigProblem[] = [];
+  private readonly queue = new Set<string>();
+  private readonly retries = new Map<string, number>();
+  private running = false;
+  private draining = false;
+  private configTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly lastPoolStatus = new Map<string, string>();
+  private readonly lastConditions = new Map<string, string>();
+  private synced = false;
+
+  constructor(opts: ControllerOptions) {
+    this.o = { resyncMs: 300_000, ...opts };
+    this.log = opts.log.child({ component: 'controller' });
+    this.metrics = createControllerMetrics(opts.registry);
+    const shared = createSharedMetrics(opts.registry);
+    this.writer = new StatusWriter({ kc: opts.kc, component: 'portico-controller', canWrite: opts.canWrite, log: this.log });
+    const core = opts.kc.makeApiClient(k8s.CoreV1Api);
+    const custom = opts.kc.makeApiClient(k8s.CustomObjectsApi);
+    const ns = opts.namespace;
+    const common = { kc: opts.kc, log: this.log, metrics: shared };
+    this.services = new Informer({ ...common, resource: 'services', path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() });
+    this.namespaces = new Informer({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', list: () => core.listNamespace() });
+    this.configMaps = new Informer({ ...common, resource: 'configmaps', path: `/api/v1/namespaces/${ns}/configmaps`, list: () => core.listNamespacedConfigMap({ namespace: ns }) });
+    for (const kind of KINDS) {
+      const plural = PLURALS[kind];
+      this.crds.set(kind, new Informer({
+        ...common, resource: plural, path: `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}`,
+        list: async () => (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })) as { items: unknown[] },
+      }));
+    }
+    this.reconciler = new ServiceReconciler({
+      allocator: this.allocator,
+      sink: this.sink(),
+      loadBalancerClass: opts.loadBalancerClass,
+      namespaceLabels: (name) => this.namespaces.get(name)?.metadata?.labels ?? {},
+      log: this.log,
+      onAllocated: (pool) => this.metrics.allocations.inc({ pool }),
+      onFailed: (code) => this.metrics.failures.inc({ code }),
+    });
+
+    this.services.on((type, svc) => {
+      const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
+      this.enqueue(type === 'delete' ? `${key}` : key);
+    });
+    this.namespaces.on(() => this.enqueueAll());
+    this.configMaps.on((_t, cm) => { if (cm.metadata?.name === LEGACY_CONFIGMAP.name) this.configChanged(); });
+    for (const inf of this.crds.values()) inf.on(() => this.configChanged());
+  }
+
+  /** Starts every informer; resolves when all caches have synced. Standbys keep warm caches. */
+  async startInformers(): Promise<void> {
+    await Promise.all([this.services, this.namespaces, this.configMaps, ...this.crds.values()].map((i) => i.start()));
+    this.synced = true;
+    this.log.info('caches synced', { services: this.services.list().length });
+  }
+
+  ready(): boolean {
+    return this.synced;
+  }
+
+  /** Called when this process becomes leader: load config, rebuild, then reconcile. */
+  lead(): void {
+    this.running = true;
+    this.applyConfig();
+    if (this.config) this.rebuildAndRun();
+    this.resyncTimer = setInterval(() => this.enqueueAll(), this.o.resyncMs);
+  }
+
+  /** Stops processing (leadership lost or shutdown). */
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of [this.configTimer, this.statusTimer]) if (t) clearTimeout(t);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    await Promise.all([this.services, this.namespaces, this.configMaps, ...this.crds.values()].map((i) => i.stop()));
+  }
+
+  private rebuilt = false;
+
+  private rebuildAndRun(): void {
+    if (!this.rebuilt) {
+      this.reconciler.rebuild(this.services.list());
+      this.rebuilt = true;
+    }
+    this.enqueueAll();
+  }
+
+  private sink(): ServiceSink {
+    const w = (): StatusWriter => this.writer;
+    return {
+      setIngress: async (namespace: string, name: string, ingress: IngressEntry[]) => {
+        await w().patchServiceStatus(namespace, name, { loadBalancer: { ingress } });
+      },
+      setAnnotations: (namespace, name, annotations) => w().patchServiceAnnotations(namespace, name, annotations),
+      event: async (svc, type, reason, message) => {
+        await w().event({ apiVersion: 'v1', kind: 'Service', name: svc.metadata?.name ?? '', namespace: svc.metadata?.namespace ?? '', uid: svc.metadata?.uid }, type, reason, message);
+      },
+    };
+  }
+
+  private configChanged(): void {
+    if (!this.running) return;
+    if (this.configTimer) clearTimeout(this.configTimer);
+    this.configTimer = setTimeout(() => {
+      this.configTimer = undefined;
+      const had = this.config !== undefined;
+      if (this.applyConfig() || !had) {
+        if (this.config) this.rebuildAndRun();
+      }
+    }, 100);
+  }
+
+  /** Builds the config from the caches; applies it when it has no problems. True when applied. */
+  private applyConfig(): boolean {
+    const list = (k: PorticoKind): unknown[] => this.crds.get(k)!.list();
+    const cm = this.configMaps.get(LEGACY_CONFIGMAP.name, this.o.namespace);
+    const { config, problems } = buildConfig({
+      pools: list('IPAddressPool'), l2Advertisements: list('L2Advertisement'), bgpAdvertisements: list('BGPAdvertisement'),
+      peers: list('BGPPeer'), communities: list('Community'), bfdProfiles: list('BFDProfile'), legacy: cm?.data?.[LEGACY_CONFIGMAP.key],
+    });
+    const all = [...problems];
+    if (problems.length === 0) {
+      for (const s of this.allocator.stranded(config.pools)) {
+        all.push({ kind: 'IPAddressPool', name: this.allocator.get(s.services[0]!)?.pool ?? '', field: 'spec.addresses', code: 'StrandsIPs', message: `${s.ip} is in use by ${s.services.join(', ')} and would be in no pool` });
+      }
+    }
+    this.problems = all;
+    this.metrics.configProblems.set(all.length);
+    if (all.length > 0) {
+      this.metrics.configStale.set(1);
+      this.log.error('configuration refused; the last good one stays in force', { problems: all.map((p) => `${p.kind}/${p.name} ${p.code}: ${p.message}`), haveLastGood: this.config !== undefined });
+    } else {
+      this.metrics.configStale.set(0);
+      this.config = config;
+      this.allocator.setPools(config.pools);
+      this.log.info('configuration applied', { pools: config.pools.length });
+    }
+    void this.reportConditions();
+    this.schedulePoolStatus();
+    return all.length === 0;
+  }
+
+  /** A Valid condition on every portico.dev object, and a Warning Event for each problem. */
+  private async reportConditions(): Promise<void> {
+    if (!this.o.canWrite()) return;
+    const now = new Date().toISOString();
+    for (const [kind, inf] of this.crds) {
+      for (const obj of inf.list()) {
+        const name = obj.metadata?.name ?? '';
+        const mine = this.problems.filter((p) => p.kind === kind && p.name === name);
+        const cond = mine.length === 0
+          ? { type: 'Valid', status: 'True', reason: 'Valid', message: this.problems.length ? 'this object is valid, but the configuration has problems elsewhere' : 'configuration applied' }
+          : { type: 'Valid', status: 'False', reason: mine[0]!.code, message: mine.map((p) => p.message).join('; ').slice(0, 1000) };
+        const key = `${kind}/${name}`;
+        const sig = JSON.stringify(cond);
+        if (this.lastConditions.get(key) === sig) continue;
+        this.lastConditions.set(key, sig);
+        try {
+          if (kind !== 'IPAddressPool') await this.writer.patchCustomStatus(PLURALS[kind], this.o.namespace, name, { conditions: [{ ...cond, lastTransitionTime: now, observedGeneration: obj.metadata?.generation }] });
+          for (const p of mine) {
+            await this.writer.event({ apiVersion: API_VERSION, kind, name, namespace: this.o.namespace, uid: obj.metadata?.uid }, 'Warning', `Config${p.code}`, p.message);
+          }
+        } catch (err) {
+          this.lastConditions.delete(key);
+          if (!isNotFound(err) && !isConflict(err)) this.log.error('condition not written', { kind, name, err });
+        }
+      }
+    }
+    this.schedulePoolStatus();
+  }
+
+  private schedulePoolStatus(): void {
+    if (this.statusTimer || !this.running) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      void this.writePoolStatus();
+    }, 500);
+  }
+
+  /** Assigned/available per family and the Valid condition on each IPAddressPool; written only when changed. */
+  private async writePoolStatus(): Promise<void> {
+    for (const name of this.allocator.poolNames()) {
+      const u = this.allocator.usage(name)!;
+      for (const f of ['IPv4', 'IPv6'] as const) {
+        this.metrics.poolSize.set({ pool: name, family: f }, sat(u[f].total));
+        this.metrics.poolUsed.set({ pool: name, family: f }, sat(u[f].assigned));
+      }
+    }
+    if (!this.o.canWrite()) return;
+    for (const obj of this.crds.get('IPAddressPool')!.list()) {
+      const name = obj.metadata?.name ?? '';
+      const u = this.config?.pools.some((p) => p.name === name && p.source === 'crd') ? this.allocator.usage(name) : undefined;
+      const mine = this.problems.filter((p) => p.kind === 'IPAddressPool' && p.name === name);
+      const status = {
+        assignedIPv4: sat(u?.IPv4.assigned ?? 0n), assignedIPv6: sat(u?.IPv6.assigned ?? 0n),
+        availableIPv4: sat(u?.IPv4.available ?? 0n), availableIPv6: sat(u?.IPv6.available ?? 0n),
+        conditions: [mine.length === 0
+          ? { type: 'Valid', status: u ? 'True' : 'False', reason: u ? 'Valid' : 'NotApplied', message: u ? 'pool in use' : 'the configuration has problems elsewhere; this pool is not applied yet' }
+          : { type: 'Valid', status: 'False', reason: mine[0]!.code, message: mine.map((p) => p.message).join('; ').slice(0, 1000) }],
+      };
+      const sig = JSON.stringify(status);
+      if (this.lastPoolStatus.get(name) === sig) continue;
+      try {
+        const now = new Date().toISOString();
+        await this.writer.patchCustomStatus('ipaddresspools', this.o.namespace, name, { ...status, conditions: status.conditions.map((c) => ({ ...c, lastTransitionTime: now, observedGeneration: obj.metadata?.generation })) });
+        this.lastPoolStatus.set(name, sig);
+        for (const p of mine) await this.writer.event({ apiVersion: API_VERSION, kind: 'IPAddressPool', name, namespace: this.o.namespace, uid: obj.metadata?.uid }, 'Warning', `Config${p.code}`, p.message);
+      } catch (err) {
+        if (!isNotFound(err)) this.log.error('pool status not written', { pool: name, err });
+      }
+    }
+  }
+
+  private enqueue(key: string): void {
+    this.queue.add(key);
+    if (this.running && this.config) void this.drain();
+  }
+
+  private enqueueAll(): void {
+    for (const s of this.services.list()) this.queue.add(`${s.metadata?.namespace}/${s.metadata?.name}`);
+    if (this.running && this.config) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.running && this.queue.size > 0) {
+        const key = this.queue.values().next().value!;
+        this.queue.delete(key);
+        const [ns, name] = key.split('/') as [string, string];
+        const svc = this.services.get(name, ns) ?? null;
+        const r = await this.reconciler.reconcile(key, svc);
+        this.metrics.reconciles.inc({ outcome: r.outcome });
+        switch (r.outcome) {
+          case 'success':
+          case 'give-up':
+            this.retries.delete(key);
+            break;
+          case 'retry': {
+            if (!this.running || !this.o.canWrite()) break;
+            const n = (this.retries.get(key) ?? 0) + 1;
+            this.retries.set(key, n);
+            setTimeout(() => this.enqueue(key), Math.min(100 * 2 ** n, 30_000));
+            break;
+          }
+          case 'reprocess-all':
+            this.retries.delete(key);
+            for (const s of this.services.list()) {
+              const k = `${s.metadata?.namespace}/${s.metadata?.name}`;
+              if (!this.allocator.get(k)) this.queue.add(k);
+            }
+            break;
+        }
+        this.schedulePoolStatus();
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+}
