@@ -6,3 +6,5 @@ export { LabBusyError, clearPrefix, readState } from './state.ts';
 export { LabPreflightError, isRoot, preflight } from './preflight.ts';
 export { run, sleep, waitFor, CommandError } from './sh.ts';
 export type { RunResult, DaemonRecord } from './sh.ts';
+export { addRouter, Router } from './routers.ts';
+export type { RouterKind, RouterOptions } from './routers.ts';

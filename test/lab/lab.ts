@@ -103,6 +103,7 @@ export class Lab {
   private readonly nodeDaemons: NodeDaemonSpec[] = [];
   private apiserverArgv: string[] = [];
   private stopped = false;
+  private readonly stopHooks: (() => Promise<void>)[] = [];
 
   private constructor(opts: LabOptions, binDir: string) {
     this.opts = {
@@ -510,10 +511,16 @@ export class Lab {
     this.saveState();
   }
 
+  /** Registers clean-up that runs first when the lab stops (e.g. a router's files outside the run directory). */
+  onStop(fn: () => Promise<void>): void {
+    this.stopHooks.push(fn);
+  }
+
   /** Removes every namespace and process of this run. Safe to call twice and after a failed start. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const fn of this.stopHooks.reverse()) await fn().catch(() => undefined);
     // Kubelets first so they do not restart pods while the rest goes away.
     const order = [...this.daemons.values()].sort((a, b) => Number(b.name.startsWith('kubelet')) - Number(a.name.startsWith('kubelet')));
     await Promise.all(order.map((d) => stopDaemon(d, 2000)));
