@@ -21,6 +21,16 @@ staging="v0.$minor.$patch"
 
 mkdir -p "$OUT/src/k8s" "$OUT/src/etcd" "$OUT/bin"
 log() { echo "[control-plane] $*" >&2; }
+# go build prints nothing for minutes: say every 30 s that it is still going.
+with_progress() {
+  local what="$1"; shift
+  "$@" & local pid=$! start=$SECONDS
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( (SECONDS - start) % 30 == 0 )) && kill -0 "$pid" 2>/dev/null; then log "still building $what ($(( SECONDS - start )) s)"; fi
+  done
+  wait "$pid"
+}
 
 # --- Kubernetes: the main module publishes its staging modules as v0.0.0, so pin
 # every k8s.io/<staging> module to the matching published version.
@@ -57,7 +67,7 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   [ -x "$OUT/bin/$cmd" ] && continue
   log "building $cmd $K8S_VERSION (several minutes each on 2 cores)"
   start=$(date +%s)
-  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$OUT/bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+  GOFLAGS=-mod=mod CGO_ENABLED=0 with_progress "$cmd" go build -trimpath -ldflags "$ld" -o "$OUT/bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
   mv "$OUT/bin/$cmd.tmp" "$OUT/bin/$cmd"
   log "built $cmd in $(( $(date +%s) - start )) s"
 done
@@ -69,7 +79,7 @@ if [ ! -x "$OUT/bin/etcd" ]; then
   printf 'module portico.dev/lab/etcd\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
   printf '//go:build tools\n\npackage etcd\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
   GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
-  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT/bin/etcd.tmp" go.etcd.io/etcd/server/v3
+  GOFLAGS=-mod=mod CGO_ENABLED=0 with_progress etcd go build -trimpath -ldflags "-s -w" -o "$OUT/bin/etcd.tmp" go.etcd.io/etcd/server/v3
   mv "$OUT/bin/etcd.tmp" "$OUT/bin/etcd"
 fi
 have_all || { log "some binaries are missing in $OUT/bin"; exit 1; }
