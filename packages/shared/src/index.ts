@@ -13,3 +13,4 @@ export * from './k8s/errors.ts';
 export * from './k8s/leader.ts';
 export * from './k8s/informer.ts';
 export * from './k8s/writer.ts';
+export { parse as parseYAML, stringify as stringifyYAML } from 'yaml';
