@@ -237,3 +237,23 @@ describe('lab (e2e, root): lifecycle and bad input', function () {
     assert.match(r.stderr, /apt-get install -y socat/);
   });
 });
+
+describe('lab (e2e, root): service-account identities', function () {
+  this.timeout(60_000);
+  it('a process can run as a ServiceAccount, with exactly its RBAC', async function () {
+    requireE2e(this);
+    const lab = await sharedLab();
+    await lab.kubectl('create', 'namespace', 'sa-probe');
+    await lab.kubectl('create', 'serviceaccount', 'reader', '-n', 'sa-probe');
+    await lab.kubectl('create', 'role', 'read-cm', '-n', 'sa-probe', '--verb=get,list', '--resource=configmaps');
+    await lab.kubectl('create', 'rolebinding', 'reader', '-n', 'sa-probe', '--role=read-cm', '--serviceaccount=sa-probe:reader');
+    const kubeconfig = await lab.serviceAccountKubeconfig('sa-probe', 'reader', 'segment');
+    // From a node, over the segment, like a speaker would.
+    const kubectl = path.join(lab.binDir, 'kubectl');
+    const allowed = await lab.exec('node-1', [kubectl, `--kubeconfig=${kubeconfig}`, 'get', 'configmaps', '-n', 'sa-probe'], { allowFail: true });
+    assert.equal(allowed.code, 0, allowed.stderr);
+    const denied = await lab.exec('node-1', [kubectl, `--kubeconfig=${kubeconfig}`, 'create', 'configmap', 'x', '-n', 'sa-probe'], { allowFail: true });
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /forbidden.*system:serviceaccount:sa-probe:reader/);
+  });
+});

@@ -488,6 +488,37 @@ export class Lab {
     return run([this.bin('kubectl'), `--kubeconfig=${this.kubeconfig}`, ...args], opts);
   }
 
+  /**
+   * A kubeconfig that authenticates as a ServiceAccount (a token from the
+   * TokenRequest API), so a component runs with exactly that account's RBAC.
+   * `where` picks the server address: 'segment' for processes on nodes, 'host' for this namespace.
+   */
+  async serviceAccountKubeconfig(namespace: string, name: string, where: 'segment' | 'host' = 'segment'): Promise<string> {
+    const token = (await this.kubectl('create', 'token', name, '-n', namespace, '--duration=48h')).trim();
+    const file = path.join(this.dir, `kubeconfig.sa.${namespace}.${name}.${where}`);
+    const server = where === 'segment' ? `https://${this.apiServerAddress}:6443` : `https://127.0.0.1:${this.apiPort}`;
+    writeFileSync(file, `apiVersion: v1
+kind: Config
+clusters:
+- name: portico-lab
+  cluster:
+    server: ${server}
+    certificate-authority: ${this.pki.caCert}
+users:
+- name: ${namespace}-${name}
+  user:
+    token: ${token}
+contexts:
+- name: portico-lab
+  context:
+    cluster: portico-lab
+    user: ${namespace}-${name}
+    namespace: ${namespace}
+current-context: portico-lab
+`, { mode: 0o600 });
+    return file;
+  }
+
   /** Runs a command inside a lab namespace ('client', 'node-1', ...); throws on failure unless allowFail. */
   async exec(ns: string, argv: readonly string[], opts: { allowFail?: boolean; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
     return run(argv, { ...opts, netns: this.nsName(ns), timeoutMs: opts.timeoutMs ?? 60_000 });
