@@ -5,7 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import {
   API_VERSION, GROUP, Informer, KINDS, LEGACY_CONFIGMAP, PLURALS, StatusWriter, VERSION, buildConfig, createSharedMetrics,
-  isConflict, isNotFound, type Config, type ConfigProblem, type Logger, type PorticoKind, type Registry,
+  isConflict, isNotFound, type Config, type SharedMetrics, type ConfigProblem, type Logger, type PorticoKind, type Registry,
 } from '@portico/shared';
 import { Allocator } from './allocator.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
@@ -18,6 +18,8 @@ export interface ControllerOptions {
   loadBalancerClass: string | undefined;
   log: Logger;
   registry: Registry;
+  /** Informer metrics, shared with the rest of the process (created once per registry). */
+  sharedMetrics?: SharedMetrics;
   /** Leadership check before every write. */
   canWrite: () => boolean;
   resyncMs?: number;
@@ -29,7 +31,7 @@ const sat = (n: bigint): number => (n > BigInt(SAT) ? SAT : Number(n));
 type Raw = { metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; labels?: Record<string, string> }; status?: { conditions?: unknown[] }; data?: Record<string, string> };
 
 export class Controller {
-  private readonly o: Required<ControllerOptions>;
+  private readonly o: Required<Omit<ControllerOptions, 'sharedMetrics'>>;
   private readonly log: Logger;
   private readonly metrics: ControllerMetrics;
   private readonly writer: StatusWriter;
@@ -56,7 +58,7 @@ export class Controller {
     this.o = { resyncMs: 300_000, ...opts };
     this.log = opts.log.child({ component: 'controller' });
     this.metrics = createControllerMetrics(opts.registry);
-    const shared = createSharedMetrics(opts.registry);
+    const shared = opts.sharedMetrics ?? createSharedMetrics(opts.registry);
     this.writer = new StatusWriter({ kc: opts.kc, component: 'portico-controller', canWrite: opts.canWrite, log: this.log });
     const core = opts.kc.makeApiClient(k8s.CoreV1Api);
     const custom = opts.kc.makeApiClient(k8s.CustomObjectsApi);

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const sharedMetrics = createSharedMetrics(registry);
   let isLeader = (): boolean => false;
   const controller = new Controller({
-    kc, namespace: values.namespace, loadBalancerClass: values['load-balancer-class'], log, registry,
+    kc, namespace: values.namespace, loadBalancerClass: values['load-balancer-class'], log, registry, sharedMetrics,
     canWrite: () => isLeader(),
   });
   const elector = new LeaderElector({
