@@ -302,8 +302,11 @@ async function main(): Promise<void> {
     rec.kill('SIGTERM');
   } finally {
     for (const p of procs) if (p.pid !== undefined && p.exitCode === null) { try { process.kill(p.pid, 'SIGTERM'); } catch { /* already gone */ } }
-    await sleep(500);
-    for (const p of procs) if (p.pid !== undefined && p.exitCode === null) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* already gone */ } }
+    // FRR writes /var/tmp/frr while it shuts down: wait for every exit (bounded) before cleaning up.
+    const alive = (): ChildProcess[] => procs.filter((p) => p.pid !== undefined && p.exitCode === null && p.signalCode === null);
+    for (let i = 0; i < 30 && alive().length; i++) await sleep(100);
+    for (const p of alive()) { try { process.kill(p.pid!, 'SIGKILL'); } catch { /* gone */ } }
+    for (let i = 0; i < 20 && alive().length; i++) await sleep(100);
     for (const ns of Object.values(NS)) { try { sh('ip', ['netns', 'del', ns]); } catch { /* not made */ } }
     rmSync('/run/frr/pbgpcap-frr', { recursive: true, force: true });
     if (!hadVarTmpFrr) rmSync('/var/tmp/frr', { recursive: true, force: true });
