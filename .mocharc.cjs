@@ -2,7 +2,7 @@
 // One run shares one lab across the end-to-end files (see test/e2e/shared-lab.ts).
 'use strict';
 module.exports = {
-  spec: ['packages/*/src/**/*.test.ts', 'test/lab/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/*.test.ts'],
+  spec: ['packages/*/src/**/*.test.ts', 'test/lab/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/vm/**/*.test.ts', 'test/*.test.ts'],
   extension: ['ts'],
   reporter: './test/reporter.cjs',
   timeout: 10_000,
