@@ -85,8 +85,10 @@ describe('bgp session against FRR (needs root and FRR)', function () {
   }
 
   before(function () {
-    if (!root) this.skip(); // needs root: network namespaces
-    if (!haveFrr) this.skip(); // needs FRR (apt-get install frr)
+    if (!root || !haveFrr) {
+      console.log(`      skipped: ${!root ? 'needs root (network namespaces)' : 'needs FRR (apt-get install frr)'}`);
+      this.skip();
+    }
     hadVarTmpFrr = existsSync('/var/tmp/frr');
     work = mkdtempSync(join(tmpdir(), 'pbgpcap-i-'));
     chmodSync(work, 0o755);
