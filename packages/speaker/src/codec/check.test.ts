@@ -25,6 +25,11 @@ describe('codec test helpers', () => {
     assertCodec(lp, 'hi', hex`02 6869`);
     assert.throws(() => assertCodec(lp, 'ho', hex`02 6869`));
   });
+  it('assertCodec with truncation: N checks only cuts inside the fixed part', () => {
+    const prefixOk: Codec<string> = { ...lp, decode(buf) { need(buf, 0, 1, 'length'); return Buffer.from(buf.subarray(1)).toString('latin1'); } };
+    assert.throws(() => assertCodec(prefixOk, 'hi', hex`02 6869`), /decoded without error/);
+    assertCodec(prefixOk, 'hi', hex`02 6869`, { truncation: 1 });
+  });
   it('assertCodec catches an encodeInto that writes past its length', () => {
     const sloppy: Codec<string> = { ...lp, encodeInto(v, buf, off) { lp.encodeInto(v, buf, off); buf[off + 1 + v.length] = 0; return 1 + v.length; } };
     assert.throws(() => assertCodec(sloppy, 'hi', hex`02 6869`), /past its length/);
