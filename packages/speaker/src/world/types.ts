@@ -1,0 +1,77 @@
+// What a speaker knows of the cluster, as plain domain values: one immutable
+// snapshot (World) that every announcer (layer 2, BGP) and the dataplane
+// receive whole, and turn into the announcements and rules they should have.
+import type { Config } from '@portico/shared';
+
+export type IPFamily = 'IPv4' | 'IPv6';
+
+export interface ServicePort {
+  name: string;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
+  /** Resolved per endpoint when the Service names a container port; see EndpointState.ports. */
+  targetPort: number | string;
+  nodePort: number | undefined;
+}
+
+export interface EndpointState {
+  /** Endpoint address (one per family: EndpointSlices are per family). */
+  ip: string;
+  family: IPFamily;
+  node: string | undefined;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  /** Port name -> port number on this endpoint, from the EndpointSlice. */
+  ports: Readonly<Record<string, { port: number; protocol: 'TCP' | 'UDP' | 'SCTP' }>>;
+  pod: string | undefined;
+}
+
+export interface ServiceState {
+  /** namespace/name */
+  key: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  labels: Readonly<Record<string, string>>;
+  annotations: Readonly<Record<string, string>>;
+  /** The IPs to announce: status.loadBalancer.ingress, in the controller's order (the first decides ownership). */
+  ips: readonly string[];
+  /** The pool the controller allocated from (annotation portico.dev/ip-allocated-from-pool). */
+  pool: string | undefined;
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  sessionAffinity: { clientIP: boolean; timeoutSeconds: number };
+  ports: readonly ServicePort[];
+  endpoints: readonly EndpointState[];
+}
+
+export interface NodeState {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  ready: boolean;
+  networkUnavailable: boolean;
+  /** Labelled node.kubernetes.io/exclude-from-external-load-balancers. */
+  excluded: boolean;
+  addresses: readonly string[];
+}
+
+export interface World {
+  /** This speaker's node. */
+  self: string;
+  /** The last good configuration (undefined until one has been read). */
+  config: Config | undefined;
+  /** LoadBalancer Services of Portico's class that have IPs, by key. */
+  services: ReadonlyMap<string, ServiceState>;
+  nodes: ReadonlyMap<string, NodeState>;
+}
+
+/**
+ * Something that turns the World into announcements or rules: the layer-2
+ * responder, the BGP speaker, a dataplane. update() gets every new snapshot
+ * (level-based: compute the desired state, apply the difference).
+ */
+export interface Announcer {
+  readonly name: string;
+  update(world: World): void | Promise<void>;
+  stop(): Promise<void>;
+}
