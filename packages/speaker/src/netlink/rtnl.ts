@@ -48,7 +48,8 @@ function linkMessage(type: number, flags: number, r: Req, index: number, attrs: 
 export function newLinkRequest(name: string, kind: string, r: Req): LinkMessage {
   return linkMessage(RTM.NEWLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F.EXCL | NLM_F.CREATE, r, 0, [
     attr.str(IFLA.IFNAME, name),
-    attr.nest(IFLA.LINKINFO, [attr.str(IFLA_INFO.KIND, kind)], false),
+    // IFLA_INFO_KIND is an NLA_STRING: iproute2 sends it without a NUL, and so do we.
+    attr.nest(IFLA.LINKINFO, [attr.bytes(IFLA_INFO.KIND, Buffer.from(kind, 'utf8'))], false),
   ]);
 }
 
@@ -67,17 +68,22 @@ export function delLinkRequest(link: { index: number } | { name: string }, r: Re
     : linkMessage(RTM.DELLINK, NLM_F.REQUEST | NLM_F.ACK, r, 0, [attr.str(IFLA.IFNAME, link.name)]);
 }
 
-/** RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS: leave out what Portico never reads. */
-const EXT_MASK = 0x1 | 0x8;
+/** linux/rtnetlink.h: IFLA_EXT_MASK bits. */
+const RTEXT_FILTER_VF = 0x1;
+const RTEXT_FILTER_SKIP_STATS = 0x8;
+/** linux/socket.h: iproute2 dumps links with ifi_family AF_PACKET (link-layer view). */
+const AF_PACKET = 17;
 
 /** RTM_GETLINK for one link by name; the answer is one RTM_NEWLINK or ENODEV. */
 export function getLinkRequest(name: string, r: Req): LinkMessage {
-  return linkMessage(RTM.GETLINK, NLM_F.REQUEST, r, 0, [attr.u32(IFLA.EXT_MASK, EXT_MASK), attr.str(IFLA.IFNAME, name)]);
+  return linkMessage(RTM.GETLINK, NLM_F.REQUEST, r, 0, [attr.u32(IFLA.EXT_MASK, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS), attr.str(IFLA.IFNAME, name)]);
 }
 
-/** RTM_GETLINK dump of every link. */
+/** RTM_GETLINK dump of every link (as `ip link show` asks). */
 export function dumpLinksRequest(r: Req): LinkMessage {
-  return linkMessage(RTM.GETLINK, NLM_F.REQUEST | NLM_F.DUMP, r, 0, [attr.u32(IFLA.EXT_MASK, EXT_MASK)]);
+  const m = linkMessage(RTM.GETLINK, NLM_F.REQUEST | NLM_F.DUMP, r, 0, [attr.u32(IFLA.EXT_MASK, RTEXT_FILTER_VF)]);
+  m.family = AF_PACKET;
+  return m;
 }
 
 function macText(b: Buffer | undefined): string | undefined {
