@@ -23,6 +23,8 @@ export interface ControllerOptions {
   /** Leadership check before every write. */
   canWrite: () => boolean;
   resyncMs?: number;
+  /** Reconciles in flight at once (their API writes overlap). */
+  workers?: number;
 }
 
 const SAT = Number.MAX_SAFE_INTEGER;
@@ -55,7 +57,7 @@ export class Controller {
   private synced = false;
 
   constructor(opts: ControllerOptions) {
-    this.o = { resyncMs: 300_000, ...opts };
+    this.o = { resyncMs: 300_000, workers: 16, ...opts };
     this.log = opts.log.child({ component: 'controller' });
     this.metrics = createControllerMetrics(opts.registry);
     const shared = opts.sharedMetrics ?? createSharedMetrics(opts.registry);
@@ -148,6 +150,9 @@ export class Controller {
     if (this.configTimer) clearTimeout(this.configTimer);
     this.configTimer = setTimeout(() => {
       this.configTimer = undefined;
+      // Our own status writes come back as watch events: only a change of what users wrote counts.
+      const sig = this.configSignature();
+      if (sig === this.appliedSignature) return;
       const had = this.config !== undefined;
       if (this.applyConfig() || !had) {
         if (this.config) this.rebuildAndRun();
@@ -155,8 +160,21 @@ export class Controller {
     }, 100);
   }
 
+  private appliedSignature = '';
+
+  /** What users wrote: specs, labels and the ConfigMap text, not the status we write. */
+  private configSignature(): string {
+    const parts: unknown[] = [];
+    for (const [kind, inf] of this.crds) {
+      for (const o of inf.list()) parts.push([kind, o.metadata?.name, o.metadata?.labels, (o as { spec?: unknown }).spec]);
+    }
+    parts.push(this.configMaps.get(LEGACY_CONFIGMAP.name, this.o.namespace)?.data?.[LEGACY_CONFIGMAP.key] ?? null);
+    return JSON.stringify(parts);
+  }
+
   /** Builds the config from the caches; applies it when it has no problems. True when applied. */
   private applyConfig(): boolean {
+    this.appliedSignature = this.configSignature();
     const list = (k: PorticoKind): unknown[] => this.crds.get(k)!.list();
     const cm = this.configMaps.get(LEGACY_CONFIGMAP.name, this.o.namespace);
     const { config, problems } = buildConfig({
@@ -266,41 +284,73 @@ export class Controller {
     if (this.running && this.config) void this.drain();
   }
 
+  /**
+   * Runs up to `workers` reconciles at once: allocation decisions are
+   * synchronous, so only the API writes overlap; one key is never in flight twice.
+   */
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.running && this.queue.size > 0) {
-        const key = this.queue.values().next().value!;
-        this.queue.delete(key);
-        const [ns, name] = key.split('/') as [string, string];
-        const svc = this.services.get(name, ns) ?? null;
-        const r = await this.reconciler.reconcile(key, svc);
-        this.metrics.reconciles.inc({ outcome: r.outcome });
-        switch (r.outcome) {
-          case 'success':
-          case 'give-up':
-            this.retries.delete(key);
-            break;
-          case 'retry': {
-            if (!this.running || !this.o.canWrite()) break;
-            const n = (this.retries.get(key) ?? 0) + 1;
-            this.retries.set(key, n);
-            setTimeout(() => this.enqueue(key), Math.min(100 * 2 ** n, 30_000));
-            break;
-          }
-          case 'reprocess-all':
-            this.retries.delete(key);
-            for (const s of this.services.list()) {
-              const k = `${s.metadata?.namespace}/${s.metadata?.name}`;
-              if (!this.allocator.get(k)) this.queue.add(k);
-            }
-            break;
-        }
-        this.schedulePoolStatus();
-      }
+      await Promise.all(Array.from({ length: this.o.workers }, () => this.worker()));
     } finally {
       this.draining = false;
     }
+    if (this.running && this.queue.size > 0 && [...this.queue].some((k) => !this.inFlight.has(k))) void this.drain();
+  }
+
+  private readonly inFlight = new Set<string>();
+
+  private nextKey(): string | undefined {
+    for (const k of this.queue) if (!this.inFlight.has(k)) return k;
+    return undefined;
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      if (!this.running) return;
+      const key = this.nextKey();
+      if (key === undefined) return;
+      this.queue.delete(key);
+      this.inFlight.add(key);
+      try {
+        await this.process(key);
+      } finally {
+        this.inFlight.delete(key);
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const [ns, name] = key.split('/') as [string, string];
+    const svc = this.services.get(name, ns) ?? null;
+    const r = await this.reconciler.reconcile(key, svc);
+    this.metrics.reconciles.inc({ outcome: r.outcome });
+    switch (r.outcome) {
+      case 'success':
+      case 'give-up':
+        this.retries.delete(key);
+        break;
+      case 'retry': {
+        if (!this.running || !this.o.canWrite()) break;
+        const n = (this.retries.get(key) ?? 0) + 1;
+        this.retries.set(key, n);
+        setTimeout(() => this.enqueue(key), Math.min(100 * 2 ** n, 30_000));
+        break;
+      }
+      case 'reprocess-all':
+        this.retries.delete(key);
+        // A pool change refused for stranding IPs may go through now that IPs were freed.
+        if (this.problems.some((p) => p.code === 'StrandsIPs')) {
+          this.appliedSignature = '';
+          this.configChanged();
+        }
+        for (const s of this.services.list()) {
+          const k = `${s.metadata?.namespace}/${s.metadata?.name}`;
+          if (!this.allocator.get(k)) this.queue.add(k);
+        }
+        break;
+    }
+    this.schedulePoolStatus();
   }
 }

@@ -3,7 +3,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { LeaderElector, NAMESPACE, createLogger, createRegistry, createSharedMetrics, kubeLeaseStore } from '@portico/shared';
+import { LeaderElector, NAMESPACE, createLogger, createRegistry, createSharedMetrics, kubeLeaseStore, shareConnections } from '@portico/shared';
 import { Controller } from './controller.ts';
 import { startHttpServer } from './http.ts';
 
@@ -35,6 +35,7 @@ async function main(): Promise<void> {
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
+  shareConnections(kc);
 
   const seconds = (name: string, v: string): number => {
     const n = Number(v);

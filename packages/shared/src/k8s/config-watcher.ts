@@ -1,0 +1,77 @@
+// Watches everything Portico's configuration is made of (the portico.dev
+// objects and the legacy ConfigMap in one namespace) and builds a Config from
+// the caches on demand. The controller and the speaker both read config this way.
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, KINDS, LEGACY_CONFIGMAP, PLURALS, VERSION, type PorticoKind } from '../api/types.ts';
+import { buildConfig, type BuildResult } from '../config/build.ts';
+import type { Logger } from '../log.ts';
+import type { SharedMetrics } from '../metrics.ts';
+import { Informer } from './informer.ts';
+
+type Raw = { metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; labels?: Record<string, string> }; status?: { conditions?: unknown[] }; data?: Record<string, string> };
+
+export interface ConfigWatcherOptions {
+  kc: k8s.KubeConfig;
+  namespace: string;
+  log?: Logger;
+  metrics?: SharedMetrics;
+}
+
+export class ConfigWatcher {
+  readonly configMaps: Informer<Raw>;
+  readonly crds = new Map<PorticoKind, Informer<Raw>>();
+  private readonly namespace: string;
+
+  constructor(opts: ConfigWatcherOptions) {
+    const core = opts.kc.makeApiClient(k8s.CoreV1Api);
+    const custom = opts.kc.makeApiClient(k8s.CustomObjectsApi);
+    const ns = opts.namespace;
+    this.namespace = ns;
+    const common = { kc: opts.kc, ...(opts.log ? { log: opts.log } : {}), ...(opts.metrics ? { metrics: opts.metrics } : {}) };
+    this.configMaps = new Informer({ ...common, resource: 'configmaps', path: `/api/v1/namespaces/${ns}/configmaps`, list: () => core.listNamespacedConfigMap({ namespace: ns }) });
+    for (const kind of KINDS) {
+      const plural = PLURALS[kind];
+      this.crds.set(kind, new Informer({
+        ...common, resource: plural, path: `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}`,
+        list: async () => (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })) as { items: unknown[] },
+      }));
+    }
+  }
+
+  private all(): Informer<Raw>[] {
+    return [this.configMaps, ...this.crds.values()];
+  }
+
+  /** Calls `handler` on any change to a config object. */
+  on(handler: () => void): void {
+    this.configMaps.on((_t, cm) => { if (cm.metadata?.name === LEGACY_CONFIGMAP.name) handler(); });
+    for (const inf of this.crds.values()) inf.on(() => handler());
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.all().map((i) => i.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all().map((i) => i.stop()));
+  }
+
+  get hasSynced(): boolean {
+    return this.all().every((i) => i.hasSynced);
+  }
+
+  /** The objects of one kind in the cache. */
+  list(kind: PorticoKind): Raw[] {
+    return this.crds.get(kind)!.list();
+  }
+
+  /** Builds the configuration from what the caches hold now. */
+  build(): BuildResult {
+    const list = (k: PorticoKind): unknown[] => this.list(k);
+    const cm = this.configMaps.get(LEGACY_CONFIGMAP.name, this.namespace);
+    return buildConfig({
+      pools: list('IPAddressPool'), l2Advertisements: list('L2Advertisement'), bgpAdvertisements: list('BGPAdvertisement'),
+      peers: list('BGPPeer'), communities: list('Community'), bfdProfiles: list('BFDProfile'), legacy: cm?.data?.[LEGACY_CONFIGMAP.key],
+    });
+  }
+}
