@@ -67,7 +67,11 @@ function attributeKey(ad: Advertisement): string {
 
 /**
  * Events: 'state' (state, reason), 'established' (Negotiated), 'down' (reason, detail),
- * 'update-error' (CodecError), 'error' is never emitted.
+ * 'update-error' (CodecError), 'notification' (NotificationMessage the peer sent, in
+ * any state), 'notification-sent' (one we sent), 'update' (a received, validated
+ * UPDATE), 'sent' ({updates, prefixes}: one round of UPDATEs written),
+ * 'connect-error' (Error of an outgoing connection: ECONNREFUSED, EADDRNOTAVAIL, ...);
+ * 'error' is never emitted.
  */
 export class BgpSession extends EventEmitter {
   readonly #opts: SessionOptions;
@@ -177,6 +181,7 @@ export class BgpSession extends EventEmitter {
           this.#fire({ type: 'decode-error', conn: id, error: err });
           continue;
         }
+        if (message.type === 'notification') this.emit('notification', message);
         this.#fire({ type: 'message', conn: id, message });
       }
     });
@@ -198,17 +203,29 @@ export class BgpSession extends EventEmitter {
     switch (a.type) {
       case 'connect': {
         const id = this.#nextId++;
-        const socket = (this.#opts.socketFactory ?? defaultFactory)({
-          host: this.#opts.peerAddress, port: this.#opts.peerPort ?? 179, localAddress: this.#opts.sourceAddress, password: this.#opts.password,
-        });
-        this.#attach(id, socket);
         this.#fsm.conn = { id, direction: 'outgoing' };
+        let socket: Socket;
+        try {
+          socket = (this.#opts.socketFactory ?? defaultFactory)({
+            host: this.#opts.peerAddress, port: this.#opts.peerPort ?? 179, localAddress: this.#opts.sourceAddress, password: this.#opts.password,
+          });
+        } catch (err) {
+          // E.g. no native addon for TCP MD5, or an address not on this node: a failed connection, retried with backoff.
+          this.emit('connect-error', err);
+          this.#clock.setTimeout(() => this.#fire({ type: 'tcp-failed', conn: id }), 0);
+          break;
+        }
+        let connected = false;
+        socket.once('connect', () => { connected = true; });
+        socket.on('error', (err) => { if (!connected) this.emit('connect-error', err); });
+        this.#attach(id, socket);
         socket.once('connect', () => this.#fire({ type: 'tcp-connected', conn: { id, direction: 'outgoing' } }));
         break;
       }
       case 'send': {
         const s = this.#sockets.get(a.conn);
         s?.socket.write(encodeMessage(a.message, this.#ctx()));
+        if (s && a.message.type === 'notification') this.emit('notification-sent', a.message);
         break;
       }
       case 'close': {
@@ -232,9 +249,13 @@ export class BgpSession extends EventEmitter {
       case 'down':
         this.#session = undefined;
         this.#sent.clear();
+        this.stats.prefixesAnnounced = 0;
         this.emit('down', a.reason, a.detail);
         break;
-      case 'update': this.stats.updatesReceived++; break;
+      case 'update':
+        this.stats.updatesReceived++;
+        this.emit('update', a.message);
+        break;
       case 'route-refresh':
         // RFC 2918: send everything of that family again.
         for (const [p] of this.#sent) if (prefixAfi(p) === a.afi) this.#sent.delete(p);
@@ -318,5 +339,6 @@ export class BgpSession extends EventEmitter {
     this.stats.updatesSent += out.length;
     this.stats.prefixesAnnounced = this.#sent.size;
     conn.socket.write(Buffer.concat(out));
+    this.emit('sent', { updates: out.length, prefixes: this.#sent.size });
   }
 }

@@ -1,0 +1,300 @@
+// The BGP announcer against a router on loopback TCP: a passive Portico
+// session that keeps a RIB of what it receives, so the tests check what the
+// router holds (prefixes, next hops, AS path, local-pref, communities), the
+// metrics and the Events, not the calls made.
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net, { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { EMPTY_CONFIG, Registry, parseRange, type Config, type EventTarget } from '@portico/shared';
+import { nativeAvailable, loadNative } from '../native/index.ts';
+import type { NodeState, ServiceState, World } from '../world/types.ts';
+import { BgpAnnouncer, type SecretReader } from './announcer.ts';
+import type { PathAttribute } from './attributes.ts';
+import { FakeClock } from './clock.ts';
+import type { Negotiated } from './fsm.ts';
+import type { UpdateMessage } from './message.ts';
+import type { AdvSettings, PeerSettings } from './policy.ts';
+import { BgpSession } from './session.ts';
+
+async function until<T>(fn: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+interface Route { nextHop: string | undefined; asPath: number[]; localPref: number | undefined; communities: string[]; large: string[] }
+
+/** A router: a passive Portico session behind a TCP listener, with a RIB built from the UPDATEs it receives. */
+class TestRouter {
+  readonly rib = new Map<string, Route>();
+  readonly downs: string[] = [];
+  opens: Negotiated[] = [];
+  session!: BgpSession;
+  server!: Server;
+  port = 0;
+
+  async start(o: { asn: number; peerAsn: number; md5?: string; holdTime?: number }): Promise<this> {
+    this.session = new BgpSession({ localAsn: o.asn, peerAsn: o.peerAsn, bgpId: '198.51.100.201', holdTime: o.holdTime ?? 9, connectRetryTime: 1, passive: true, peerAddress: '127.0.0.1' });
+    this.session.on('update', (m: UpdateMessage) => this.#apply(m));
+    this.session.on('established', (n: Negotiated) => this.opens.push(n));
+    this.session.on('down', (_r: string, detail: string) => { this.downs.push(detail); this.rib.clear(); });
+    this.server = createServer((s) => this.session.accept(s));
+    if (o.md5) {
+      const native = loadNative();
+      const fd = native.tcpSocket(4);
+      native.bindAddress(fd, '127.0.0.1', 0);
+      native.tcpMd5Sig(fd, '127.0.0.1', -1, Buffer.from(o.md5));
+      this.server.listen({ fd });
+    } else {
+      this.server.listen(0, '127.0.0.1');
+    }
+    await new Promise((r) => this.server.once('listening', r));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    this.session.start();
+    return this;
+  }
+
+  #apply(m: UpdateMessage): void {
+    const find = <T extends PathAttribute['type']>(t: T) => m.attributes.find((a): a is Extract<PathAttribute, { type: T }> => a.type === t);
+    for (const p of m.withdrawn) this.rib.delete(p);
+    for (const p of find('mp-unreach')?.withdrawn ?? []) this.rib.delete(p);
+    const base = {
+      asPath: find('as-path')?.segments.flatMap((s) => s.asns) ?? [],
+      localPref: find('local-pref')?.localPref,
+      communities: find('communities')?.communities ?? [],
+      large: find('large-communities')?.communities ?? [],
+    };
+    for (const p of m.nlri) this.rib.set(p, { ...base, nextHop: find('next-hop')?.nextHop });
+    const mp = find('mp-reach');
+    for (const p of mp?.nlri ?? []) this.rib.set(p, { ...base, nextHop: mp?.nextHops[0] });
+  }
+
+  stop(): void {
+    this.session.stop();
+    this.server.close();
+  }
+}
+
+// ---- World fixtures ----
+
+const node1: NodeState = { name: 'node-1', labels: {}, ready: true, networkUnavailable: false, excluded: false, addresses: ['198.51.100.11', '2001:db8:1::11'] };
+
+function peer(port: number, extra: Partial<PeerSettings> = {}): PeerSettings {
+  return {
+    name: 'r1', source: 'crd', myASN: 64512, peerASN: 64513, peerAddress: '127.0.0.1', sourceAddress: undefined, peerPort: port, holdTime: 9,
+    keepaliveTime: undefined, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: undefined,
+    ebgpMultiHop: false, vrf: undefined, connectTime: 1, ...extra,
+  };
+}
+
+const adv: AdvSettings = { name: 'all', source: 'crd', aggregationLength: 32, aggregationLengthV6: 128, localPref: 150, communities: ['64512:100', 'large:64512:7:8'], pools: [], poolSelectors: [], nodeSelectors: [], peers: [] };
+
+function svc(name: string, ips: string[]): ServiceState {
+  return {
+    key: `default/${name}`, namespace: 'default', name, uid: name, labels: {}, annotations: {}, ips, pool: 'public', externalTrafficPolicy: 'Cluster',
+    sessionAffinity: { clientIP: false, timeoutSeconds: 0 }, ports: [],
+    endpoints: [
+      { ip: '100.64.2.5', family: 'IPv4', node: 'node-2', ready: true, serving: true, terminating: false, ports: {}, pod: undefined },
+      { ip: '2001:db8:64:2::5', family: 'IPv6', node: 'node-2', ready: true, serving: true, terminating: false, ports: {}, pod: undefined },
+    ],
+  };
+}
+
+function world(peers: PeerSettings[], services: ServiceState[]): World {
+  const config: Config = {
+    ...EMPTY_CONFIG,
+    pools: [{ name: 'public', source: 'crd', ranges: [parseRange('203.0.113.0/24'), parseRange('2001:db8:ff::/64')], autoAssign: true, avoidBuggyIPs: false, allowExternalIPs: false, priority: undefined, namespaces: [], namespaceSelectors: [], serviceSelectors: [], labels: {} }],
+    peers, bgpAdvertisements: [adv],
+  };
+  return { self: 'node-1', config, services: new Map(services.map((s) => [s.key, s])), nodes: new Map([['node-1', node1]]) };
+}
+
+class Events {
+  readonly list: { target: EventTarget; type: string; reason: string; message: string }[] = [];
+  event(target: EventTarget, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.list.push({ target, type, reason, message });
+  }
+  find(reason: string) {
+    return this.list.find((e) => e.reason === reason);
+  }
+}
+
+async function metric(registry: Registry, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return v?.value;
+}
+
+describe('bgp announcer (loopback router)', function () {
+  this.timeout(20_000);
+  const routers: TestRouter[] = [];
+  const announcers: BgpAnnouncer[] = [];
+  const dirs: string[] = [];
+  const router = async (o: Parameters<TestRouter['start']>[0]) => { const r = await new TestRouter().start(o); routers.push(r); return r; };
+  const announcer = (o: ConstructorParameters<typeof BgpAnnouncer>[0] = {}) => { const a = new BgpAnnouncer({ registry: new Registry(), ...o }); announcers.push(a); return a; };
+  afterEach(async () => {
+    for (const a of announcers.splice(0)) await a.stop();
+    for (const r of routers.splice(0)) r.stop();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('announces a Service\'s /32 and /128 with next hop, AS path and communities; withdraws when it goes; counts in metrics', async () => {
+    const r = await router({ asn: 64513, peerAsn: 64512 });
+    const registry = new Registry();
+    const events = new Events();
+    const a = announcer({ registry, events });
+    await a.update(world([peer(r.port)], [svc('web', ['203.0.113.10', '2001:db8:ff::10'])]));
+    await until(() => r.rib.size === 2, 'both prefixes at the router');
+    assert.deepEqual(r.rib.get('203.0.113.10/32'), { nextHop: '127.0.0.1', asPath: [64512], localPref: undefined, communities: ['64512:100'], large: ['64512:7:8'] });
+    assert.deepEqual(r.rib.get('2001:db8:ff::10/128')?.nextHop, '2001:db8:1::11');
+    assert.equal(await metric(registry, 'portico_bgp_session_up', { peer: 'r1' }), 1);
+    assert.equal(await metric(registry, 'portico_bgp_announced_prefixes_count', { peer: 'r1' }), 2);
+    const sent = await metric(registry, 'portico_bgp_updates_sent_total', { peer: 'r1' });
+    assert.ok(sent !== undefined && sent >= 3, `UPDATEs counted (${sent}): two End-of-RIB and the routes`);
+    assert.equal(events.find('BGPSessionEstablished')?.target.kind, 'BGPPeer');
+
+    await a.update(world([peer(r.port)], [svc('api', ['203.0.113.11'])]));
+    await until(() => r.rib.size === 1 && r.rib.has('203.0.113.11/32'), 'the deleted Service withdrawn, the new one announced');
+    assert.deepEqual(a.plan?.services.map((s) => s.ips.map((d) => `${d.ip}:${d.reason}`)), [['203.0.113.11:cluster-ready-endpoints']]);
+  });
+
+  it('iBGP gets local-pref; a peer that leaves the configuration is stopped with Cease and its metrics removed', async () => {
+    const r = await router({ asn: 64512, peerAsn: 64512 });
+    const registry = new Registry();
+    const a = announcer({ registry });
+    await a.update(world([peer(r.port, { peerASN: 64512 })], [svc('web', ['203.0.113.10'])]));
+    await until(() => r.rib.get('203.0.113.10/32'), 'the route');
+    assert.equal(r.rib.get('203.0.113.10/32')?.localPref, 150);
+    assert.deepEqual(r.rib.get('203.0.113.10/32')?.asPath, []);
+    await a.update(world([], [svc('web', ['203.0.113.10'])]));
+    await until(() => r.downs.length === 1, 'the router to see the session end');
+    assert.match(r.downs[0]!, /Cease \/ Administrative Shutdown: "peer no longer configured for this node"/);
+    assert.equal(await metric(registry, 'portico_bgp_session_up', { peer: 'r1' }), undefined);
+    assert.deepEqual(a.status(), []);
+  });
+
+  it('a changed peer setting replaces the session; an unchanged World keeps it', async () => {
+    const r = await router({ asn: 64513, peerAsn: 64512 });
+    const a = announcer();
+    const w = world([peer(r.port)], [svc('web', ['203.0.113.10'])]);
+    await a.update(w);
+    await until(() => r.opens.length === 1 && r.rib.size === 1, 'first session');
+    await a.update(w);
+    await a.update(world([peer(r.port)], [svc('web', ['203.0.113.10'])]));
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(r.opens.length, 1, 'same settings: same session');
+    await a.update(world([peer(r.port, { holdTime: 6 })], [svc('web', ['203.0.113.10'])]));
+    await until(() => r.opens.length === 2 && r.rib.size === 1, 'a new session with the new hold time');
+    assert.equal(r.opens[1]!.holdTime, 6);
+  });
+
+  it('a NOTIFICATION from the peer becomes a Warning Event in words and a metric by reason', async () => {
+    const r = await router({ asn: 64513, peerAsn: 64999 });
+    const registry = new Registry();
+    const events = new Events();
+    const a = announcer({ registry, events });
+    await a.update(world([peer(r.port)], []));
+    const ev = await until(() => events.find('BGPPeerRefused'), 'the Event');
+    assert.equal(ev.type, 'Warning');
+    assert.match(ev.message, /sent NOTIFICATION OPEN Message Error \/ Bad Peer AS/);
+    assert.equal(await metric(registry, 'portico_bgp_notifications_received_total', { peer: 'r1', reason: 'OPEN Message Error / Bad Peer AS' }), 1);
+    assert.match(a.status()[0]!.lastError ?? '', /Bad Peer AS/);
+  });
+
+  it('a legacy ConfigMap peer\'s Events go to the ConfigMap', async () => {
+    const events = new Events();
+    const a = announcer({ events });
+    // Nothing listens on port 1 of loopback: the connection is refused.
+    await a.update(world([peer(1, { name: 'configmap-peer-0', source: 'configmap' })], []));
+    const ev = await until(() => events.find('BGPPeerRefused'), 'the refusal Event');
+    assert.deepEqual([ev.target.kind, ev.target.namespace, ev.target.name], ['ConfigMap', 'portico-system', 'config']);
+    assert.match(ev.message, /refused the TCP connection/);
+  });
+
+  it('hold timer expiry is reported (injected clock)', async () => {
+    const r = await router({ asn: 64513, peerAsn: 64512 });
+    const clock = new FakeClock();
+    const events = new Events();
+    const a = announcer({ events, clock });
+    await a.update(world([peer(r.port, { holdTime: 3 })], []));
+    clock.advance(0);
+    await until(() => a.status()[0]?.state === 'Established', 'Established');
+    clock.advance(3000);
+    const ev = await until(() => events.find('BGPHoldTimerExpired'), 'the Event');
+    assert.match(ev.message, /hold time \(3 s\)/);
+    assert.equal(a.status()[0]!.state, 'Idle');
+  });
+
+  describe('passwords', () => {
+    const secrets = (data: Record<string, Record<string, string>>): SecretReader & { reads: number } => {
+      const f = Object.assign(async (ns: string, name: string) => { f.reads++; return data[`${ns}/${name}`]; }, { reads: 0 });
+      return f;
+    };
+
+    it('passwordSecret is read through the injected reader and handed to the socket factory; a missing Secret starts nothing and says so', async () => {
+      const seen: (string | undefined)[] = [];
+      const events = new Events();
+      const reader = secrets({ 'portico-system/bgp-pass': { password: 's3cret' } });
+      const a = announcer({ events, secrets: reader, socketFactory: (o) => { seen.push(o.password); return net.createConnection({ host: o.host, port: 1 }); } });
+      await a.update(world([peer(179, { passwordSecret: { name: 'bgp-pass', namespace: 'portico-system' } })], []));
+      await until(() => seen.length > 0, 'a connection attempt');
+      assert.equal(seen[0], 's3cret');
+      await a.update(world([peer(179, { passwordSecret: { name: 'bgp-pass', namespace: 'portico-system' } })], []));
+      assert.equal(reader.reads, 1, 'the Secret is cached between updates');
+
+      const b = announcer({ events, secrets: secrets({}) });
+      await b.update(world([peer(179, { name: 'r2', passwordSecret: { name: 'nope', namespace: 'portico-system' } })], []));
+      assert.deepEqual(b.status(), []);
+      assert.match(events.find('BGPPasswordSecretMissing')?.message ?? '', /Secret portico-system\/nope does not exist/);
+    });
+
+    it('TCP MD5: the right password brings the session up, a wrong one keeps it down with a clear Event (needs the native addon)', async function () {
+      if (!nativeAvailable()) this.skip();
+      const r = await router({ asn: 64513, peerAsn: 64512, md5: 'right-key' });
+      const events = new Events();
+      const wrong = announcer({ events, md5FailureThreshold: 1 });
+      await wrong.update(world([peer(r.port, { password: 'wrong-key' })], [svc('web', ['203.0.113.10'])]));
+      const ev = await until(() => events.find('BGPAuthenticationFailed'), 'the password Event', 10_000);
+      assert.match(ev.message, /TCP MD5/);
+      assert.equal(r.opens.length, 0);
+      assert.notEqual(wrong.status()[0]!.state, 'Established');
+      await wrong.stop();
+      const right = announcer({ events });
+      await right.update(world([peer(r.port, { password: 'right-key' })], [svc('web', ['203.0.113.10'])]));
+      await until(() => r.rib.has('203.0.113.10/32'), 'the route over the signed session');
+    });
+  });
+
+  it('graceful restart: a stop drops the session without Cease, remembers it, and the next start sets the R bit once', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pbgp-gr-'));
+    dirs.push(dir);
+    const r = await router({ asn: 64513, peerAsn: 64512 });
+    const w = world([peer(r.port, { enableGracefulRestart: true })], [svc('web', ['203.0.113.10'])]);
+    const first = announcer({ stateDir: dir });
+    await first.update(w);
+    await until(() => r.rib.size === 1, 'the route');
+    assert.equal(r.opens[0]!.peerGracefulRestart?.restarting, false);
+    assert.match(readFileSync(path.join(dir, 'bgp-graceful-restart.json'), 'utf8'), /r1\|127\.0\.0\.1/);
+    await first.stop();
+    await until(() => r.downs.length === 1, 'the router to see the connection drop');
+    assert.doesNotMatch(r.downs[0]!, /Cease/, 'no NOTIFICATION: the peer may keep the routes');
+    const second = announcer({ stateDir: dir });
+    await second.update(w);
+    await until(() => r.opens.length === 2 && r.rib.size === 1, 'the restarted session and its route');
+    assert.equal(r.opens[1]!.peerGracefulRestart?.restarting, true);
+    // A later session of the same process is not a restart.
+    await second.update(world([peer(r.port, { enableGracefulRestart: true, holdTime: 6 })], [svc('web', ['203.0.113.10'])]));
+    await until(() => r.opens.length === 3, 'the replaced session');
+    assert.equal(r.opens[2]!.peerGracefulRestart?.restarting, false);
+    // Without graceful restart a stop is a Cease and the memory is cleared.
+    await second.update(world([peer(r.port)], [svc('web', ['203.0.113.10'])]));
+    await until(() => r.opens.length === 4, 'session without graceful restart');
+    assert.equal(JSON.parse(readFileSync(path.join(dir, 'bgp-graceful-restart.json'), 'utf8')).announcing.length, 0);
+  });
+});

@@ -1,0 +1,431 @@
+// The speaker's BGP announcer: turns each World into the policy plan
+// (policy.ts), keeps one session per planned peer (created, replaced when its
+// settings change, stopped when the peer leaves), hands each session its whole
+// set of advertisements, and reports what users must see: metrics, Events with
+// the NOTIFICATION in words, and the graceful-restart memory across restarts.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, nullLogger, type EventTarget, type Logger, type Registry } from '@portico/shared';
+import type { Announcer, World } from '../world/types.ts';
+import type { Clock } from './clock.ts';
+import type { Reason, State } from './fsm.ts';
+import type { NotificationMessage } from './message.ts';
+import { createBgpMetrics, type BgpMetrics } from './metrics.ts';
+import { md5SocketFactory } from './md5.ts';
+import { describeNotification, notificationCodeName, notificationSubcodeName, ERR_HOLD_TIMER, ERR_OPEN } from './notification.ts';
+import { planBgp, type BgpPlan, type PeerPlan, type PeerSettings } from './policy.ts';
+import { BgpSession, type SessionOptions, type SocketFactory } from './session.ts';
+
+/** Reads one Secret's data (decoded), or undefined when it does not exist. Injected so tests need no API server. */
+export type SecretReader = (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined>;
+
+/** Where Events go (StatusWriter.event has this shape). */
+export interface EventSink {
+  event(target: EventTarget, type: 'Normal' | 'Warning', reason: string, message: string): unknown;
+}
+
+/** The session surface the announcer uses; tests may pass another implementation. */
+export type SessionFactory = (opts: SessionOptions) => BgpSession;
+
+export interface BgpAnnouncerOptions {
+  log?: Logger;
+  /** Metrics are registered here (one announcer per registry). */
+  registry?: Registry;
+  metrics?: BgpMetrics;
+  events?: EventSink;
+  secrets?: SecretReader;
+  /** Directory for the graceful-restart memory; none: every start is a fresh start. */
+  stateDir?: string;
+  /** Namespace of BGPPeer objects, for Events. */
+  namespace?: string;
+  socketFactory?: SocketFactory;
+  sessionFactory?: SessionFactory;
+  clock?: Clock;
+  /** Graceful restart time offered to peers (RFC 4724 §3), seconds. */
+  restartTime?: number;
+  /** Default connect retry time when the BGPPeer sets no connectTime, seconds. */
+  connectTime?: number;
+  /** Consecutive connection timeouts with TCP MD5 on before the password is blamed in an Event. */
+  md5FailureThreshold?: number;
+  /** How long a Secret read is reused before it is read again, ms. */
+  secretTtlMs?: number;
+}
+
+/** What a peer's session looks like now, for status and tests. */
+export interface PeerStatus {
+  peer: string;
+  state: State;
+  announced: string[];
+  /** The last reason the session went down or failed to come up. */
+  lastError: string | undefined;
+}
+
+interface Entry {
+  name: string;
+  key: string;
+  peer: PeerSettings;
+  session: BgpSession;
+  gracefulRestart: boolean;
+  connectFailures: number;
+  lastError: string | undefined;
+  warnedPassword: boolean;
+}
+
+const GR_FILE = 'bgp-graceful-restart.json';
+
+/** The Secret key MetalLB and Portico read a BGP password from (kubernetes.io/basic-auth). */
+export const PASSWORD_KEY = 'password';
+
+/** A SecretReader over the API server. */
+export function kubernetesSecretReader(kc: k8s.KubeConfig): SecretReader {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  return async (namespace, name) => {
+    try {
+      const s = await core.readNamespacedSecret({ name, namespace });
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+      for (const [k, v] of Object.entries(s.stringData ?? {})) out[k] = v;
+      return out;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  };
+}
+
+const notificationReason = (n: NotificationMessage): string =>
+  n.code === ERR_HOLD_TIMER ? notificationCodeName(n.code) : `${notificationCodeName(n.code)} / ${notificationSubcodeName(n.code, n.subcode)}`;
+
+export class BgpAnnouncer implements Announcer {
+  readonly name = 'bgp';
+  readonly #o: Required<Pick<BgpAnnouncerOptions, 'restartTime' | 'connectTime' | 'md5FailureThreshold' | 'secretTtlMs' | 'namespace'>> & BgpAnnouncerOptions;
+  readonly #log: Logger;
+  readonly #metrics: BgpMetrics;
+  readonly #sessions = new Map<string, Entry>();
+  /** Peers (by identity) this node was announcing to when it last ran: they get the R bit. */
+  readonly #restarting: Set<string>;
+  readonly #secretCache = new Map<string, { at: number; value: string | undefined }>();
+  #plan: BgpPlan | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(opts: BgpAnnouncerOptions = {}) {
+    this.#o = { restartTime: 120, connectTime: 5, md5FailureThreshold: 3, secretTtlMs: 30_000, namespace: NAMESPACE, ...opts };
+    this.#log = (opts.log ?? nullLogger).child({ component: 'bgp' });
+    if (opts.metrics) this.#metrics = opts.metrics;
+    else if (opts.registry) this.#metrics = createBgpMetrics(opts.registry);
+    else throw new TypeError('BgpAnnouncer needs a registry or metrics');
+    this.#restarting = new Set(this.#readGrState());
+  }
+
+  /** The last plan (reasons for every Service IP and peer). */
+  get plan(): BgpPlan | undefined {
+    return this.#plan;
+  }
+
+  status(): PeerStatus[] {
+    return [...this.#sessions.values()].map((e) => ({ peer: e.name, state: e.session.state, announced: e.session.announced.sort(), lastError: e.lastError }));
+  }
+
+  update(world: World): Promise<void> {
+    const run = this.#queue.then(() => this.#apply(world));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Stops every session. A session with graceful restart is dropped without a
+   * NOTIFICATION, so the peer keeps forwarding to this node until the
+   * restarted speaker re-sends its routes (RFC 4724 §4.2); the others end
+   * with Cease / Administrative Shutdown and the peer withdraws at once.
+   */
+  async stop(): Promise<void> {
+    await this.#queue;
+    this.#stopped = true;
+    const closing: Promise<void>[] = [];
+    for (const e of this.#sessions.values()) {
+      if (e.gracefulRestart && e.session.state === 'Established') {
+        e.session.abandon();
+      } else {
+        closing.push(this.#stopSession(e, 'Portico speaker stopping'));
+      }
+      this.#metrics.sessionUp.remove({ peer: e.name });
+      this.#metrics.prefixesAnnounced.remove({ peer: e.name });
+    }
+    await Promise.all(closing);
+    this.#sessions.clear();
+  }
+
+  async #apply(world: World): Promise<void> {
+    if (this.#stopped) return;
+    const plan = planBgp(world);
+    this.#plan = plan;
+    const wanted = new Set(plan.peers.map((p) => p.peer.name));
+    for (const e of [...this.#sessions.values()]) {
+      if (!wanted.has(e.name)) {
+        this.#log.info('bgp peer removed', { peer: e.name });
+        await this.#retire(e, 'peer no longer configured for this node');
+      }
+    }
+    for (const p of plan.peers) {
+      const password = await this.#password(p);
+      if (password === null) continue; // Secret unreadable: keep what runs, start nothing.
+      const opts = this.#sessionOptions(p, password);
+      const key = sessionKey(opts);
+      let e = this.#sessions.get(p.peer.name);
+      if (e && e.key !== key) {
+        this.#log.info('bgp peer settings changed', { peer: e.name });
+        await this.#retire(e, 'peer settings changed');
+        e = undefined;
+      }
+      if (!e) e = this.#open(p, opts, key);
+      e.session.set(p.ads);
+    }
+    for (const p of plan.peers) {
+      for (const s of p.skipped) this.#log.debug('prefix not sent to peer', { peer: p.peer.name, prefix: s.prefix, reason: s.reason });
+    }
+  }
+
+  #sessionOptions(p: PeerPlan, password: string | undefined): SessionOptions {
+    const peer = p.peer;
+    const identity = grIdentity(peer);
+    const gr = peer.enableGracefulRestart === true;
+    const opts: SessionOptions = {
+      localAsn: peer.myASN, peerAsn: peer.peerASN, bgpId: p.routerId, holdTime: peer.holdTime,
+      connectRetryTime: peer.connectTime ?? this.#o.connectTime, passive: false,
+      peerAddress: peer.peerAddress, peerPort: peer.peerPort, nextHop: p.nextHop,
+    };
+    if (peer.keepaliveTime !== undefined) opts.keepaliveTime = peer.keepaliveTime;
+    if (peer.sourceAddress !== undefined) opts.sourceAddress = peer.sourceAddress;
+    if (password !== undefined && password !== '') opts.password = password;
+    if (gr) opts.gracefulRestart = { restartTime: this.#o.restartTime, restarting: this.#restarting.has(identity) };
+    if (this.#o.clock) opts.clock = this.#o.clock;
+    opts.socketFactory = this.#o.socketFactory ?? md5SocketFactory;
+    return opts;
+  }
+
+  /** The peer's password: inline, from its Secret (cached), undefined for none, null when the Secret cannot be used. */
+  async #password(p: PeerPlan): Promise<string | undefined | null> {
+    const peer = p.peer;
+    if (peer.password !== undefined) return peer.password;
+    const ref = peer.passwordSecret;
+    if (!ref) return undefined;
+    const cacheKey = `${ref.namespace}/${ref.name}`;
+    const now = Date.now();
+    const cached = this.#secretCache.get(cacheKey);
+    let value = cached && now - cached.at < this.#o.secretTtlMs ? cached.value : undefined;
+    if (!cached || now - cached.at >= this.#o.secretTtlMs) {
+      if (!this.#o.secrets) {
+        this.#warn(peer, 'BGPPasswordSecretUnreadable', `the speaker has no Secret reader, so passwordSecret ${cacheKey} cannot be read`);
+        return null;
+      }
+      try {
+        const data = await this.#o.secrets(ref.namespace, ref.name);
+        value = data?.[PASSWORD_KEY];
+        this.#secretCache.set(cacheKey, { at: now, value });
+      } catch (err) {
+        this.#log.error('bgp password secret read failed', { peer: peer.name, secret: cacheKey, err });
+        if (cached) return cached.value ?? null;
+        this.#warn(peer, 'BGPPasswordSecretUnreadable', `reading Secret ${cacheKey} failed: ${err instanceof Error ? err.message : String(err)}`);
+        return null;
+      }
+    }
+    if (value === undefined || value === '') {
+      this.#warn(peer, 'BGPPasswordSecretMissing', `Secret ${cacheKey} does not exist or has no "${PASSWORD_KEY}" key; the session is not started`);
+      return null;
+    }
+    return value;
+  }
+
+  #open(p: PeerPlan, opts: SessionOptions, key: string): Entry {
+    const name = p.peer.name;
+    const session = (this.#o.sessionFactory ?? ((o: SessionOptions) => new BgpSession(o)))(opts);
+    const e: Entry = { name, key, peer: p.peer, session, gracefulRestart: opts.gracefulRestart !== undefined, connectFailures: 0, lastError: undefined, warnedPassword: false };
+    const m = this.#metrics;
+    const log = this.#log.child({ peer: name, peerAddress: p.peer.peerAddress });
+    m.sessionUp.set({ peer: name }, 0);
+    m.prefixesAnnounced.set({ peer: name }, 0);
+    let previous: State = 'Idle';
+    session.on('state', (state: State, reason: Reason) => {
+      const from = previous;
+      previous = state;
+      if (this.#sessions.get(name) !== e) return;
+      log.debug('bgp session state', { state, reason });
+      // A connection attempt that timed out (Connect -> Connect) or failed (Connect -> Active).
+      if (from === 'Connect' && (reason === 'connect-retry' || reason === 'tcp-failed')) {
+        this.#connectFailed(e, reason === 'connect-retry' ? 'connection attempt timed out' : 'connection failed');
+      }
+      if (reason === 'hold-timer-expired') {
+        e.lastError = 'hold timer expired';
+        this.#warn(e.peer, 'BGPHoldTimerExpired', `nothing heard from ${e.peer.peerAddress} within the hold time (${e.peer.holdTime} s); session reset`);
+      }
+    });
+    session.on('connect-error', (err: Error & { code?: string }) => {
+      if (this.#sessions.get(name) !== e) return;
+      log.debug('bgp connect error', { err });
+      if (err.code === 'ECONNREFUSED') {
+        e.lastError = 'connection refused';
+        this.#warn(e.peer, 'BGPPeerRefused', `${e.peer.peerAddress}:${e.peer.peerPort} refused the TCP connection (nothing listening, or BGP not configured for this node)`);
+      } else if (err.code === 'EADDRNOTAVAIL' || err.code === 'EINVAL') {
+        e.lastError = `cannot bind ${e.peer.sourceAddress ?? 'source address'}: ${err.code}`;
+        this.#warn(e.peer, 'BGPSourceAddressUnavailable', `cannot connect from ${e.peer.sourceAddress ?? 'this node'}: ${err.message}`);
+      }
+    });
+    session.on('established', () => {
+      if (this.#sessions.get(name) !== e) return;
+      log.info('bgp session established', {});
+      e.connectFailures = 0;
+      e.warnedPassword = false;
+      e.lastError = undefined;
+      m.sessionUp.set({ peer: name }, 1);
+      // The R bit is for the first session after a restart only (RFC 4724 §4.1).
+      this.#restarting.delete(grIdentity(e.peer));
+      if (e.gracefulRestart) this.#markAnnouncing(e.peer, true);
+      this.#event(e.peer, 'Normal', 'BGPSessionEstablished', `BGP session with ${e.peer.peerAddress} (AS ${e.peer.peerASN}) established`);
+    });
+    session.on('down', (reason: Reason, detail: string) => {
+      if (this.#sessions.get(name) !== e) return;
+      log.info('bgp session down', { reason, detail });
+      e.lastError = detail;
+      m.sessionUp.set({ peer: name }, 0);
+      m.prefixesAnnounced.set({ peer: name }, 0);
+      m.sessionDrops.inc({ peer: name, reason });
+    });
+    session.on('notification', (n: NotificationMessage) => {
+      if (this.#sessions.get(name) !== e) return;
+      const text = describeNotification(n);
+      e.lastError = `peer sent NOTIFICATION: ${text}`;
+      m.notificationsReceived.inc({ peer: name, reason: notificationReason(n) });
+      log.info('bgp notification received', { notification: text });
+      this.#warn(e.peer, 'BGPPeerRefused', `${e.peer.peerAddress} sent NOTIFICATION ${text}`);
+    });
+    session.on('notification-sent', (n: NotificationMessage) => {
+      if (this.#sessions.get(name) !== e) return;
+      m.notificationsSent.inc({ peer: name, reason: notificationReason(n) });
+      const text = describeNotification(n);
+      log.info('bgp notification sent', { notification: text });
+      if (n.code === ERR_OPEN) {
+        e.lastError = `refused the peer's OPEN: ${text}`;
+        this.#warn(e.peer, 'BGPOpenRejected', `refused the OPEN of ${e.peer.peerAddress}: ${text}`);
+      }
+    });
+    session.on('sent', (s: { updates: number; prefixes: number }) => {
+      if (this.#sessions.get(name) !== e) return;
+      m.updatesSent.inc({ peer: name }, s.updates);
+      m.prefixesAnnounced.set({ peer: name }, s.prefixes);
+    });
+    this.#sessions.set(name, e);
+    log.info('bgp session starting', { routerId: opts.bgpId, localAsn: opts.localAsn, peerAsn: opts.peerAsn, md5: opts.password !== undefined, gracefulRestart: opts.gracefulRestart ?? null });
+    session.start();
+    return e;
+  }
+
+  #connectFailed(e: Entry, why: string): void {
+    e.connectFailures++;
+    e.lastError = why;
+    this.#metrics.connectFailures.inc({ peer: e.name });
+    if (e.session.state !== 'Established' && e.key.includes('"md5":true') && e.connectFailures >= this.#o.md5FailureThreshold && !e.warnedPassword) {
+      e.warnedPassword = true;
+      e.lastError = 'no TCP handshake with TCP MD5 on';
+      this.#warn(e.peer, 'BGPAuthenticationFailed',
+        `no TCP handshake with ${e.peer.peerAddress}:${e.peer.peerPort} after ${e.connectFailures} attempts with TCP MD5 on: the peer silently drops segments whose MD5 signature does not match, which is what a wrong or missing password looks like`);
+    }
+  }
+
+  /** Stops a session for good: Cease, routes withdrawn by the peer, no restart memory. */
+  async #retire(e: Entry, why: string): Promise<void> {
+    this.#sessions.delete(e.name);
+    this.#metrics.sessionUp.remove({ peer: e.name });
+    this.#metrics.prefixesAnnounced.remove({ peer: e.name });
+    await this.#stopSession(e, why);
+  }
+
+  async #stopSession(e: Entry, why: string): Promise<void> {
+    if (e.gracefulRestart) this.#markAnnouncing(e.peer, false);
+    const wasUp = e.session.state !== 'Idle';
+    e.session.stop(why);
+    // Let the Cease reach the peer before the caller moves on (bounded).
+    if (wasUp) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  #warn(peer: PeerSettings, reason: string, message: string): void {
+    this.#log.info('bgp peer problem', { peer: peer.name, reason, message });
+    this.#event(peer, 'Warning', reason, message);
+  }
+
+  #event(peer: PeerSettings, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const sink = this.#o.events;
+    if (!sink) return;
+    const target: EventTarget = peer.source === 'configmap'
+      ? { apiVersion: 'v1', kind: 'ConfigMap', namespace: LEGACY_CONFIGMAP.namespace, name: LEGACY_CONFIGMAP.name }
+      : { apiVersion: API_VERSION, kind: 'BGPPeer', namespace: this.#o.namespace, name: peer.name };
+    try {
+      const r = sink.event(target, type, reason, `${message} [peer ${peer.name}]`);
+      if (r instanceof Promise) r.catch((err: unknown) => this.#log.error('bgp event failed', { reason, err }));
+    } catch (err) {
+      this.#log.error('bgp event failed', { reason, err });
+    }
+  }
+
+  // ---- graceful-restart memory ---------------------------------------------
+
+  #grPath(): string | undefined {
+    return this.#o.stateDir ? path.join(this.#o.stateDir, GR_FILE) : undefined;
+  }
+
+  #readGrState(): string[] {
+    const file = this.#grPath();
+    if (!file) return [];
+    try {
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as { announcing?: unknown };
+      return Array.isArray(doc.announcing) ? doc.announcing.filter((x): x is string => typeof x === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** Records (atomically) that this node announces to a peer with graceful restart, so the next start sets the R bit. */
+  #markAnnouncing(peer: PeerSettings, on: boolean): void {
+    const file = this.#grPath();
+    if (!file) return;
+    const set = new Set(this.#readGrState());
+    const id = grIdentity(peer);
+    if (on === set.has(id)) return;
+    if (on) set.add(id);
+    else set.delete(id);
+    try {
+      mkdirSync(path.dirname(file), { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify({ announcing: [...set].sort() })}\n`);
+      renameSync(tmp, file);
+    } catch (err) {
+      this.#log.error('bgp graceful-restart state not saved', { file, err });
+    }
+  }
+}
+
+/** A peer as graceful restart remembers it: same name, address and ASNs. */
+function grIdentity(peer: PeerSettings): string {
+  return `${peer.name}|${peer.peerAddress}|${peer.peerPort}|${peer.myASN}|${peer.peerASN}`;
+}
+
+/** Everything that, when it changes, needs a new session (the password only as a hash). */
+function sessionKey(o: SessionOptions): string {
+  return JSON.stringify({
+    localAsn: o.localAsn, peerAsn: o.peerAsn, bgpId: o.bgpId, holdTime: o.holdTime, keepaliveTime: o.keepaliveTime ?? null,
+    connectRetryTime: o.connectRetryTime, peerAddress: o.peerAddress, peerPort: o.peerPort ?? 179, sourceAddress: o.sourceAddress ?? null,
+    nextHop: o.nextHop ?? null, gr: o.gracefulRestart ? o.gracefulRestart.restartTime : null,
+    md5: o.password !== undefined, password: o.password === undefined ? null : createHash('sha256').update(o.password).digest('hex'),
+  });
+}
+
+/** The factory the speaker's wiring registers: everything from the speaker's context. */
+export function createBgpAnnouncer(ctx: {
+  self: string; namespace: string; kc: k8s.KubeConfig; log: Logger; registry: Registry; writer: EventSink; stateDir: string;
+}): BgpAnnouncer {
+  return new BgpAnnouncer({
+    log: ctx.log, registry: ctx.registry, events: ctx.writer, secrets: kubernetesSecretReader(ctx.kc), stateDir: ctx.stateDir, namespace: ctx.namespace,
+  });
+}
