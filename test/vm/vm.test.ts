@@ -108,6 +108,60 @@ describe('IPVS VM (needs root and qemu)', function () {
     assert.equal(again.stdout, 'still here\n');
   });
 
+  it('Portico\'s netlink client creates portico0 with VIPs and programs IPVS; ip and ipvsadm agree', async () => {
+    const probe = new URL('../../packages/speaker/src/netlink/probe.ts', import.meta.url).pathname;
+    const node = process.execPath;
+    const r = await vm.run(`
+      set -e
+      ip netns add pnlcap-vm
+      ip -n pnlcap-vm link set lo up
+      run() { ip netns exec pnlcap-vm "${node}" "${probe}" "$1" > "$1.json"; }
+      run route-setup
+      ip -n pnlcap-vm -d link show portico0 > link.txt
+      ip -n pnlcap-vm addr show dev portico0 > addr.txt
+      run route-teardown
+      ip -n pnlcap-vm link show > links-after.txt
+      # A foreign IPVS service (made by ipvsadm) must survive Portico's changes.
+      ip netns exec pnlcap-vm ipvsadm -A -u 203.0.113.50:53 -s rr
+      run ipvs-setup
+      ip netns exec pnlcap-vm ipvsadm -Ln > ipvs.txt
+      run ipvs-teardown
+      ip netns exec pnlcap-vm ipvsadm -Ln > ipvs-after.txt
+      ip netns del pnlcap-vm
+    `, { timeoutMs: 90_000 });
+    assert.equal(r.exitCode, 0, r.stderr);
+    const json = (name: string): Record<string, unknown> => JSON.parse(r.files[name]!.toString()) as Record<string, unknown>;
+    const up = json('route-setup.json');
+    assert.deepEqual(up.create, { ok: true });
+    assert.deepEqual(up.createAgain, { error: { errno: 'EEXIST', message: null } });
+    // Setting portico0 up also gives it an IPv6 link-local address.
+    assert.deepEqual((up.addrs as string[]).filter((a) => !a.startsWith('fe80:')).sort(), ['2001:db8::20/128', '203.0.113.20/32']);
+    const link = r.files['link.txt']!.toString();
+    assert.match(link, /portico0: <BROADCAST,NOARP,UP,LOWER_UP>/);
+    assert.match(link, /\bdummy\b/);
+    const addr = r.files['addr.txt']!.toString();
+    assert.match(addr, /inet 203\.0\.113\.20\/32 scope global portico0/);
+    assert.match(addr, /inet6 2001:db8::20\/128 scope global nodad/);
+    assert.doesNotMatch(r.files['links-after.txt']!.toString(), /portico0/);
+    assert.deepEqual(json('route-teardown.json').deleteMissing, { error: { errno: 'ENODEV', message: null } });
+
+    const ipvs = json('ipvs-setup.json');
+    assert.equal((ipvs.family as { name: string }).name, 'IPVS');
+    assert.deepEqual(ipvs.addAgain, { error: { errno: 'EEXIST', message: null } });
+    const table = r.files['ipvs.txt']!.toString().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+    assert.ok(table.includes('TCP 203.0.113.10:80 rr'), table.join('\n'));
+    assert.ok(table.includes('-> 198.51.100.21:8080 Masq 1 0 0'), table.join('\n'));
+    assert.ok(table.includes('-> 198.51.100.22:8080 Masq 2 0 0'), table.join('\n'));
+    assert.ok(table.includes('UDP 203.0.113.50:53 rr'), 'the foreign service is there');
+    const dests = (ipvs.dests as Array<{ address: string; weight: number; forward: string }>).map((d) => `${d.address} ${d.forward} ${d.weight}`).sort();
+    assert.deepEqual(dests, ['198.51.100.21 masq 1', '198.51.100.22 masq 2'], 'our dump reads back what we programmed');
+    const down = json('ipvs-teardown.json');
+    assert.deepEqual(down.deleteAgain, { error: { errno: 'ESRCH', message: null } });
+    const after = r.files['ipvs-after.txt']!.toString();
+    assert.doesNotMatch(after, /203\.0\.113\.10:80/);
+    assert.match(after, /UDP\s+203\.0\.113\.50:53 rr/, 'the foreign service survived');
+  });
+
   it('runs the host\'s Node 24 inside the VM', async () => {
     const r = await vm.run(`"${process.execPath}" -e 'console.log(process.versions.node)'`);
     assert.equal(r.exitCode, 0, r.stderr);
