@@ -1,0 +1,17 @@
+// The announcers this speaker runs. Each feature registers its factory here;
+// a factory returns undefined when its feature is off on this node.
+import type { SpeakerContext } from './context.ts';
+import type { Announcer } from './world/types.ts';
+
+export type AnnouncerFactory = (ctx: SpeakerContext) => Announcer | undefined | Promise<Announcer | undefined>;
+
+export const ANNOUNCERS: readonly AnnouncerFactory[] = [];
+
+export async function createAnnouncers(ctx: SpeakerContext, factories: readonly AnnouncerFactory[] = ANNOUNCERS): Promise<Announcer[]> {
+  const out: Announcer[] = [];
+  for (const f of factories) {
+    const a = await f(ctx);
+    if (a) out.push(a);
+  }
+  return out;
+}

@@ -1,0 +1,19 @@
+// What every part of the speaker gets at start-up: who and where it is, the
+// API client, logging, metrics, and the way to tell users things (Events).
+import type * as k8s from '@kubernetes/client-node';
+import type { Logger, Registry, SharedMetrics, StatusWriter } from '@portico/shared';
+
+export interface SpeakerContext {
+  /** This node's name. */
+  self: string;
+  /** Namespace of Portico's configuration, Leases and Secrets. */
+  namespace: string;
+  kc: k8s.KubeConfig;
+  log: Logger;
+  registry: Registry;
+  sharedMetrics: SharedMetrics;
+  /** Events and status objects. */
+  writer: StatusWriter;
+  /** Where state that must survive a restart lives (e.g. BGP graceful restart). */
+  stateDir: string;
+}

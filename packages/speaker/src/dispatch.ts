@@ -1,0 +1,55 @@
+// Hands World snapshots to announcers one update at a time each: while an
+// update runs, newer snapshots replace each other, so a slow announcer always
+// catches up with the latest state and never processes a backlog.
+import type { Logger } from '@portico/shared';
+import type { Announcer, World } from './world/types.ts';
+
+export interface DispatchHooks {
+  onError?: (announcer: string, err: unknown) => void;
+  onDone?: (announcer: string, seconds: number) => void;
+}
+
+export class Dispatcher {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly pending = new Map<string, World>();
+  private readonly announcers: readonly Announcer[];
+  private readonly log: Logger;
+  private readonly hooks: DispatchHooks;
+
+  constructor(announcers: readonly Announcer[], log: Logger, hooks: DispatchHooks = {}) {
+    this.announcers = announcers;
+    this.log = log;
+    this.hooks = hooks;
+  }
+
+  push(world: World): void {
+    for (const a of this.announcers) {
+      this.pending.set(a.name, world);
+      if (this.running.has(a.name)) continue;
+      // drain() can finish synchronously (an update that throws at once), so
+      // the entry is removed in a later turn, after it has been recorded.
+      const run = this.drain(a);
+      this.running.set(a.name, run);
+      void run.finally(() => { if (this.running.get(a.name) === run) this.running.delete(a.name); });
+    }
+  }
+
+  private async drain(a: Announcer): Promise<void> {
+    for (let w = this.pending.get(a.name); w; w = this.pending.get(a.name)) {
+      this.pending.delete(a.name);
+      const t0 = performance.now();
+      try {
+        await a.update(w);
+        this.hooks.onDone?.(a.name, (performance.now() - t0) / 1000);
+      } catch (err) {
+        this.log.error('announcer update failed', { announcer: a.name, err });
+        this.hooks.onError?.(a.name, err);
+      }
+    }
+  }
+
+  /** Resolves when every announcer has handled the latest snapshot. */
+  async idle(): Promise<void> {
+    while (this.running.size) await Promise.all([...this.running.values()]);
+  }
+}

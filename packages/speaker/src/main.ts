@@ -1,0 +1,101 @@
+// Entry point of the speaker DaemonSet: one per node. Watches the cluster,
+// builds World snapshots and hands them to the announcers registered in
+// announcers.ts (layer 2, BGP) and the dataplane.
+import { mkdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { NAMESPACE, StatusWriter, createLogger, createRegistry, createSharedMetrics, startHttpServer } from '@portico/shared';
+import { createAnnouncers } from './announcers.ts';
+import type { SpeakerContext } from './context.ts';
+import { Dispatcher } from './dispatch.ts';
+import { createSpeakerMetrics } from './metrics.ts';
+import { WorldWatcher } from './world/watcher.ts';
+
+const USAGE = `portico-speaker [flags]
+  --node-name NAME            this node (default $NODE_NAME)
+  --kubeconfig PATH           kubeconfig file (default: in-cluster, else $KUBECONFIG / ~/.kube/config)
+  --namespace NS              namespace of the config objects, Leases and Secrets (default ${NAMESPACE})
+  --load-balancer-class CLASS announce only Services of this spec.loadBalancerClass (default: Services without one)
+  --state-dir DIR             state kept across restarts (default /run/portico)
+  --listen HOST:PORT          /healthz /readyz /metrics (default 0.0.0.0:7473)
+  --debug                     debug logs`;
+
+export class UsageError extends Error {
+  readonly code = 'PORTICO_USAGE';
+}
+
+function hostPort(v: string): { host: string; port: number } {
+  const i = v.lastIndexOf(':');
+  const port = Number(v.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--listen must be HOST:PORT, got ${JSON.stringify(v)}`);
+  return { host: v.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'node-name': { type: 'string', default: process.env.NODE_NAME }, kubeconfig: { type: 'string' },
+      namespace: { type: 'string', default: NAMESPACE }, 'load-balancer-class': { type: 'string' },
+      'state-dir': { type: 'string', default: '/run/portico' }, listen: { type: 'string', default: '0.0.0.0:7473' },
+      debug: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) { process.stdout.write(`${USAGE}\n`); return; }
+  const self = values['node-name'];
+  if (!self) throw new UsageError('--node-name (or $NODE_NAME) is required: the speaker must know its node');
+  const listen = hostPort(values.listen);
+  const log = createLogger({ debug: values.debug, fields: { app: 'portico-speaker', node: self } });
+  const kc = new k8s.KubeConfig();
+  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  mkdirSync(values['state-dir'], { recursive: true });
+
+  const registry = createRegistry();
+  const sharedMetrics = createSharedMetrics(registry);
+  const metrics = createSpeakerMetrics(registry);
+  const ctx: SpeakerContext = {
+    self, namespace: values.namespace, kc, log, registry, sharedMetrics, stateDir: values['state-dir'],
+    writer: new StatusWriter({ kc, component: 'portico-speaker', log }),
+  };
+  const announcers = await createAnnouncers(ctx);
+  log.info('speaker starting', { announcers: announcers.map((a) => a.name), namespace: values.namespace, loadBalancerClass: values['load-balancer-class'] ?? null });
+  const dispatcher = new Dispatcher(announcers, log, {
+    onError: (a) => metrics.announcerErrors.inc({ announcer: a }),
+    onDone: (a, s) => metrics.announcerSeconds.set({ announcer: a }, s),
+  });
+  const watcher = new WorldWatcher({
+    kc, namespace: values.namespace, self, loadBalancerClass: values['load-balancer-class'], log, metrics: sharedMetrics,
+    onChange: (world) => {
+      metrics.services.set(world.services.size);
+      metrics.worldUpdates.inc();
+      metrics.configStale.set(0);
+      dispatcher.push(world);
+    },
+    onConfigProblems: () => metrics.configStale.set(1),
+  });
+  const server = await startHttpServer(listen.port, listen.host, { registry, ready: () => watcher.synced });
+  const world = await watcher.start();
+  log.info('caches synced', { services: world.services.size, nodes: world.nodes.size, config: world.config !== undefined });
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info('speaker stopping', { signal });
+    void (async () => {
+      await watcher.stop();
+      await dispatcher.idle();
+      await Promise.all(announcers.map((a) => a.stop().catch((err: unknown) => log.error('announcer stop failed', { announcer: a.name, err }))));
+      server.close();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`portico-speaker: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(err instanceof UsageError ? 2 : 1);
+});
