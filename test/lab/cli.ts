@@ -2,8 +2,9 @@
 // a web app behind a LoadBalancer Service, shows what happened and how to use
 // the lab, and leaves it running. `npm run lab -- down` removes it;
 // `npm run lab -- status` tells whether one is running.
+import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { Lab, waitFor } from './lab.ts';
+import { Lab, repoRoot, waitFor } from './lab.ts';
 import { LabPreflightError } from './preflight.ts';
 import { LabBusyError, clearPrefix, readState, stateInUse } from './state.ts';
 
@@ -16,6 +17,14 @@ async function up(): Promise<void> {
   const secs = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
   say(`starting the Portico lab '${prefix}' (control plane + 3 nodes + a client)...`);
   const lab = await Lab.start({ prefix, keep: true, nodes: 3, clients: ['client'], log: (m) => say(`  [${secs()}] ${m}`) });
+  say(`  [${secs()}] installing Portico's CRDs and an address pool (203.0.113.10-40, 2001:db8:ff::/120); starting the controller`);
+  await lab.kubectl('create', 'namespace', 'portico-system');
+  await lab.kubectl('apply', '-f', path.join(repoRoot, 'manifests', 'crds'));
+  await lab.kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
+  await lab.kubectl('apply', '-f', path.join(repoRoot, 'test', 'lab', 'demo', 'pool.yaml'));
+  // The controller runs where a Deployment's pod would reach the API server: on the segment.
+  lab.spawn('portico-controller', 'cp', [process.execPath, path.join(repoRoot, 'packages', 'controller', 'src', 'main.ts'),
+    '--kubeconfig', lab.segmentKubeconfig, '--identity', 'lab-controller', '--listen', '127.0.0.1:7472']);
   say(`  [${secs()}] creating Deployment web (3 replicas) and Service web (type LoadBalancer, port 80)`);
   await lab.kubectl('create', 'deployment', 'web', '--image=portico.dev/lab-web', '--replicas=3', '--port=80');
   await lab.kubectl('expose', 'deployment', 'web', '--type=LoadBalancer', '--port=80');
@@ -29,11 +38,15 @@ async function up(): Promise<void> {
   const first = ready[0]!.addresses[0]!;
   const answer = await lab.curl('client', `http://${first}/`);
   say(`  [${secs()}] the client reaches a pod directly: ${answer.trim()}`);
-  const svc = await lab.kc.makeApiClient(k8s.CoreV1Api).readNamespacedService({ name: 'web', namespace: 'default' });
-  const ingress = svc.status?.loadBalancer?.ingress?.map((i) => i.ip).filter(Boolean) ?? [];
-  say(ingress.length
-    ? `  [${secs()}] Service web has external IP ${ingress.join(', ')}`
-    : `  [${secs()}] Service web: external IP pending (Portico's controller is not running in the lab yet)`);
+  const core = lab.kc.makeApiClient(k8s.CoreV1Api);
+  const ingress = await waitFor('an external IP for Service web', async () => {
+    const svc = await core.readNamespacedService({ name: 'web', namespace: 'default' });
+    const ips = svc.status?.loadBalancer?.ingress?.map((i) => i.ip).filter(Boolean) ?? [];
+    return ips.length ? { ips, pool: svc.metadata?.annotations?.['portico.dev/address-pool'] } : undefined;
+  }, 30_000, 200).catch(() => undefined);
+  say(ingress
+    ? `  [${secs()}] Portico's controller gave Service web ${ingress.ips.join(', ')} from pool ${ingress.pool ?? '?'} (announcing it needs the speaker, which is not in the lab yet)`
+    : `  [${secs()}] Service web: external IP still pending; see ${path.join(lab.logDir, 'portico-controller.log')}`);
   const client = lab.clients[0]!;
   say(`
 The lab is up and stays running.
@@ -42,6 +55,7 @@ The lab is up and stays running.
   try:          ${lab.describe().kubectl} --kubeconfig=${lab.kubeconfig} get nodes,pods,svc,endpointslices -o wide
   client:       ip netns exec ${client.ns} curl http://${first}/     (client ${client.ipv4} / ${client.ipv6})
   a node:       ip netns exec ${lab.nodes[0]!.ns} ip addr
+  Portico:      kubectl get ipaddresspools -n portico-system; kubectl describe svc web
   logs:         ${lab.logDir}
   stop it:      npm run lab -- down`);
 }
