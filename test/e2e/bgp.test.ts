@@ -1,0 +1,452 @@
+// Portico's BGP announcer against real FRR, BIRD and GoBGP in the lab: the
+// announcer runs as a process in each node's namespace, fed World snapshots
+// built from the lab's real pods (packages/speaker/src/bgp/testdata/announcer-node.ts),
+// and the tests read what the routers hold: their RIBs, FRR's kernel table,
+// and what a client behind FRR gets back from the Service's pods.
+import { strict as assert } from 'node:assert';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { addRouter, repoRoot, run, waitFor, type Lab, type Router } from '../lab/index.ts';
+import { requireE2e, sharedLab } from './shared-lab.ts';
+
+const RUNNER = path.join(repoRoot, 'packages/speaker/src/bgp/testdata/announcer-node.ts');
+const VIP4 = '203.0.113.50';
+const VIP6 = '2001:db8:ff::50';
+const LOCAL_VIP = '203.0.113.51';
+const BEHIND = { net: '100.64.200.0/24', router: '100.64.200.1', client: '100.64.200.2' };
+const NODE_AS = 64512;
+const ROUTER_AS = 64513;
+const MD5_AS = 64514;
+const NS = 'portico-system';
+
+interface FrrPath {
+  aspath?: { string?: string };
+  community?: { string?: string };
+  largeCommunity?: { string?: string };
+  nexthops?: { ip?: string }[];
+  peer?: { peerId?: string };
+  locPrf?: number;
+  stale?: boolean;
+  multipath?: boolean;
+}
+
+interface PodInfo { name: string; node: string; ip: string; ipv6: string | undefined; ready: boolean }
+
+describe('BGP announcer interop (e2e, root): FRR, BIRD and GoBGP', function () {
+  this.timeout(180_000);
+  let lab: Lab;
+  let frr: Router;
+  let bird: Router;
+  let gobgp: Router;
+  let md5: Router;
+  let dir = '';
+  let pods: PodInfo[] = [];
+  const speakers: string[] = [];
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  const nodeIP = (i: number): string => lab.nodes[i]!.ipv4;
+  const nodeIP6 = (i: number): string => lab.nodes[i]!.ipv6;
+
+  // ---- the World each node's announcer gets ----
+
+  interface Scenario { web: boolean; local: boolean; md5: 'none' | 'wrong' | 'secret' }
+  let scenario: Scenario = { web: true, local: true, md5: 'none' };
+
+  function worldJson(self: string): unknown {
+    const only = (n: string) => [{ matchLabels: { 'kubernetes.io/hostname': n } }];
+    const peers: Record<string, unknown>[] = [
+      { name: 'frr-v4', myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv4, enableGracefulRestart: true },
+      { name: 'frr-v6', myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv6, nodeSelectors: only('node-1') },
+      { name: 'bird-v4', myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv4, nodeSelectors: only('node-1') },
+      { name: 'bird-v6', myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv6, nodeSelectors: only('node-1') },
+      { name: 'gobgp-v4', myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv4, nodeSelectors: only('node-1') },
+      { name: 'gobgp-v6', myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv6, nodeSelectors: only('node-1') },
+    ];
+    if (scenario.md5 !== 'none') {
+      peers.push({
+        name: 'md5', myASN: NODE_AS, peerASN: MD5_AS, peerAddress: md5.ipv4, nodeSelectors: only('node-3'),
+        ...(scenario.md5 === 'wrong' ? { password: 'not-the-password' } : { passwordSecret: { name: 'pbgp-md5', namespace: NS } }),
+      });
+    }
+    const endpoints = (list: PodInfo[]) => list.flatMap((p) => [
+      { ip: p.ip, family: 'IPv4', node: p.node, ready: p.ready, serving: p.ready, terminating: false, ports: {}, pod: p.name },
+      ...(p.ipv6 ? [{ ip: p.ipv6, family: 'IPv6', node: p.node, ready: p.ready, serving: p.ready, terminating: false, ports: {}, pod: p.name }] : []),
+    ]);
+    const services: Record<string, unknown>[] = [];
+    if (scenario.web) services.push({ namespace: 'default', name: 'bgp-web', ips: [VIP4, VIP6], pool: 'bgp-pool', endpoints: endpoints(pods) });
+    if (scenario.local) services.push({ namespace: 'default', name: 'bgp-local', ips: [LOCAL_VIP], pool: 'bgp-pool', externalTrafficPolicy: 'Local', endpoints: endpoints(pods.filter((p) => p.node === 'node-2')) });
+    return {
+      self,
+      config: {
+        pools: [{ name: 'bgp-pool', ranges: ['203.0.113.48/28', '2001:db8:ff::/64'] }],
+        peers,
+        bgpAdvertisements: [{ name: 'bgp-adv', pools: ['bgp-pool'], localPref: 50, communities: ['64512:100', 'large:64512:7:8'] }],
+      },
+      services,
+      nodes: lab.nodes.map((n) => ({ name: n.name, addresses: [n.ipv4, n.ipv6] })),
+    };
+  }
+
+  const worldFile = (node: string): string => path.join(dir, `world-${node}.json`);
+
+  function publish(next: Partial<Scenario> = {}): void {
+    scenario = { ...scenario, ...next };
+    for (const n of lab.nodes) {
+      const tmp = `${worldFile(n.name)}.tmp`;
+      writeFileSync(tmp, JSON.stringify(worldJson(n.name)));
+      renameSync(tmp, worldFile(n.name));
+    }
+  }
+
+  function startSpeaker(node: string): void {
+    const key = `bgp-speaker-${node}`;
+    lab.spawn(key, node, [process.execPath, RUNNER, '--world', worldFile(node), '--state-dir', path.join(dir, `state-${node}`), '--kubeconfig', lab.segmentKubeconfig, '--namespace', NS]);
+    if (!speakers.includes(key)) speakers.push(key);
+  }
+
+  // ---- router queries ----
+
+  async function frrPaths(r: Router, prefix: string): Promise<FrrPath[]> {
+    const afi = prefix.includes(':') ? 'ipv6' : 'ipv4';
+    const out = await r.cli([`show bgp ${afi} unicast ${prefix} json`]);
+    return ((JSON.parse(out || '{}') as { paths?: FrrPath[] }).paths) ?? [];
+  }
+  const fromPeer = (paths: FrrPath[], peer: string): FrrPath | undefined => paths.find((p) => p.peer?.peerId === peer);
+
+  async function frrNeighbors(r: Router): Promise<Record<string, string>> {
+    const j = JSON.parse(await r.cli(['show bgp neighbors json'])) as Record<string, { bgpState?: string }>;
+    return Object.fromEntries(Object.entries(j).map(([k, v]) => [k, v.bgpState ?? '']));
+  }
+
+  async function birdRoutes(protocol: string): Promise<string> {
+    return bird.cli(['show', 'route', 'all', 'protocol', protocol]);
+  }
+
+  interface GobgpPath { nlri?: { prefix?: string }; attrs?: { type: number; as_paths?: { asns: number[] }[]; nexthop?: string; value?: number; communities?: number[] }[] }
+  async function gobgpAdjIn(neighbor: string, family: 'ipv4' | 'ipv6'): Promise<Record<string, GobgpPath[]>> {
+    const out = await gobgp.cli(['neighbor', neighbor, 'adj-in', '-a', family, '-j']);
+    const j = JSON.parse(out || '{}') as Record<string, GobgpPath[]> | GobgpPath[];
+    if (Array.isArray(j)) return Object.fromEntries(j.map((p) => [p.nlri?.prefix ?? '', [p]]));
+    return j;
+  }
+
+  before(async function () {
+    requireE2e(this);
+    lab = await sharedLab();
+    dir = path.join(lab.dir, 'bgp-e2e');
+    mkdirSync(dir, { recursive: true });
+    await lab.kubectlResult(['create', 'namespace', NS]);
+    await lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']);
+
+    // One web pod per node: the Service's real endpoints.
+    const podYaml = lab.nodes.map((n) => `
+apiVersion: v1
+kind: Pod
+metadata: {name: bgp-web-${n.name}, labels: {app: bgp-web}}
+spec:
+  nodeName: ${n.name}
+  containers:
+  - name: web
+    image: portico.dev/lab-web
+    ports: [{containerPort: 80}]
+    readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}
+`).join('---\n');
+    await lab.kubectlResult(['apply', '-f', '-'], podYaml);
+    cleanups.push(() => lab.kubectlResult(['delete', 'pod', '-l', 'app=bgp-web', '--wait=false']));
+    pods = await waitFor('the three bgp-web pods Ready', async () => {
+      const j = JSON.parse(await lab.kubectl('get', 'pods', '-l', 'app=bgp-web', '-o', 'json')) as { items: { metadata: { name: string }; spec: { nodeName: string }; status: { podIPs?: { ip: string }[]; conditions?: { type: string; status: string }[] } }[] };
+      const list = j.items.map((p) => ({
+        name: p.metadata.name, node: p.spec.nodeName, ip: p.status.podIPs?.find((x) => !x.ip.includes(':'))?.ip ?? '', ipv6: p.status.podIPs?.find((x) => x.ip.includes(':'))?.ip,
+        ready: p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true,
+      }));
+      return list.length === 3 && list.every((p) => p.ready && p.ip) ? list : undefined;
+    }, 60_000, 250);
+
+    const n = [0, 1, 2].map(nodeIP);
+    const n1v6 = nodeIP6(0);
+    frr = await addRouter(lab, {
+      name: 'b-frr', kind: 'frr', config: `
+frr defaults datacenter
+hostname b-frr
+router bgp ${ROUTER_AS}
+ bgp router-id {{ipv4}}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ bgp graceful-restart
+ neighbor NODES peer-group
+ neighbor NODES remote-as ${NODE_AS}
+ neighbor NODES passive
+ neighbor NODES timers 1 3
+${n.map((ip) => ` neighbor ${ip} peer-group NODES`).join('\n')}
+ neighbor ${n1v6} remote-as ${ROUTER_AS}
+ neighbor ${n1v6} passive
+ neighbor ${n1v6} timers 1 3
+ address-family ipv4 unicast
+  maximum-paths 4
+  neighbor NODES activate
+  neighbor ${n1v6} activate
+ exit-address-family
+ address-family ipv6 unicast
+  maximum-paths 4
+  neighbor NODES activate
+  neighbor ${n1v6} activate
+ exit-address-family
+`,
+    });
+    bird = await addRouter(lab, {
+      name: 'b-bird', kind: 'bird', config: `
+router id {{ipv4}};
+protocol device {}
+protocol direct { ipv4; ipv6; }
+protocol bgp n1v4 {
+  local as ${ROUTER_AS}; neighbor ${n[0]} as ${NODE_AS}; passive on;
+  hold time 9; keepalive time 3;
+  ipv4 { import all; export none; };
+  ipv6 { import all; export none; };
+}
+protocol bgp n1v6 {
+  local as ${ROUTER_AS}; neighbor ${n1v6} as ${ROUTER_AS}; passive on;
+  hold time 9; keepalive time 3;
+  ipv4 { import all; export none; };
+  ipv6 { import all; export none; };
+}
+`,
+    });
+    const gobgpNeighbor = (addr: string, asn: number) => `
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "${addr}"
+    peer-as = ${asn}
+  [neighbors.transport.config]
+    passive-mode = true
+  [neighbors.timers.config]
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+`;
+    gobgp = await addRouter(lab, {
+      name: 'b-gobgp', kind: 'gobgp', config: `
+[global.config]
+  as = ${ROUTER_AS}
+  router-id = "{{ipv4}}"
+${gobgpNeighbor(n[0]!, NODE_AS)}${gobgpNeighbor(n1v6, ROUTER_AS)}`,
+    });
+    md5 = await addRouter(lab, {
+      name: 'b-md5', kind: 'frr', config: `
+frr defaults datacenter
+hostname b-md5
+router bgp ${MD5_AS}
+ bgp router-id {{ipv4}}
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ neighbor ${n[2]} remote-as ${NODE_AS}
+ neighbor ${n[2]} password portico-md5-secret
+ neighbor ${n[2]} passive
+ neighbor ${n[2]} timers 1 3
+ address-family ipv4 unicast
+  neighbor ${n[2]} activate
+ exit-address-family
+`,
+    });
+
+    publish();
+    for (const node of lab.nodes) startSpeaker(node.name);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    if (!lab) return;
+    for (const key of speakers) await lab.stopProcess(key).catch(() => undefined);
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  });
+
+  it('sessions come up: eBGP over IPv4 from 3 nodes and iBGP over IPv6 from node-1 (FRR), both from node-1 (BIRD, GoBGP)', async () => {
+    const want = [nodeIP(0), nodeIP(1), nodeIP(2), nodeIP6(0)];
+    await waitFor('FRR sessions Established', async () => {
+      const s = await frrNeighbors(frr);
+      return want.every((w) => s[w] === 'Established');
+    }, 30_000, 250);
+    await waitFor('BIRD sessions Established', async () => {
+      const out = await bird.cli(['show', 'protocols']);
+      return /n1v4\s+BGP\s+---\s+up\s+.*Established/.test(out) && /n1v6\s+BGP\s+---\s+up\s+.*Established/.test(out);
+    }, 30_000, 250);
+    await waitFor('GoBGP sessions Established', async () => {
+      const out = await gobgp.cli(['neighbor']);
+      return out.split('\n').filter((l) => (l.includes(nodeIP(0)) || l.includes(nodeIP6(0))) && /Establ/.test(l)).length === 2;
+    }, 30_000, 250);
+  });
+
+  it('FRR holds the /32 and /128 with next hop, AS path, local-pref (iBGP only) and communities', async () => {
+    const p4 = await waitFor('the /32 from every node in FRR', async () => {
+      const paths = await frrPaths(frr, `${VIP4}/32`);
+      return paths.length === 4 ? paths : undefined;
+    }, 20_000, 200);
+    const ebgp = fromPeer(p4, nodeIP(0))!;
+    assert.equal(ebgp.aspath?.string, String(NODE_AS));
+    assert.equal(ebgp.nexthops?.[0]?.ip, nodeIP(0));
+    assert.equal(ebgp.community?.string, '64512:100');
+    assert.equal(ebgp.largeCommunity?.string, '64512:7:8');
+    const ibgp = fromPeer(p4, nodeIP6(0))!;
+    assert.match(ibgp.aspath?.string ?? '', /^(Local)?$/, 'iBGP: empty AS path');
+    assert.equal(ibgp.locPrf, 50);
+    assert.equal(ibgp.nexthops?.[0]?.ip, nodeIP(0), 'IPv4 next hop over the IPv6 session is the node\'s IPv4 address');
+    const p6 = await waitFor('the /128 in FRR', async () => {
+      const paths = await frrPaths(frr, `${VIP6}/128`);
+      return paths.length === 4 ? paths : undefined;
+    }, 20_000, 200);
+    assert.equal(fromPeer(p6, nodeIP(1))?.nexthops?.[0]?.ip, nodeIP6(1));
+    assert.equal(fromPeer(p6, nodeIP6(0))?.nexthops?.[0]?.ip, nodeIP6(0));
+    assert.equal(fromPeer(p6, nodeIP6(0))?.locPrf, 50);
+  });
+
+  it('BIRD holds them with the same attributes on each session', async () => {
+    const v4 = await waitFor('routes from n1v4 in BIRD', async () => {
+      const out = await birdRoutes('n1v4');
+      return out.includes(`${VIP4}/32`) && out.includes(`${VIP6}/128`) ? out : undefined;
+    }, 20_000, 200);
+    const block = (out: string, prefix: string): string => {
+      const i = out.indexOf(prefix);
+      const rest = out.slice(i);
+      const next = rest.slice(1).search(/\n\S/);
+      return next < 0 ? rest : rest.slice(0, next + 1);
+    };
+    const b4 = block(v4, `${VIP4}/32`);
+    assert.match(b4, new RegExp(`BGP\\.as_path: ${NODE_AS}\\s`));
+    assert.match(b4, new RegExp(`BGP\\.next_hop: ${nodeIP(0).replaceAll('.', '\\.')}`));
+    assert.match(b4, /BGP\.community: \(64512,100\)/);
+    assert.match(b4, /BGP\.large_community: \(64512, 7, 8\)/);
+    assert.doesNotMatch(b4, /BGP\.local_pref: 50/, 'eBGP carries no local-pref of ours');
+    assert.match(block(v4, `${VIP6}/128`), new RegExp(`BGP\\.next_hop: ${nodeIP6(0)}`));
+    const v6 = await waitFor('routes from n1v6 in BIRD', async () => {
+      const out = await birdRoutes('n1v6');
+      return out.includes(`${VIP4}/32`) && out.includes(`${VIP6}/128`) ? out : undefined;
+    }, 20_000, 200);
+    const i4 = block(v6, `${VIP4}/32`);
+    assert.match(i4, /BGP\.local_pref: 50/);
+    assert.match(i4, /BGP\.as_path: *\n/);
+  });
+
+  it('GoBGP holds them with the same attributes on each session', async () => {
+    const v4 = await waitFor('the /32 in GoBGP from the eBGP session', async () => (await gobgpAdjIn(nodeIP(0), 'ipv4'))[`${VIP4}/32`]?.[0], 20_000, 200);
+    const attr = (p: GobgpPath, t: number) => p.attrs?.find((a) => a.type === t);
+    assert.deepEqual(attr(v4, 2)?.as_paths?.[0]?.asns, [NODE_AS]);
+    assert.equal(attr(v4, 3)?.nexthop, nodeIP(0));
+    assert.deepEqual(attr(v4, 8)?.communities, [64512 * 65536 + 100]);
+    // GoBGP spells large communities as {ASN, LocalData1, LocalData2}.
+    assert.deepEqual((attr(v4, 32) as { value?: unknown } | undefined)?.value, [{ ASN: 64512, LocalData1: 7, LocalData2: 8 }]);
+    assert.equal(attr(v4, 5), undefined, 'no local-pref over eBGP');
+    const v6 = await waitFor('the /128 in GoBGP from the eBGP session', async () => (await gobgpAdjIn(nodeIP(0), 'ipv6'))[`${VIP6}/128`]?.[0], 20_000, 200);
+    assert.equal(attr(v6, 14)?.nexthop ?? (attr(v6, 14) as { nexthops?: string[] } | undefined)?.nexthops?.[0], nodeIP6(0));
+    const i4 = await waitFor('the /32 in GoBGP from the iBGP session', async () => (await gobgpAdjIn(nodeIP6(0), 'ipv4'))[`${VIP4}/32`]?.[0], 20_000, 200);
+    assert.equal(attr(i4, 5)?.value, 50);
+    assert.deepEqual(attr(i4, 2)?.as_paths ?? [], []);
+  });
+
+  it('ECMP: FRR uses the three nodes\' paths and installs three next hops in its kernel table', async () => {
+    const paths = await waitFor('three multipath eBGP paths', async () => {
+      const p = (await frrPaths(frr, `${VIP4}/32`)).filter((x) => x.multipath);
+      return p.length === 3 ? p : undefined;
+    }, 20_000, 200);
+    assert.deepEqual(paths.map((p) => p.nexthops?.[0]?.ip).sort(), [nodeIP(0), nodeIP(1), nodeIP(2)].sort());
+    const route = await waitFor('a 3-way route in b-frr\'s kernel', async () => {
+      const out = (await lab.exec(frr.host.name, ['ip', 'route', 'show', `${VIP4}/32`])).stdout;
+      return (out.match(/nexthop via/g) ?? []).length === 3 ? out : undefined;
+    }, 20_000, 200);
+    for (let i = 0; i < 3; i++) assert.ok(route.includes(`nexthop via ${nodeIP(i)} `), route);
+  });
+
+  it('Local policy: only the node with a ready endpoint (node-2) announces', async () => {
+    const paths = await waitFor('the Local VIP in FRR', async () => {
+      const p = await frrPaths(frr, `${LOCAL_VIP}/32`);
+      return p.length > 0 ? p : undefined;
+    }, 20_000, 200);
+    // Give the other nodes time to (wrongly) announce it too.
+    await new Promise((r) => setTimeout(r, 1500));
+    const again = await frrPaths(frr, `${LOCAL_VIP}/32`);
+    assert.deepEqual(again.map((p) => p.peer?.peerId), [nodeIP(1)], JSON.stringify(paths));
+    assert.equal(again[0]?.nexthops?.[0]?.ip, nodeIP(1));
+  });
+
+  it('a client behind FRR reaches the Service\'s pods through it', async () => {
+    // A namespace behind the router, and the minimal node forwarding the dataplane will replace:
+    // each node DNATs the VIP to its own pod and routes the client network back through FRR.
+    const bhd = lab.nsName('bhd');
+    await run(['ip', 'netns', 'add', bhd]);
+    cleanups.push(() => run(['ip', 'netns', 'del', bhd], { allowFail: true }));
+    await run(['ip', 'link', 'add', 'eth1', 'netns', frr.ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', bhd]);
+    await lab.exec(frr.host.name, ['sh', '-c', `ip addr add ${BEHIND.router}/24 dev eth1 && ip link set eth1 up && sysctl -qw net.ipv4.ip_forward=1`]);
+    await lab.exec('bhd', ['sh', '-c', `ip link set lo up && ip addr add ${BEHIND.client}/24 dev eth0 && ip link set eth0 up && ip route add default via ${BEHIND.router}`]);
+    for (const node of lab.nodes) {
+      const pod = pods.find((p) => p.node === node.name)!;
+      await lab.exec(node.name, ['ip', 'route', 'replace', BEHIND.net, 'via', frr.ipv4]);
+      cleanups.push(() => lab.exec(node.name, ['ip', 'route', 'del', BEHIND.net], { allowFail: true }));
+      await lab.exec(node.name, ['nft', '-f', '-'], {
+        input: `table ip pbgp_e2e {\n chain pre {\n  type nat hook prerouting priority -100;\n  ip daddr ${VIP4} tcp dport 80 dnat to ${pod.ip}:80\n }\n}\n`,
+      });
+      cleanups.push(() => lab.exec(node.name, ['nft', 'delete', 'table', 'ip', 'pbgp_e2e'], { allowFail: true }));
+    }
+    const answers = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      // Different source ports do not move an L3-hashed flow; the answer proves the path, whichever node it took.
+      const body = await lab.curl('bhd', `http://${VIP4}/`, { timeoutS: 3 });
+      const a = JSON.parse(body) as { pod: string; client: string };
+      assert.equal(a.client, BEHIND.client, 'the pod sees the client\'s own address');
+      answers.add(a.pod);
+    }
+    assert.ok([...answers].every((p) => p.startsWith('bgp-web-')), [...answers].join(','));
+  });
+
+  it('graceful restart: a restarted speaker\'s route stays in FRR (stale) and is refreshed', async () => {
+    const key = 'bgp-speaker-node-1';
+    await lab.stopProcess(key);
+    const stale = await waitFor('node-1\'s path marked stale', async () => {
+      const p = fromPeer(await frrPaths(frr, `${VIP4}/32`), nodeIP(0));
+      return p?.stale ? p : undefined;
+    }, 10_000, 100);
+    assert.equal(stale.nexthops?.[0]?.ip, nodeIP(0));
+    const kernel = (await lab.exec(frr.host.name, ['ip', 'route', 'show', `${VIP4}/32`])).stdout;
+    assert.ok(kernel.includes(`via ${nodeIP(0)} `), `FRR still forwards to node-1 while it restarts: ${kernel}`);
+    startSpeaker('node-1');
+    await waitFor('node-1\'s path fresh again', async () => {
+      const p = fromPeer(await frrPaths(frr, `${VIP4}/32`), nodeIP(0));
+      return p && !p.stale ? p : undefined;
+    }, 20_000, 100);
+    const restarted = JSON.parse(await frr.cli([`show bgp neighbors ${nodeIP(0)} json`])) as Record<string, { gracefulRestartInfo?: { remoteGrMode?: string } }>;
+    assert.ok(restarted[nodeIP(0)]?.gracefulRestartInfo?.remoteGrMode, 'FRR saw graceful restart from the node');
+  });
+
+  it('deleting the Service withdraws its routes from every router', async () => {
+    publish({ web: false });
+    await waitFor('FRR withdrawal', async () => (await frrPaths(frr, `${VIP4}/32`)).length === 0 && (await frrPaths(frr, `${VIP6}/128`)).length === 0, 10_000, 100);
+    await waitFor('BIRD withdrawal', async () => !(await birdRoutes('n1v4')).includes(`${VIP4}/32`), 10_000, 100);
+    await waitFor('GoBGP withdrawal', async () => !(await gobgpAdjIn(nodeIP(0), 'ipv4'))[`${VIP4}/32`], 10_000, 100);
+    assert.ok((await frrPaths(frr, `${LOCAL_VIP}/32`)).length === 1, 'the other Service stays');
+    const kernel = (await lab.exec(frr.host.name, ['ip', 'route', 'show', `${VIP4}/32`])).stdout;
+    assert.equal(kernel.trim(), '');
+  });
+
+  it('TCP MD5: a wrong password keeps the session down with a clear Event; the password from a Secret brings it up', async () => {
+    publish({ md5: 'wrong' });
+    const event = await waitFor('the BGPAuthenticationFailed Event', async () => {
+      const j = JSON.parse(await lab.kubectl('get', 'events', '-n', NS, '--field-selector', 'reason=BGPAuthenticationFailed', '-o', 'json')) as { items: { message: string; involvedObject: { kind: string; name: string } }[] };
+      return j.items.find((e) => e.involvedObject.name === 'md5');
+    }, 30_000, 500);
+    assert.equal(event.involvedObject.kind, 'BGPPeer');
+    assert.match(event.message, /TCP MD5/);
+    assert.notEqual((await frrNeighbors(md5))[nodeIP(2)], 'Established');
+    await lab.kubectl('create', 'secret', 'generic', 'pbgp-md5', '-n', NS, '--from-literal=password=portico-md5-secret');
+    cleanups.push(() => lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']));
+    publish({ md5: 'secret' });
+    await waitFor('the signed session Established', async () => (await frrNeighbors(md5))[nodeIP(2)] === 'Established', 30_000, 250);
+    // The web Service was deleted above: bring it back and see node-3 announce it over the signed session.
+    publish({ web: true });
+    const p = await waitFor('the /32 in b-md5', async () => (await frrPaths(md5, `${VIP4}/32`))[0], 20_000, 200);
+    assert.equal(p.nexthops?.[0]?.ip, nodeIP(2));
+  });
+});
