@@ -16,7 +16,9 @@ import { CodecError, need, type Codec } from '../codec/errors.ts';
  *
  * incarnation: chosen by the sender at start (its start time in ms), so a
  * restarted speaker's sequence can begin again at 1. flags bit 0 = leaving
- * (a graceful shutdown: peers drop the node at once instead of timing out).
+ * (a graceful shutdown: peers drop the node at once instead of timing out);
+ * bit 1 = restarting (a planned restart: peers keep the node's IPs where they
+ * are for a bounded hold time instead of moving them twice).
  */
 
 export const HEARTBEAT_MAGIC = 0x5048; // "PH"
@@ -24,6 +26,7 @@ export const HEARTBEAT_VERSION = 1;
 export const HEARTBEAT_MAC_LENGTH = 32;
 const FIXED = 29;
 const FLAG_LEAVING = 0x01;
+const FLAG_RESTARTING = 0x02;
 
 export interface Heartbeat {
   node: string;
@@ -33,6 +36,8 @@ export interface Heartbeat {
   timestamp: number;
   /** The sender is shutting down. */
   leaving: boolean;
+  /** The sender is stopping for a restart and asks peers to hold its IPs (absent = false). */
+  restarting?: boolean;
 }
 
 /** A heartbeat on the wire: the message plus the MAC it carried (not yet verified). */
@@ -58,7 +63,7 @@ export const heartbeatCodec: Codec<SealedHeartbeat> = {
     if (magic !== HEARTBEAT_MAGIC) throw new CodecError('PORTICO_CODEC_INVALID', `not a Portico heartbeat (magic 0x${magic.toString(16)})`, 0);
     if (buf[2] !== HEARTBEAT_VERSION) throw new CodecError('PORTICO_CODEC_UNSUPPORTED', `heartbeat version ${buf[2]}`, 2);
     const flags = buf[3]!;
-    if ((flags & ~FLAG_LEAVING) !== 0) throw new CodecError('PORTICO_CODEC_INVALID', `unknown heartbeat flags 0x${flags.toString(16)}`, 3);
+    if ((flags & ~(FLAG_LEAVING | FLAG_RESTARTING)) !== 0) throw new CodecError('PORTICO_CODEC_INVALID', `unknown heartbeat flags 0x${flags.toString(16)}`, 3);
     const nameLength = buf[28]!;
     if (nameLength === 0) throw new CodecError('PORTICO_CODEC_INVALID', 'empty node name', 28);
     need(buf, FIXED, nameLength + HEARTBEAT_MAC_LENGTH, 'heartbeat node name and MAC');
@@ -72,6 +77,7 @@ export const heartbeatCodec: Codec<SealedHeartbeat> = {
       sequence: readU64(buf, 12, 'sequence'),
       timestamp: readU64(buf, 20, 'timestamp'),
       leaving: (flags & FLAG_LEAVING) !== 0,
+      ...((flags & FLAG_RESTARTING) !== 0 ? { restarting: true } : {}),
       mac: Buffer.from(buf.subarray(FIXED + nameLength)),
     };
   },
@@ -94,7 +100,7 @@ export const heartbeatCodec: Codec<SealedHeartbeat> = {
     need(buf, offset, len, 'heartbeat');
     buf.writeUInt16BE(HEARTBEAT_MAGIC, offset);
     buf[offset + 2] = HEARTBEAT_VERSION;
-    buf[offset + 3] = h.leaving ? FLAG_LEAVING : 0;
+    buf[offset + 3] = (h.leaving ? FLAG_LEAVING : 0) | (h.restarting ? FLAG_RESTARTING : 0);
     buf.writeBigUInt64BE(BigInt(h.incarnation), offset + 4);
     buf.writeBigUInt64BE(BigInt(h.sequence), offset + 12);
     buf.writeBigUInt64BE(BigInt(h.timestamp), offset + 20);

@@ -1,0 +1,65 @@
+// The heartbeat key: read from a Secret in the config namespace (the installer
+// creates it). Key `key` signs and verifies; an optional `previous` still
+// verifies, so a rotation never splits the cluster.
+import type { Logger } from '@portico/shared';
+
+/** Name of the Secret holding the heartbeat key. */
+export const HEARTBEAT_SECRET = 'portico-heartbeat';
+
+export type SecretDataReader = (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined>;
+
+/** The keys in a Secret's (decoded) data, signing key first; empty when the Secret has none. */
+export function keysFromSecret(data: Readonly<Record<string, string>> | undefined): Uint8Array[] {
+  if (!data) return [];
+  return ['key', 'previous'].map((k) => data[k]).filter((v): v is string => v !== undefined && v.length > 0).map((v) => Buffer.from(v, 'utf8'));
+}
+
+/** Keeps the keys fresh: reads the Secret now and every refreshMs; a failed read keeps the last keys (an API outage must not stop heartbeats). */
+export class HeartbeatKeys {
+  private keys: Uint8Array[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly read: SecretDataReader;
+  private readonly namespace: string;
+  private readonly log: Logger;
+  private readonly refreshMs: number;
+
+  constructor(opts: { read: SecretDataReader; namespace: string; log: Logger; refreshMs?: number }) {
+    this.read = opts.read;
+    this.namespace = opts.namespace;
+    this.log = opts.log;
+    this.refreshMs = opts.refreshMs ?? 60_000;
+  }
+
+  current(): readonly Uint8Array[] {
+    return this.keys;
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const next = keysFromSecret(await this.read(this.namespace, HEARTBEAT_SECRET));
+      if (next.length === 0) {
+        if (this.keys.length === 0) this.log.error('heartbeat key missing: this speaker claims no IPs until it can authenticate its peers', { secret: `${this.namespace}/${HEARTBEAT_SECRET}`, key: 'key' });
+        this.keys = next;
+        return;
+      }
+      if (this.keys.length === 0) this.log.info('heartbeat key loaded', { secret: `${this.namespace}/${HEARTBEAT_SECRET}`, keys: next.length });
+      this.keys = next;
+    } catch (err) {
+      this.log.error('heartbeat key not read; keeping the last one', { secret: `${this.namespace}/${HEARTBEAT_SECRET}`, err });
+    }
+  }
+
+  /** Waits for the first read, then refreshes periodically. */
+  async start(): Promise<void> {
+    await this.refresh();
+    const again = (): void => {
+      this.timer = setTimeout(() => { void this.refresh().finally(again); }, this.refreshMs);
+      this.timer.unref();
+    };
+    again();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}

@@ -1,0 +1,189 @@
+import { strict as assert } from 'node:assert';
+import { sealHeartbeat } from './heartbeat.ts';
+import { Membership, type HeartbeatTransport, type MembershipClock } from './membership.ts';
+
+/** A clock whose time moves only when the test says so; timers fire in order. */
+class FakeClock implements MembershipClock {
+  t = 1_000;
+  wall = 1_700_000_000_000;
+  private timers: { at: number; fn: () => void; id: number }[] = [];
+  private nextId = 1;
+  now(): number { return this.t; }
+  wallNow(): number { return this.wall + this.t; }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  }
+  clearTimeout(h: unknown): void { this.timers = this.timers.filter((x) => x.id !== h); }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.at - b.at);
+      const next = this.timers[0];
+      if (!next || next.at > end) break;
+      this.timers.shift();
+      this.t = next.at;
+      next.fn();
+    }
+    this.t = end;
+  }
+}
+
+/** Datagrams between speakers by address; a cut address neither sends nor receives. */
+class Bus {
+  readonly handlers = new Map<string, (d: Buffer, from: string) => void>();
+  readonly cut = new Set<string>();
+  transport(address: string): HeartbeatTransport {
+    return {
+      send: (d, to) => {
+        if (this.cut.has(address) || this.cut.has(to)) return;
+        this.handlers.get(to)?.(Buffer.from(d), address);
+      },
+      onMessage: (h) => { this.handlers.set(address, h); },
+      close: async () => { this.handlers.delete(address); },
+    };
+  }
+}
+
+const KEY = Buffer.from('portico test key');
+const ADDR: Record<string, string> = { 'node-1': '198.51.100.11', 'node-2': '198.51.100.12', 'node-3': '198.51.100.13' };
+const peersOf = (): Map<string, string[]> => new Map(Object.entries(ADDR).map(([n, a]) => [n, [a]]));
+
+function cluster(clock: FakeClock, bus: Bus, names = Object.keys(ADDR), keys: () => Uint8Array[] = () => [KEY]) {
+  const changes = new Map<string, string[][]>();
+  const ms = new Map(names.map((n) => {
+    changes.set(n, []);
+    const m = new Membership({ self: n, transport: bus.transport(ADDR[n]!), keys, clock, onChange: (live) => changes.get(n)!.push([...live].sort()) });
+    m.setPeers(peersOf());
+    return [n, m] as const;
+  }));
+  for (const m of ms.values()) m.start();
+  return { ms, changes };
+}
+
+const liveOf = (m: Membership): string[] => [...m.live()].sort();
+
+describe('membership: heartbeats and liveness', () => {
+  it('three speakers see each other within one interval and are settled after dead-after', () => {
+    const clock = new FakeClock();
+    const { ms } = cluster(clock, new Bus());
+    assert.equal(ms.get('node-1')!.settled(), false);
+    clock.advance(100);
+    for (const m of ms.values()) assert.deepEqual(liveOf(m), ['node-1', 'node-2', 'node-3']);
+    clock.advance(300);
+    assert.equal(ms.get('node-1')!.settled(), true);
+    assert.deepEqual([...ms.get('node-1')!.reasons()], [['node-1', 'self'], ['node-2', 'alive'], ['node-3', 'alive']]);
+  });
+
+  it('a crashed peer is dead after 4 missed intervals, not before, and the change is reported at once', () => {
+    const clock = new FakeClock();
+    const { ms, changes } = cluster(clock, new Bus());
+    clock.advance(1000);
+    changes.get('node-1')!.length = 0;
+    void ms.get('node-3')!.stop('silent');
+    clock.advance(300);
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1', 'node-2', 'node-3'], 'still live after 3 missed heartbeats');
+    clock.advance(200);
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1', 'node-2']);
+    assert.equal(ms.get('node-1')!.reasons().get('node-3'), 'silent');
+    assert.deepEqual(changes.get('node-1'), [['node-1', 'node-2']]);
+  });
+
+  it('a node cut off the segment sees itself alone and the others drop it; reconnected, all agree again', () => {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const { ms } = cluster(clock, bus);
+    clock.advance(1000);
+    bus.cut.add(ADDR['node-2']!);
+    clock.advance(500);
+    assert.deepEqual(liveOf(ms.get('node-2')!), ['node-2']);
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1', 'node-3']);
+    bus.cut.clear();
+    clock.advance(100);
+    for (const m of ms.values()) assert.deepEqual(liveOf(m), ['node-1', 'node-2', 'node-3']);
+  });
+
+  it('a graceful leave drops the node at once; a planned restart holds it for restartHoldMs', async () => {
+    const clock = new FakeClock();
+    const { ms } = cluster(clock, new Bus());
+    clock.advance(1000);
+    await ms.get('node-3')!.stop('leave');
+    assert.equal(ms.get('node-1')!.reasons().get('node-3'), 'left');
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1', 'node-2']);
+    await ms.get('node-2')!.stop('restart');
+    assert.equal(ms.get('node-1')!.reasons().get('node-2'), 'restarting');
+    clock.advance(14_900);
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1', 'node-2']);
+    clock.advance(200);
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1']);
+  });
+
+  it('a restarted speaker (new incarnation, sequence from 1) is accepted again', async () => {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const { ms } = cluster(clock, bus);
+    clock.advance(1000);
+    await ms.get('node-2')!.stop('restart');
+    clock.advance(2000);
+    const again = new Membership({ self: 'node-2', transport: bus.transport(ADDR['node-2']!), keys: () => [KEY], clock });
+    again.setPeers(peersOf());
+    again.start();
+    clock.advance(100);
+    assert.equal(ms.get('node-1')!.reasons().get('node-2'), 'alive');
+    assert.deepEqual(liveOf(again), ['node-1', 'node-2', 'node-3']);
+  });
+
+  it('drops and counts malformed, forged, replayed, stale and unknown heartbeats without changing liveness', () => {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const { ms } = cluster(clock, bus, ['node-1']);
+    const m = ms.get('node-1')!;
+    const deliver = bus.handlers.get(ADDR['node-1']!)!;
+    const hb = (over: Partial<Parameters<typeof sealHeartbeat>[0]> = {}, key: Uint8Array = KEY): Buffer =>
+      sealHeartbeat({ node: 'node-2', incarnation: 5, sequence: 1, timestamp: clock.wallNow(), leaving: false, ...over }, key);
+    deliver(Buffer.from('not a heartbeat'), '203.0.113.66');
+    deliver(hb({}, Buffer.from('wrong key')), '203.0.113.66');
+    deliver(hb({ timestamp: clock.wallNow() - 60_000 }), '203.0.113.66');
+    deliver(hb({ node: 'node-9' }), '203.0.113.66');
+    deliver(hb({ node: 'node-1' }), '203.0.113.66');
+    assert.deepEqual(liveOf(m), ['node-1']);
+    const good = hb({ sequence: 7 });
+    deliver(good, ADDR['node-2']!);
+    assert.deepEqual(liveOf(m), ['node-1', 'node-2']);
+    deliver(good, ADDR['node-2']!);
+    deliver(hb({ sequence: 10 }), ADDR['node-2']!);
+    assert.deepEqual(m.counters.dropped, { malformed: 1, 'bad-mac': 1, stale: 1, 'unknown-node': 1, self: 1, replay: 1, 'no-key': 0 });
+    assert.equal(m.counters.accepted, 2);
+    assert.equal(m.counters.lost, 2, 'sequence 7 -> 10 lost two heartbeats');
+  });
+
+  it('without a key it sends nothing and accepts nothing', () => {
+    const clock = new FakeClock();
+    const { ms } = cluster(clock, new Bus(), ['node-1', 'node-2'], () => []);
+    clock.advance(1000);
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1']);
+    assert.equal(ms.get('node-1')!.counters.sent, 0);
+  });
+
+  it('liveness needs no API server: with Nodes from the last World only, heartbeats keep every node live for minutes', () => {
+    const clock = new FakeClock();
+    const { ms, changes } = cluster(clock, new Bus());
+    clock.advance(1000);
+    changes.get('node-1')!.length = 0;
+    clock.advance(60_000);
+    assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1', 'node-2', 'node-3']);
+    assert.deepEqual(changes.get('node-1'), []);
+  });
+
+  it('a node removed from the World is forgotten; one added starts as never-heard', () => {
+    const clock = new FakeClock();
+    const { ms } = cluster(clock, new Bus());
+    clock.advance(500);
+    const m = ms.get('node-1')!;
+    m.setPeers(new Map([['node-1', ['198.51.100.11']], ['node-2', ['198.51.100.12']], ['node-4', ['198.51.100.14']]]));
+    assert.deepEqual([...m.reasons()], [['node-1', 'self'], ['node-2', 'alive'], ['node-4', 'never-heard']]);
+    m.setPeers(new Map([['node-1', ['198.51.100.11']], ['node-5', []]]));
+    assert.deepEqual([...m.reasons()], [['node-1', 'self'], ['node-5', 'no-address']]);
+  });
+});

@@ -1,0 +1,248 @@
+// Runtime membership: sends this speaker's authenticated heartbeat to every
+// other node every interval over UDP, verifies what arrives, and keeps the set
+// of live speakers with a reason per node. Liveness depends on heartbeats
+// alone, so an API-server outage changes nothing here. Sockets and timers are
+// injected: tests drive it with a fake clock and transport.
+import { remember, sealHeartbeat, verifyHeartbeat, type RejectReason, type ReplayState } from './heartbeat.ts';
+
+/** Default UDP port of the heartbeats. */
+export const HEARTBEAT_PORT = 7946;
+
+/** Timers and clocks the membership uses; `now` is monotonic, `wallNow` the epoch clock put in heartbeats. */
+export interface MembershipClock {
+  now(): number;
+  wallNow(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realMembershipClock: MembershipClock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** Datagrams to and from the other speakers (UDP sockets in production, a fake bus in tests). */
+export interface HeartbeatTransport {
+  send(datagram: Uint8Array, address: string): void;
+  onMessage(handler: (datagram: Buffer, from: string) => void): void;
+  close(): Promise<void>;
+}
+
+export type NodeLiveness =
+  /** This speaker. */
+  | 'self'
+  /** A heartbeat arrived within deadAfterMs. */
+  | 'alive'
+  /** It announced a planned restart; its IPs stay put until holdMs passes or it is heard again. */
+  | 'restarting'
+  /** Heard before, silent for deadAfterMs or longer. */
+  | 'silent'
+  /** Never heard since this speaker started. */
+  | 'never-heard'
+  /** It announced a graceful shutdown. */
+  | 'left'
+  /** The Node has no address to send heartbeats to. */
+  | 'no-address';
+
+const LIVE: ReadonlySet<NodeLiveness> = new Set(['self', 'alive', 'restarting']);
+
+export type DropReason = RejectReason | 'no-key';
+
+export interface MembershipCounters {
+  sent: number;
+  sendErrors: number;
+  accepted: number;
+  dropped: Record<DropReason, number>;
+  /** Heartbeats never received, from gaps in a peer's sequence numbers. */
+  lost: number;
+}
+
+export interface MembershipOptions {
+  self: string;
+  transport: HeartbeatTransport;
+  /** Accepted keys, the one to sign with first; empty: the speaker neither sends nor accepts. */
+  keys: () => readonly Uint8Array[];
+  clock?: MembershipClock;
+  intervalMs?: number;
+  /** A peer not heard for this long is dead (default 4 intervals). */
+  deadAfterMs?: number;
+  /** How long a peer that announced a restart stays live without heartbeats. */
+  restartHoldMs?: number;
+  /** Largest accepted difference between the sender's and our wall clock. */
+  maxSkewMs?: number;
+  /** Called when the live set or any node's reason changes (not for every heartbeat). */
+  onChange?: (live: ReadonlySet<string>) => void;
+  onDrop?: (reason: DropReason, detail: string, from: string) => void;
+}
+
+interface PeerState {
+  addresses: readonly string[];
+  /** Monotonic time of the last accepted heartbeat; undefined = never. */
+  heardAt: number | undefined;
+  incarnation: number;
+  sequence: number;
+  left: boolean;
+  holdUntil: number | undefined;
+}
+
+export class Membership {
+  readonly counters: MembershipCounters;
+  readonly startedAt: number;
+  private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'onDrop'>> & MembershipOptions;
+  private readonly peers = new Map<string, PeerState>();
+  private replay: ReplayState = new Map();
+  private readonly incarnation: number;
+  private sequence = 0;
+  private timer: unknown;
+  private lastLive = new Set<string>();
+  private lastReasons = new Map<string, NodeLiveness>();
+  private stopped = false;
+
+  constructor(opts: MembershipOptions) {
+    const intervalMs = opts.intervalMs ?? 100;
+    this.o = { clock: realMembershipClock, intervalMs, deadAfterMs: intervalMs * 4, restartHoldMs: 15_000, maxSkewMs: 30_000, ...opts };
+    this.counters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
+    this.startedAt = this.o.clock.now();
+    // The wall clock at start identifies this run, so a restarted speaker's sequence may begin again at 1.
+    this.incarnation = this.o.clock.wallNow();
+    this.lastLive = new Set([this.o.self]);
+    this.o.transport.onMessage((d, from) => this.receive(d, from));
+  }
+
+  /** Begins the heartbeat loop. */
+  start(): void {
+    this.tick();
+  }
+
+  /**
+   * The nodes to exchange heartbeats with and their addresses (from the
+   * World's Nodes). A node that disappears from the World is forgotten; one
+   * that appears starts as never-heard.
+   */
+  setPeers(nodes: ReadonlyMap<string, readonly string[]>): void {
+    for (const name of [...this.peers.keys()]) if (!nodes.has(name)) this.peers.delete(name);
+    for (const [name, addresses] of nodes) {
+      if (name === this.o.self) continue;
+      const p = this.peers.get(name);
+      if (p) p.addresses = addresses;
+      else this.peers.set(name, { addresses, heardAt: undefined, incarnation: 0, sequence: 0, left: false, holdUntil: undefined });
+    }
+    this.evaluate();
+  }
+
+  /**
+   * True once every peer has had a full dead-after period to be heard: before
+   * that, an empty live set means "not yet", not "everyone is dead", and the
+   * announcer must not claim IPs on it.
+   */
+  settled(): boolean {
+    return this.o.clock.now() - this.startedAt >= this.o.deadAfterMs;
+  }
+
+  /** Each known node (this one included) with its liveness reason, sorted by name. */
+  reasons(): Map<string, NodeLiveness> {
+    const now = this.o.clock.now();
+    const out = new Map<string, NodeLiveness>([[this.o.self, 'self']]);
+    for (const [name, p] of this.peers) out.set(name, this.reasonOf(p, now));
+    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  live(): ReadonlySet<string> {
+    return this.lastLive;
+  }
+
+  /**
+   * Stops sending. `mode` tells the peers why: 'leave' (they take the IPs at
+   * once), 'restart' (they hold the IPs for restartHoldMs), 'silent' (nothing
+   * is sent, as in a crash; for tests).
+   */
+  async stop(mode: 'leave' | 'restart' | 'silent' = 'leave'): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.o.clock.clearTimeout(this.timer);
+    // A few copies: one lost datagram must not turn a planned restart into a failover.
+    if (mode !== 'silent') for (let i = 0; i < 3; i++) this.broadcast({ leaving: mode === 'leave', restarting: mode === 'restart' });
+    await this.o.transport.close();
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.broadcast({ leaving: false, restarting: false });
+    this.evaluate();
+    this.timer = this.o.clock.setTimeout(() => this.tick(), this.o.intervalMs);
+  }
+
+  private broadcast(flags: { leaving: boolean; restarting: boolean }): void {
+    const key = this.o.keys()[0];
+    if (!key) return;
+    this.sequence++;
+    const datagram = sealHeartbeat({ node: this.o.self, incarnation: this.incarnation, sequence: this.sequence, timestamp: this.o.clock.wallNow(), ...flags }, key);
+    for (const p of this.peers.values()) {
+      const address = p.addresses[0];
+      if (address === undefined) continue;
+      try {
+        this.o.transport.send(datagram, address);
+        this.counters.sent++;
+      } catch {
+        this.counters.sendErrors++;
+      }
+    }
+  }
+
+  private drop(reason: DropReason, detail: string, from: string): void {
+    this.counters.dropped[reason]++;
+    this.o.onDrop?.(reason, detail, from);
+  }
+
+  private receive(datagram: Buffer, from: string): void {
+    if (this.stopped) return;
+    const keys = this.o.keys();
+    if (keys.length === 0) { this.drop('no-key', 'no heartbeat key loaded', from); return; }
+    const v = verifyHeartbeat(datagram, { keys, now: this.o.clock.wallNow(), maxSkewMs: this.o.maxSkewMs, state: this.replay, self: this.o.self, knownNodes: new Set(this.peers.keys()) });
+    if (!v.ok) { this.drop(v.reason, v.detail, from); return; }
+    const h = v.heartbeat;
+    this.replay = remember(this.replay, h);
+    const p = this.peers.get(h.node)!;
+    if (p.incarnation === h.incarnation && h.sequence > p.sequence + 1 && p.heardAt !== undefined) this.counters.lost += h.sequence - p.sequence - 1;
+    p.incarnation = h.incarnation;
+    p.sequence = h.sequence;
+    this.counters.accepted++;
+    const now = this.o.clock.now();
+    if (h.leaving) {
+      p.left = true;
+      p.heardAt = undefined;
+      p.holdUntil = undefined;
+    } else if (h.restarting) {
+      p.left = false;
+      p.holdUntil = now + this.o.restartHoldMs;
+      p.heardAt = undefined;
+    } else {
+      p.left = false;
+      p.holdUntil = undefined;
+      p.heardAt = now;
+    }
+    this.evaluate();
+  }
+
+  private reasonOf(p: PeerState, now: number): NodeLiveness {
+    if (p.heardAt !== undefined && now - p.heardAt < this.o.deadAfterMs) return 'alive';
+    if (p.holdUntil !== undefined && now < p.holdUntil) return 'restarting';
+    if (p.left) return 'left';
+    if (p.addresses.length === 0) return 'no-address';
+    return p.heardAt === undefined && p.holdUntil === undefined ? 'never-heard' : 'silent';
+  }
+
+  /** Recomputes the live set and tells the listener when it or any reason changed. */
+  private evaluate(): void {
+    const reasons = this.reasons();
+    const live = new Set([...reasons].filter(([, r]) => LIVE.has(r)).map(([n]) => n));
+    const changed = reasons.size !== this.lastReasons.size || [...reasons].some(([n, r]) => this.lastReasons.get(n) !== r);
+    this.lastReasons = reasons;
+    if (!changed) return;
+    const liveChanged = live.size !== this.lastLive.size || [...live].some((n) => !this.lastLive.has(n));
+    this.lastLive = live;
+    if (liveChanged || changed) this.o.onChange?.(live);
+  }
+}
