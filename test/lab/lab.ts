@@ -412,12 +412,23 @@ export class Lab {
     for (const n of this.nodes) this.startNodeDaemon(spec, n);
   }
 
-  /** Stops a per-node process started with startOnNodes on one node (or all). */
+  /**
+   * Stops a per-node process started with startOnNodes: on one node (it comes
+   * back with restartNode), or on every node, which also forgets it (a test
+   * that is done with its speakers leaves nothing for the next test).
+   */
   async stopOnNodes(name: string, node?: string): Promise<void> {
     for (const n of this.nodes) {
       if (node && n.name !== node) continue;
-      const rec = this.daemons.get(`${name}-${n.name}`);
+      const key = `${name}-${n.name}`;
+      const rec = this.daemons.get(key);
       if (rec) await stopDaemon(rec);
+      if (!node) this.daemons.delete(key);
+    }
+    if (!node) {
+      const i = this.nodeDaemons.findIndex((s) => s.name === name);
+      if (i >= 0) this.nodeDaemons.splice(i, 1);
+      this.saveState();
     }
   }
 

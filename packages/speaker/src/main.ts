@@ -69,10 +69,9 @@ async function main(): Promise<void> {
     onChange: (world) => {
       metrics.services.set(world.services.size);
       metrics.worldUpdates.inc();
-      metrics.configStale.set(0);
+      metrics.configStale.set(watcher.configStale ? 1 : 0);
       dispatcher.push(world);
     },
-    onConfigProblems: () => metrics.configStale.set(1),
   });
   const server = await startHttpServer(listen.port, listen.host, { registry, ready: () => watcher.synced });
   const world = await watcher.start();

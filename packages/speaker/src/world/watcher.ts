@@ -33,6 +33,7 @@ export class WorldWatcher {
   private readonly nodeStates = new Map<string, NodeState>();
   private readonly dirty = new Set<string>();
   private config: Config | undefined;
+  private stale = false;
   private timer: NodeJS.Timeout | undefined;
   private started = false;
   private last: World;
@@ -95,6 +96,11 @@ export class WorldWatcher {
     return this.started;
   }
 
+  /** True while the newest configuration is refused and the last good one is in force. */
+  get configStale(): boolean {
+    return this.stale;
+  }
+
   current(): World {
     return this.last;
   }
@@ -114,6 +120,7 @@ export class WorldWatcher {
 
   private loadConfig(): void {
     const { config, problems } = this.configWatcher.build();
+    this.stale = problems.length > 0;
     if (problems.length === 0) {
       this.config = config;
       return;

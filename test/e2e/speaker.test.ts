@@ -1,0 +1,93 @@
+// The speaker process against the real API server: every node's speaker builds
+// the same World from Services, EndpointSlices, Nodes and the configuration,
+// and follows changes. (What the speakers then announce is tested per feature:
+// l2, bgp, nftables.) The Service status is written here directly, as the
+// controller would, so this test does not depend on the controller.
+import { strict as assert } from 'node:assert';
+import path from 'node:path';
+import { repoRoot, waitFor, type Lab } from '../lab/index.ts';
+import { requireE2e, sharedLab } from './shared-lab.ts';
+
+const NS = 'speaker-e2e';
+const PORT = 7480;
+const NAME = 'speaker-world';
+
+async function metric(lab: Lab, node: string, name: string): Promise<number | undefined> {
+  const r = await lab.exec(node, ['curl', '-sS', '--max-time', '2', `http://127.0.0.1:${PORT}/metrics`], { allowFail: true });
+  const line = r.stdout.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
+
+async function allNodes(lab: Lab, name: string, want: number): Promise<void> {
+  await waitFor(`${name} = ${want} on every speaker`, async () => {
+    const values = await Promise.all(lab.nodes.map((n) => metric(lab, n.name, name)));
+    return values.every((v) => v === want);
+  }, 20_000, 200);
+}
+
+describe('speaker process (e2e, root): the World from the real API server', function () {
+  this.timeout(90_000);
+  let lab: Lab;
+
+  before(async function () {
+    requireE2e(this);
+    lab = await sharedLab();
+    await lab.kubectlResult(['create', 'namespace', 'portico-system']);
+    await lab.kubectl('apply', '-f', path.join(repoRoot, 'manifests', 'crds'));
+    await lab.kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
+    await lab.kubectl('create', 'namespace', NS);
+    await lab.kubectl('create', 'deployment', 'web', '-n', NS, '--image=x', '--replicas=2', '--port=80');
+    lab.startOnNodes({
+      name: NAME,
+      argv: (n) => [process.execPath, path.join(repoRoot, 'packages', 'speaker', 'src', 'main.ts'),
+        '--kubeconfig', lab.segmentKubeconfig, '--node-name', n.name,
+        '--state-dir', path.join(lab.dir, `state-${NAME}-${n.name}`), '--listen', `127.0.0.1:${PORT}`],
+    });
+  });
+
+  after(async () => {
+    await lab?.stopOnNodes(NAME);
+    await lab?.kubectlResult(['delete', 'namespace', NS, '--wait=false']);
+  });
+
+  it('every speaker becomes ready once its caches have synced', async () => {
+    for (const n of lab.nodes) {
+      await waitFor(`${n.name} ready`, async () => (await lab.exec(n.name, ['curl', '-sf', `http://127.0.0.1:${PORT}/readyz`], { allowFail: true })).code === 0, 20_000, 200);
+    }
+  });
+
+  it('counts a LoadBalancer Service once it has an IP, ignores other classes, and forgets it when deleted', async () => {
+    await allNodes(lab, 'portico_speaker_services_count', 0);
+    await lab.kubectl('expose', 'deployment', 'web', '-n', NS, '--type=LoadBalancer', '--port=80');
+    // Pending: no IP yet, nothing to announce.
+    await new Promise((r) => setTimeout(r, 500));
+    await allNodes(lab, 'portico_speaker_services_count', 0);
+    await lab.kubectl('annotate', 'service', 'web', '-n', NS, 'portico.dev/ip-allocated-from-pool=manual');
+    await lab.kubectl('patch', 'service', 'web', '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: '203.0.113.200', ipMode: 'VIP' }] } } }));
+    await allNodes(lab, 'portico_speaker_services_count', 1);
+
+    await lab.kubectl('create', 'service', 'loadbalancer', 'other', '-n', NS, '--tcp=80:80');
+    await lab.kubectl('patch', 'service', 'other', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { loadBalancerClass: 'example.com/other' } }))
+      .catch(() => undefined); // the class is immutable once set; a fresh Service takes it
+    await lab.kubectl('patch', 'service', 'other', '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: '203.0.113.201' }] } } }));
+    const worldUpdates = await metric(lab, 'node-1', 'portico_speaker_world_updates_total');
+    await waitFor('the other Service to be seen', async () => ((await metric(lab, 'node-1', 'portico_speaker_world_updates_total')) ?? 0) > (worldUpdates ?? 0), 10_000, 100);
+    const otherClass = (await lab.kubectl('get', 'service', 'other', '-n', NS, '-o', 'jsonpath={.spec.loadBalancerClass}')).trim();
+    await allNodes(lab, 'portico_speaker_services_count', otherClass === 'example.com/other' ? 1 : 2);
+
+    await lab.kubectl('delete', 'service', 'web', 'other', '-n', NS);
+    await allNodes(lab, 'portico_speaker_services_count', 0);
+  });
+
+  it('keeps the last good configuration when a new one is refused, and says it is stale', async () => {
+    const pool = (name: string, addresses: string[]): string => JSON.stringify({ apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name, namespace: 'portico-system' }, spec: { addresses } });
+    await lab.kubectlResult(['apply', '-f', '-'], pool('speaker-a', ['203.0.113.224/29'])).then((r) => assert.equal(r.code, 0, r.stderr));
+    await allNodes(lab, 'portico_speaker_config_stale_state', 0);
+    // Overlapping pools: valid one by one, refused together.
+    await lab.kubectlResult(['apply', '-f', '-'], pool('speaker-b', ['203.0.113.228/30'])).then((r) => assert.equal(r.code, 0, r.stderr));
+    await allNodes(lab, 'portico_speaker_config_stale_state', 1);
+    await lab.kubectl('delete', 'ipaddresspool', 'speaker-b', '-n', 'portico-system');
+    await allNodes(lab, 'portico_speaker_config_stale_state', 0);
+    await lab.kubectl('delete', 'ipaddresspool', 'speaker-a', '-n', 'portico-system');
+  });
+});
