@@ -42,7 +42,7 @@ async function up(): Promise<void> {
   const ingress = await waitFor('an external IP for Service web', async () => {
     const svc = await core.readNamespacedService({ name: 'web', namespace: 'default' });
     const ips = svc.status?.loadBalancer?.ingress?.map((i) => i.ip).filter(Boolean) ?? [];
-    return ips.length ? { ips, pool: svc.metadata?.annotations?.['portico.dev/address-pool'] } : undefined;
+    return ips.length ? { ips, pool: svc.metadata?.annotations?.['portico.dev/ip-allocated-from-pool'] } : undefined;
   }, 30_000, 200).catch(() => undefined);
   say(ingress
     ? `  [${secs()}] Portico's controller gave Service web ${ingress.ips.join(', ')} from pool ${ingress.pool ?? '?'} (announcing it needs the speaker, which is not in the lab yet)`
