@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { LeaderElector, NAMESPACE, createLogger, createRegistry, createSharedMetrics, kubeLeaseStore, shareConnections } from '@portico/shared';
 import { Controller } from './controller.ts';
 import { startHttpServer } from './http.ts';
+import { HEARTBEAT_SECRET, ensureHeartbeatSecret, kubeSecretApi } from './heartbeat-secret.ts';
 
 const USAGE = `portico-controller [flags]
   --kubeconfig PATH           kubeconfig file (default: in-cluster, else $KUBECONFIG / ~/.kube/config)
@@ -53,7 +54,18 @@ async function main(): Promise<void> {
     identity: values.identity, store: kubeLeaseStore(kc, values.namespace, values['lease-name']), leaseName: values['lease-name'],
     leaseDurationMs: seconds('lease-duration', values['lease-duration']), renewDeadlineMs: seconds('renew-deadline', values['renew-deadline']),
     retryPeriodMs: seconds('retry-period', values['retry-period']), log, metrics: sharedMetrics,
-    onStartedLeading: () => controller.lead(),
+    onStartedLeading: () => {
+      controller.lead();
+      // The speakers' heartbeat key: created on install by whichever replica leads first.
+      ensureHeartbeatSecret(kubeSecretApi(kc), values.namespace).then(
+        (outcome) => {
+          const fields = { secret: HEARTBEAT_SECRET.name, key: HEARTBEAT_SECRET.key, outcome };
+          if (outcome === 'exists-without-key') log.error('heartbeat secret has no key', fields);
+          else log.info('heartbeat secret', fields);
+        },
+        (err: unknown) => log.error('heartbeat secret not ensured', { secret: HEARTBEAT_SECRET.name, err }),
+      );
+    },
     onStoppedLeading: (why) => {
       // A leader that lost its Lease must not write again: stop and let the Deployment restart us as a standby.
       if (why === 'renew-failed') {
