@@ -2,10 +2,13 @@
 // a factory returns undefined when its feature is off on this node.
 import type { SpeakerContext } from './context.ts';
 import type { Announcer } from './world/types.ts';
+import { createLayer2Announcer } from './l2/factory.ts';
 
 export type AnnouncerFactory = (ctx: SpeakerContext) => Announcer | undefined | Promise<Announcer | undefined>;
 
-export const ANNOUNCERS: readonly AnnouncerFactory[] = [];
+export const ANNOUNCERS: readonly AnnouncerFactory[] = [
+  createLayer2Announcer,
+];
 
 export async function createAnnouncers(ctx: SpeakerContext, factories: readonly AnnouncerFactory[] = ANNOUNCERS): Promise<Announcer[]> {
   const out: Announcer[] = [];

@@ -53,7 +53,7 @@ export class HeartbeatKeys {
   async start(): Promise<void> {
     await this.refresh();
     const again = (): void => {
-      this.timer = setTimeout(() => { void this.refresh().finally(again); }, this.refreshMs);
+      this.timer = setTimeout(() => { void this.refresh().finally(again); }, this.keys.length > 0 ? this.refreshMs : Math.min(this.refreshMs, 2000));
       this.timer.unref();
     };
     again();

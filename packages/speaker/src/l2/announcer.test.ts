@@ -1,0 +1,196 @@
+import { strict as assert } from 'node:assert';
+import { createRegistry, memoryLogger, type Config, type EventTarget } from '@portico/shared';
+import { rendezvousScore } from '../election/election.ts';
+import type { NodeLiveness } from '../membership/membership.ts';
+import type { ServiceState, World } from '../world/types.ts';
+import { arp } from './arp.ts';
+import { ANNOUNCED_BY, L2Announcer, type MembershipView, type Timers } from './announcer.ts';
+import { ethernet } from './ethernet.ts';
+import { createL2Metrics } from './metrics.ts';
+import { Responder, type FrameTransport } from './responder.ts';
+
+class FakeLink implements FrameTransport {
+  readonly mac: string;
+  readonly ifname: string;
+  sent: Buffer[] = [];
+  constructor(ifname: string, mac: string) { this.ifname = ifname; this.mac = mac; }
+  send(frame: Uint8Array): boolean { this.sent.push(Buffer.from(frame)); return true; }
+  onFrame(): void { /* frames are fed with Responder.handle */ }
+  joinMulticast(): void { /* no groups in these tests */ }
+  leaveMulticast(): void { /* no groups in these tests */ }
+  close(): void { /* nothing to close */ }
+}
+
+class FakeTimers implements Timers {
+  t = 0;
+  private q: { at: number; fn: () => void; id: number }[] = [];
+  private id = 0;
+  setTimeout(fn: () => void, ms: number): unknown { this.q.push({ at: this.t + ms, fn, id: ++this.id }); return this.id; }
+  clearTimeout(h: unknown): void { this.q = this.q.filter((x) => x.id !== h); }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      this.q.sort((a, b) => a.at - b.at);
+      const n = this.q[0];
+      if (!n || n.at > end) break;
+      this.q.shift();
+      this.t = n.at;
+      n.fn();
+    }
+    this.t = end;
+  }
+}
+
+class FakeMembership implements MembershipView {
+  liveSet = new Set(['node-1', 'node-2', 'node-3']);
+  isSettled = true;
+  hasKey = true;
+  onChange: () => void = () => undefined;
+  stoppedWith: string | undefined;
+  setPeers(): void { /* peers come from the test */ }
+  live(): ReadonlySet<string> { return this.liveSet; }
+  reasons(): ReadonlyMap<string, NodeLiveness> { return new Map([...this.liveSet].map((n) => [n, 'alive'])); }
+  settled(): boolean { return this.isSettled; }
+  ready(): boolean { return this.hasKey; }
+  async stop(mode: 'leave' | 'restart' | 'silent'): Promise<void> { this.stoppedWith = mode; }
+  /** Kills or revives a node and tells the announcer, as the real membership does. */
+  set(live: string[]): void { this.liveSet = new Set(live); this.onChange(); }
+}
+
+const NODES = ['node-1', 'node-2', 'node-3'];
+const config = (interfaces: string[] = []): Config => ({
+  pools: [{ name: 'p', source: 'crd', ranges: [], autoAssign: true, avoidBuggyIPs: false, allowExternalIPs: false, priority: undefined, namespaces: [], namespaceSelectors: [], serviceSelectors: [], labels: {} }],
+  l2Advertisements: [{ name: 'l2', source: 'crd', pools: ['p'], poolSelectors: [], nodeSelectors: [], interfaces }],
+  bgpAdvertisements: [], peers: [], communities: {}, bfdProfiles: [],
+});
+const service = (name: string, ips: string[], annotations: Record<string, string> = {}): ServiceState => ({
+  key: `default/${name}`, namespace: 'default', name, uid: `uid-${name}`, labels: {}, annotations, ips, pool: 'p',
+  externalTrafficPolicy: 'Cluster', sessionAffinity: { clientIP: false, timeoutSeconds: 0 }, ports: [],
+  endpoints: [{ ip: '100.64.1.5', family: 'IPv4', node: 'node-1', ready: true, serving: true, terminating: false, ports: {}, pod: 'p1' }],
+});
+const world = (self: string, services: ServiceState[], cfg = config()): World => ({
+  self, config: cfg, services: new Map(services.map((s) => [s.key, s])),
+  nodes: new Map(NODES.map((n, i) => [n, { name: n, labels: {}, ready: true, networkUnavailable: false, excluded: false, addresses: [`198.51.100.${11 + i}`] }])),
+});
+/** The node the hash prefers for a key among `among`. */
+const best = (key: string, among: string[]): string => [...among].sort((a, b) => (rendezvousScore(b, key) > rendezvousScore(a, key) ? 1 : -1))[0]!;
+
+function setup(self: string, opts: { linkUp?: boolean } = {}) {
+  const timers = new FakeTimers();
+  const membership = new FakeMembership();
+  const links = new Map<string, FakeLink>();
+  const events: string[] = [];
+  const annotations: Record<string, string | null>[] = [];
+  const sysctls: string[] = [];
+  const log = memoryLogger();
+  const a = new L2Announcer({
+    self, log, metrics: createL2Metrics(createRegistry(false)), timers,
+    membership: (onChange) => { membership.onChange = onChange; return membership; },
+    openResponder: (ifname) => { const l = new FakeLink(ifname, '02:00:5e:00:53:0' + self.slice(-1)); links.set(ifname, l); return new Responder(l); },
+    interfaces: () => new Map([['lo', ['127.0.0.1']], ['eth0', [`198.51.100.${10 + Number(self.slice(-1))}`]], ['eth1', ['203.0.113.250']]]),
+    linkUp: () => opts.linkUp ?? true,
+    sysctl: (k, v) => sysctls.push(`${k}=${v}`),
+    sink: {
+      event: async (t: EventTarget, _type, reason, message) => { events.push(`${t.name} ${reason}: ${message}`); },
+      annotate: async (_ns, _name, ann) => { annotations.push(ann); },
+    },
+  });
+  return { a, timers, membership, links, events, annotations, sysctls, log };
+}
+
+const arpOps = (frames: Buffer[]): string[] => frames.map((f) => { const p = arp.decode(ethernet.decode(f).payload); return p.kind === 'ethernet-ipv4' ? `${p.operation === 1 ? 'request' : 'reply'} ${p.senderIp}` : 'other'; });
+
+describe('layer-2 announcer', () => {
+  const IP = '203.0.113.7';
+  const owner = best(IP, NODES);
+  const other = NODES.find((n) => n !== owner)!;
+
+  it('the elected node answers on the default interface, announces 3 times spaced beyond locktime, sets strict ARP, reports once', () => {
+    const { a, timers, links, events, annotations, sysctls } = setup(owner);
+    a.update(world(owner, [service('web', [IP, '2001:db8:10::7'])]));
+    assert.deepEqual([...a.owned()], [['eth0', ['2001:db8:10::7', IP]]]);
+    assert.deepEqual(sysctls, ['net.ipv4.conf.eth0.arp_ignore=1', 'net.ipv4.conf.eth0.arp_announce=2']);
+    const link = links.get('eth0')!;
+    assert.equal(link.sent.length, 3, 'gratuitous request + reply for IPv4, one unsolicited NA');
+    timers.advance(1099);
+    assert.equal(link.sent.length, 3, 'no repeat within the receivers\' locktime');
+    timers.advance(1);
+    timers.advance(1100);
+    assert.equal(link.sent.length, 9);
+    timers.advance(10_000);
+    assert.equal(link.sent.length, 9, 'three rounds, then quiet');
+    assert.deepEqual(arpOps(link.sent.filter((f) => ethernet.decode(f).etherType === 0x0806)).slice(0, 2), [`request ${IP}`, `reply ${IP}`]);
+    assert.deepEqual(events, [`web nodeAssigned: announcing from node "${owner}" with protocol "layer2" on eth0`]);
+    assert.deepEqual(annotations, [{ [ANNOUNCED_BY]: owner, 'portico.dev/layer2-interfaces': 'eth0' }]);
+    assert.equal(a.plan?.services[0]?.election.reason, 'elected');
+    a.update(world(owner, [service('web', [IP, '2001:db8:10::7'])]));
+    assert.equal(events.length, 1, 'same ownership, no new Event');
+  });
+
+  it('another node answers nothing for it', () => {
+    const { a, links } = setup(other);
+    a.update(world(other, [service('web', [IP])]));
+    assert.deepEqual([...a.owned()], []);
+    assert.equal(links.size, 0);
+  });
+
+  it('a liveness change re-elects at once, without a new World: the next node takes over, the old owner back makes it stop', () => {
+    const survivors = NODES.filter((n) => n !== owner);
+    const heir = best(IP, survivors);
+    const { a, membership, links } = setup(heir);
+    a.update(world(heir, [service('web', [IP])]));
+    assert.deepEqual([...a.owned()], []);
+    membership.set(survivors);
+    assert.deepEqual([...a.owned()], [['eth0', [IP]]]);
+    assert.equal(links.get('eth0')!.sent.length, 2, 'gratuitous request and reply at once');
+    membership.set(NODES);
+    assert.deepEqual([...a.owned()], [['eth0', []]], 'stops answering at once when the owner is back');
+  });
+
+  it('claims nothing before membership settled or without a heartbeat key, then claims on its own', () => {
+    const { a, membership, timers } = setup(owner);
+    membership.isSettled = false;
+    a.update(world(owner, [service('web', [IP])]));
+    assert.deepEqual([...a.owned()], []);
+    membership.isSettled = true;
+    membership.hasKey = false;
+    timers.advance(100);
+    assert.deepEqual([...a.owned()], []);
+    membership.hasKey = true;
+    timers.advance(100);
+    assert.deepEqual([...a.owned()], [['eth0', [IP]]]);
+  });
+
+  it('claims nothing on an interface without carrier (a node cut off its segment)', () => {
+    const { a, log } = setup(owner, { linkUp: false });
+    a.update(world(owner, [service('web', [IP])]));
+    assert.deepEqual([...a.owned()], []);
+    assert.ok(log.records.some((r) => r.msg === 'link down: claiming nothing on it'));
+  });
+
+  it('announces on the advertisement\'s interfaces, and reports none it lacks', () => {
+    const { a } = setup(owner);
+    a.update(world(owner, [service('web', [IP])], config(['eth1', 'eth9'])));
+    assert.deepEqual([...a.owned()], [['eth1', [IP]]]);
+    assert.deepEqual(a.plan?.problems, [{ service: 'default/web', problem: 'missing-interface', detail: 'eth9' }]);
+  });
+
+  it('without L2Advertisements it is idle; a Service that already names this node gets no new Event (restart)', () => {
+    const { a, events } = setup(owner);
+    a.update({ ...world(owner, [service('web', [IP])]), config: { ...config(), l2Advertisements: [] } });
+    assert.deepEqual([...a.owned()], []);
+    a.update(world(owner, [service('web', [IP], { [ANNOUNCED_BY]: owner, 'portico.dev/layer2-interfaces': 'eth0' })]));
+    assert.deepEqual([...a.owned()], [['eth0', [IP]]]);
+    assert.deepEqual(events, []);
+  });
+
+  it('stops answering and tells the peers it restarts on stop', async () => {
+    const { a, membership, links } = setup(owner);
+    a.update(world(owner, [service('web', [IP])]));
+    const r = a.responder('eth0')!;
+    await a.stop();
+    assert.deepEqual(r.owned(), []);
+    assert.equal(membership.stoppedWith, 'restart');
+    assert.ok(links.get('eth0'));
+  });
+});

@@ -1,0 +1,285 @@
+// The layer-2 announcer: on every World and every change of the live set it
+// re-runs the election (plan.ts), tells each interface's Responder exactly
+// which IPs to answer for, announces newly taken IPs with gratuitous ARP /
+// unsolicited NA (repeated beyond the receivers' locktime), and reports what
+// users see: logs, an Event and annotations on the Service, metrics.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import type { EventTarget, Logger } from '@portico/shared';
+import type { NodeLiveness } from '../membership/membership.ts';
+import { loadNative } from '../native/index.ts';
+import type { Announcer, World } from '../world/types.ts';
+import { canonicalIP } from './address.ts';
+import type { L2Metrics } from './metrics.ts';
+import { planLayer2, type Layer2Plan, type ServicePlan } from './plan.ts';
+import { REASONS } from './decide.ts';
+import type { Responder } from './responder.ts';
+
+/** Annotations the owner writes on a Service it announces (no ServiceL2Status CRD is installed yet). */
+export const ANNOUNCED_BY = 'portico.dev/layer2-node';
+export const ANNOUNCED_INTERFACES = 'portico.dev/layer2-interfaces';
+
+/** What the announcer needs from membership (membership.ts in production, a fake in tests). */
+export interface MembershipView {
+  setPeers(nodes: ReadonlyMap<string, readonly string[]>): void;
+  live(): ReadonlySet<string>;
+  reasons(): ReadonlyMap<string, NodeLiveness>;
+  /** False until peers had time to be heard: nothing is claimed before. */
+  settled(): boolean;
+  /** False without a heartbeat key: peers cannot be trusted, so nothing is claimed. */
+  ready(): boolean;
+  stop(mode: 'leave' | 'restart' | 'silent'): Promise<void>;
+}
+
+export interface ServiceSink {
+  event(target: EventTarget, type: 'Normal' | 'Warning', reason: string, message: string): Promise<unknown>;
+  annotate(namespace: string, name: string, annotations: Record<string, string | null>): Promise<void>;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(h: unknown): void;
+}
+
+export interface L2AnnouncerOptions {
+  self: string;
+  log: Logger;
+  metrics: L2Metrics;
+  /** Built with the announcer's liveness callback, which re-runs the election at once. */
+  membership: (onChange: () => void) => MembershipView;
+  openResponder: (ifname: string) => Responder;
+  sink: ServiceSink;
+  /** Interfaces and their addresses; default os.networkInterfaces(). */
+  interfaces?: () => ReadonlyMap<string, readonly string[]>;
+  /** Whether an interface has carrier: a node cut off its segment claims nothing there. Default: IFF_RUNNING from the kernel. */
+  linkUp?: (ifname: string) => boolean;
+  /** Writes a sysctl under /proc/sys (strict ARP); injectable for tests. */
+  sysctl?: (key: string, value: string) => void;
+  timers?: Timers;
+  /** Gratuitous announcements per taken IP (the first at once). */
+  announceCount?: number;
+  /** Spacing of the repeats: beyond the receivers' ARP locktime (1 s by default on Linux). */
+  announceSpacingMs?: number;
+  /** Re-announce every owned IP this often (switches whose tables age out); 0 = never. */
+  refreshMs?: number;
+  /** How the speaker tells its peers it stops: 'restart' keeps its IPs in place for the hold time. */
+  stopMode?: 'leave' | 'restart';
+}
+
+const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+
+function systemInterfaces(): Map<string, string[]> {
+  return new Map(Object.entries(os.networkInterfaces()).map(([name, addrs]) => [name, (addrs ?? []).map((a) => canonicalIP(a.address.replace(/%.*$/, '')))]));
+}
+
+function kernelLinkUp(ifname: string): boolean {
+  const n = loadNative();
+  return (n.interfaceInfo(ifname).flags & n.constants.IFF_RUNNING) !== 0;
+}
+
+function writeSysctl(key: string, value: string): void {
+  writeFileSync(`/proc/sys/${key.replaceAll('.', '/')}`, value);
+}
+
+export class L2Announcer implements Announcer {
+  readonly name = 'layer2';
+  private readonly o: Required<Omit<L2AnnouncerOptions, 'membership'>>;
+  private readonly membership: MembershipView;
+  private readonly responders = new Map<string, Responder>();
+  /** Interfaces that failed to open, so the error is logged once per interface. */
+  private readonly broken = new Set<string>();
+  private readonly linkDown = new Set<string>();
+  /** `ifname ip` -> pending repeat timer. */
+  private readonly repeats = new Map<string, unknown>();
+  private refreshTimer: unknown;
+  private settleTimer: unknown;
+  private metricsTimer: NodeJS.Timeout | undefined;
+  private world: World | undefined;
+  /** Services this node announces now: key -> interfaces. */
+  private owning = new Map<string, string[]>();
+  private lastPlan: Layer2Plan | undefined;
+  private readonly synced = new Map<string, Record<string, number>>();
+  private stopped = false;
+
+  constructor(opts: L2AnnouncerOptions) {
+    this.o = {
+      interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
+      announceCount: 3, announceSpacingMs: 1100, refreshMs: 0, stopMode: 'restart',
+      ...opts,
+    };
+    this.membership = opts.membership(() => this.reconcile('membership'));
+    if (this.o.refreshMs > 0) this.scheduleRefresh();
+    this.metricsTimer = setInterval(() => this.syncMetrics(), 1000);
+    this.metricsTimer.unref();
+  }
+
+  /** The last plan (every Service with its election and reasons), for tests and debugging. */
+  get plan(): Layer2Plan | undefined {
+    return this.lastPlan;
+  }
+
+  /** IPs answered for on each interface now. */
+  owned(): Map<string, string[]> {
+    return new Map([...this.responders].map(([i, r]) => [i, r.owned().sort()]));
+  }
+
+  responder(ifname: string): Responder | undefined {
+    return this.responders.get(ifname);
+  }
+
+  update(world: World): void {
+    if (this.stopped) return;
+    this.world = world;
+    this.membership.setPeers(new Map([...world.nodes.values()].map((n) => [n.name, n.addresses])));
+    this.reconcile('world');
+  }
+
+  /** Computes the owned IPs from the latest World and live set and applies the difference. Synchronous: a liveness change is acted on in the same turn. */
+  reconcile(cause: 'world' | 'membership' | 'settled'): void {
+    if (this.stopped || !this.world) return;
+    const live = this.membership.live();
+    this.o.metrics.liveNodes.set(live.size);
+    if (!this.membership.settled() || !this.membership.ready()) {
+      // Claiming before peers could be heard would make every starting speaker an owner.
+      this.settleTimer ??= this.o.timers.setTimeout(() => { this.settleTimer = undefined; this.reconcile('settled'); }, 100);
+      return;
+    }
+    const plan = planLayer2({ world: this.world, live, interfaces: this.o.interfaces() });
+    this.lastPlan = plan;
+    for (const ifname of [...plan.owned.keys()]) {
+      let up = false;
+      try { up = this.o.linkUp(ifname); } catch { /* gone: treated as down */ }
+      if (up) { this.linkDown.delete(ifname); continue; }
+      plan.owned.delete(ifname);
+      if (!this.linkDown.has(ifname)) this.o.log.info('link down: claiming nothing on it', { interface: ifname });
+      this.linkDown.add(ifname);
+    }
+    for (const ifname of plan.owned.keys()) this.ensureResponder(ifname);
+    for (const [ifname, r] of this.responders) {
+      const { added, removed } = r.setOwned(plan.owned.get(ifname) ?? []);
+      for (const ip of removed) this.cancelRepeats(ifname, ip);
+      for (const ip of added) this.announce(ifname, ip, this.o.announceCount);
+      this.o.metrics.ownedIPs.set({ interface: ifname }, r.owned().length);
+      if (added.length || removed.length) this.o.log.debug('owned IPs changed', { interface: ifname, added, removed, cause });
+    }
+    this.applyOwnership(plan.services, cause);
+  }
+
+  private ensureResponder(ifname: string): void {
+    if (this.responders.has(ifname) || this.broken.has(ifname)) return;
+    try {
+      // Strict ARP: the kernel must not answer for a VIP that sits on a local
+      // interface (the dataplane's portico0) from an interface that is not the owner.
+      this.o.sysctl(`net.ipv4.conf.${ifname}.arp_ignore`, '1');
+      this.o.sysctl(`net.ipv4.conf.${ifname}.arp_announce`, '2');
+      this.o.log.info('strict ARP set', { interface: ifname, arp_ignore: 1, arp_announce: 2 });
+    } catch (err) {
+      this.o.log.error('strict ARP not set; the kernel may answer ARP for local VIPs', { interface: ifname, err });
+    }
+    try {
+      const r = this.o.openResponder(ifname);
+      this.responders.set(ifname, r);
+      this.o.log.info('answering ARP/NDP', { interface: ifname, mac: r.mac });
+    } catch (err) {
+      this.broken.add(ifname);
+      this.o.log.error('cannot open the ARP/NDP responder', { interface: ifname, err });
+    }
+  }
+
+  private applyOwnership(services: readonly ServicePlan[], cause: string): void {
+    const next = new Map<string, string[]>();
+    const byKey = new Map(services.map((s) => [s.key, s]));
+    const answered = new Map([...this.responders].map(([i, r]) => [i, new Set(r.owned())]));
+    for (const s of services) {
+      const ifs = s.interfaces.filter((i) => s.ips.some((ip) => answered.get(i)?.has(canonicalIP(ip))));
+      if (s.election.owner === this.o.self && ifs.length > 0) next.set(s.key, ifs);
+    }
+    for (const [key, ifs] of next) {
+      const before = this.owning.get(key);
+      if (before && before.join(',') === ifs.join(',')) continue;
+      const s = byKey.get(key)!;
+      this.o.metrics.ownershipChanges.inc({ change: 'gained' });
+      this.o.log.info('ip announced', { service: key, ips: s.ips, node: this.o.self, protocol: 'layer2', interfaces: ifs, cause });
+      this.report(s, ifs);
+    }
+    for (const key of this.owning.keys()) {
+      if (next.has(key)) continue;
+      const s = byKey.get(key);
+      this.o.metrics.ownershipChanges.inc({ change: 'lost' });
+      this.o.log.info('ip withdrawn', { service: key, ips: s?.ips ?? [], node: this.o.self, protocol: 'layer2', owner: s?.election.owner ?? null, reason: s?.election.reason ?? 'service-gone', cause });
+    }
+    this.owning = next;
+    this.o.metrics.ownedServices.set(next.size);
+  }
+
+  /** Event and annotations for a Service this node took; skipped when the Service already names this node (e.g. after a restart). */
+  private report(s: ServicePlan, ifs: string[]): void {
+    const svc = this.world?.services.get(s.key);
+    if (svc?.annotations[ANNOUNCED_BY] === this.o.self && svc.annotations[ANNOUNCED_INTERFACES] === ifs.join(',')) return;
+    const target: EventTarget = { apiVersion: 'v1', kind: 'Service', namespace: s.namespace, name: s.name, ...(s.uid ? { uid: s.uid } : {}) };
+    const fail = (what: string) => (err: unknown): void => this.o.log.error(`${what} not written`, { service: s.key, err });
+    this.o.sink.event(target, 'Normal', 'nodeAssigned', `announcing from node "${this.o.self}" with protocol "layer2" on ${ifs.join(', ')}`).catch(fail('event'));
+    this.o.sink.annotate(s.namespace, s.name, { [ANNOUNCED_BY]: this.o.self, [ANNOUNCED_INTERFACES]: ifs.join(',') }).catch(fail('annotations'));
+  }
+
+  /** Sends one round now and schedules the repeats, spaced beyond the ARP locktime. */
+  private announce(ifname: string, ip: string, rounds: number): void {
+    const r = this.responders.get(ifname);
+    if (!r || rounds <= 0 || this.stopped) return;
+    r.announce(ip);
+    const key = `${ifname} ${ip}`;
+    this.o.timers.clearTimeout(this.repeats.get(key));
+    this.repeats.delete(key);
+    if (rounds > 1) {
+      this.repeats.set(key, this.o.timers.setTimeout(() => { this.repeats.delete(key); this.announce(ifname, ip, rounds - 1); }, this.o.announceSpacingMs));
+    }
+  }
+
+  private cancelRepeats(ifname: string, ip: string): void {
+    const key = `${ifname} ${ip}`;
+    this.o.timers.clearTimeout(this.repeats.get(key));
+    this.repeats.delete(key);
+  }
+
+  private scheduleRefresh(): void {
+    this.refreshTimer = this.o.timers.setTimeout(() => {
+      for (const r of this.responders.values()) for (const ip of r.owned()) r.announce(ip);
+      if (!this.stopped) this.scheduleRefresh();
+    }, this.o.refreshMs);
+  }
+
+  /** Pushes the responders' counters into the metrics as deltas (the hot path touches plain numbers only). */
+  syncMetrics(): void {
+    const m = this.o.metrics;
+    for (const [ifname, r] of this.responders) {
+      const c = r.counters;
+      const now: Record<string, number> = { received: c.received, replies: c.replies, gratuitous: c.gratuitousSent, failures: c.sendFailures, ...Object.fromEntries(REASONS.map((x) => [`r:${x}`, c.byReason[x]])) };
+      const last = this.synced.get(ifname) ?? {};
+      const d = (k: string): number => (now[k] ?? 0) - (last[k] ?? 0);
+      const labels = { interface: ifname };
+      if (d('received')) m.requestsReceived.inc(labels, d('received'));
+      if (d('replies')) m.repliesSent.inc(labels, d('replies'));
+      if (d('gratuitous')) m.gratuitousSent.inc(labels, d('gratuitous'));
+      if (d('failures')) m.sendFailures.inc(labels, d('failures'));
+      for (const x of REASONS) if (d(`r:${x}`)) m.framesByReason.inc({ interface: ifname, reason: x }, d(`r:${x}`));
+      this.synced.set(ifname, now);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const h of this.repeats.values()) this.o.timers.clearTimeout(h);
+    this.repeats.clear();
+    this.o.timers.clearTimeout(this.refreshTimer);
+    this.o.timers.clearTimeout(this.settleTimer);
+    clearInterval(this.metricsTimer);
+    this.syncMetrics();
+    for (const r of this.responders.values()) {
+      r.setOwned([]);
+      r.close();
+    }
+    this.responders.clear();
+    await this.membership.stop(this.o.stopMode);
+  }
+}

@@ -1,0 +1,125 @@
+// Wires the layer-2 announcer into the speaker: the heartbeat transport and
+// key, this node's Lease, the responders on the native AF_PACKET socket, and
+// Events/annotations through the StatusWriter. Settings come from the
+// environment (the DaemonSet's env), each with a production default.
+import * as k8s from '@kubernetes/client-node';
+import { kubeLeaseStore } from '@portico/shared';
+import type { SpeakerContext } from '../context.ts';
+import { HeartbeatKeys, type SecretDataReader } from '../membership/key.ts';
+import { nodeLeaseName, NodeLease } from '../membership/lease.ts';
+import { HEARTBEAT_PORT, Membership } from '../membership/membership.ts';
+import { openUdpTransport } from '../membership/udp.ts';
+import { L2Announcer } from './announcer.ts';
+import { createL2Metrics } from './metrics.ts';
+import { openResponder } from './responder.ts';
+
+export interface Layer2Settings {
+  port: number;
+  intervalMs: number;
+  deadAfterMs: number;
+  restartHoldMs: number;
+  refreshMs: number;
+  stopMode: 'leave' | 'restart';
+}
+
+function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** PORTICO_HEARTBEAT_PORT, PORTICO_HEARTBEAT_INTERVAL_MS, PORTICO_HEARTBEAT_DEAD_AFTER_MS, PORTICO_RESTART_HOLD_MS, PORTICO_L2_REFRESH_SECONDS, PORTICO_STOP_MODE. */
+export function layer2Settings(env: NodeJS.ProcessEnv = process.env): Layer2Settings {
+  const intervalMs = num(env, 'PORTICO_HEARTBEAT_INTERVAL_MS', 100);
+  const stopMode = env.PORTICO_STOP_MODE ?? 'restart';
+  if (stopMode !== 'leave' && stopMode !== 'restart') throw new Error(`PORTICO_STOP_MODE must be leave or restart, got ${JSON.stringify(stopMode)}`);
+  return {
+    port: num(env, 'PORTICO_HEARTBEAT_PORT', HEARTBEAT_PORT),
+    intervalMs,
+    deadAfterMs: num(env, 'PORTICO_HEARTBEAT_DEAD_AFTER_MS', intervalMs * 4),
+    restartHoldMs: num(env, 'PORTICO_RESTART_HOLD_MS', 15_000),
+    refreshMs: num(env, 'PORTICO_L2_REFRESH_SECONDS', 0) * 1000,
+    stopMode,
+  };
+}
+
+export function kubeSecretData(kc: k8s.KubeConfig): SecretDataReader {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  return async (namespace, name) => {
+    try {
+      const s = await core.readNamespacedSecret({ name, namespace });
+      return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  };
+}
+
+/** The layer-2 announcer of this speaker; always on (idle without L2Advertisements, but membership and the Lease run). */
+export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer2Settings = layer2Settings()): Promise<L2Announcer> {
+  const log = ctx.log.child({ component: 'layer2' });
+  const metrics = createL2Metrics(ctx.registry);
+  const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log });
+  await keys.start();
+  const transport = await openUdpTransport(settings.port, { onError: (err) => log.debug('heartbeat send failed', { err }) });
+  const lease = new NodeLease({
+    node: ctx.self, store: kubeLeaseStore(ctx.kc, ctx.namespace, nodeLeaseName(ctx.self)), log,
+    leaseDurationMs: settings.restartHoldMs, renewEveryMs: Math.max(1000, settings.restartHoldMs / 3),
+    onRenew: (ok) => metrics.leaseRenewals.inc({ result: ok ? 'ok' : 'failed' }),
+  });
+  lease.start();
+  const core = ctx.kc.makeApiClient(k8s.CoreV1Api);
+  const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+  let last = { sent: 0, accepted: 0, lost: 0 };
+  const announcer = new L2Announcer({
+    self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode,
+    openResponder: (ifname) => openResponder(ifname, { onError: (err) => log.debug('responder send failed', { interface: ifname, err }) }),
+    sink: {
+      event: (target, type, reason, message) => ctx.writer.event(target, type, reason, message),
+      annotate: async (namespace, name, annotations) => { await core.patchNamespacedService({ name, namespace, body: { metadata: { annotations } } }, mergePatch); },
+    },
+    membership: (onChange) => {
+      const m = new Membership({
+        self: ctx.self, transport, keys: () => keys.current(),
+        intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
+        onChange: () => {
+          const reasons = Object.fromEntries(m.reasons());
+          log.info('membership changed', { live: [...m.live()].sort(), reasons });
+          onChange();
+        },
+        onDrop: (reason, detail, from) => {
+          metrics.heartbeatsDropped.inc({ reason });
+          log.debug('heartbeat dropped', { reason, detail, from });
+        },
+      });
+      // Counters move on every heartbeat; metrics follow once a second.
+      const t = setInterval(() => {
+        const c = m.counters;
+        metrics.heartbeatsSent.inc(c.sent - last.sent);
+        metrics.heartbeatsAccepted.inc(c.accepted - last.accepted);
+        metrics.heartbeatsLost.inc(c.lost - last.lost);
+        last = { sent: c.sent, accepted: c.accepted, lost: c.lost };
+      }, 1000);
+      t.unref();
+      m.start();
+      return {
+        setPeers: (nodes) => m.setPeers(nodes),
+        live: () => m.live(),
+        reasons: () => m.reasons(),
+        settled: () => m.settled(),
+        ready: () => keys.current().length > 0,
+        stop: async (mode) => {
+          clearInterval(t);
+          keys.stop();
+          lease.stop();
+          await m.stop(mode);
+        },
+      };
+    },
+  });
+  log.info('layer 2 ready', { heartbeatPort: transport.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs, stopMode: settings.stopMode });
+  return announcer;
+}
