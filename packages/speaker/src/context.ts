@@ -16,4 +16,6 @@ export interface SpeakerContext {
   writer: StatusWriter;
   /** Where state that must survive a restart lives (e.g. BGP graceful restart). */
   stateDir: string;
+  /** --dataplane: ipvs, nftables, none, or auto (ipvs where the kernel has ip_vs, else nftables). */
+  dataplane?: 'ipvs' | 'nftables' | 'none' | 'auto';
 }

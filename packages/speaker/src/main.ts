@@ -18,6 +18,7 @@ const USAGE = `portico-speaker [flags]
   --load-balancer-class CLASS announce only Services of this spec.loadBalancerClass (default: Services without one)
   --state-dir DIR             state kept across restarts (default /run/portico)
   --listen HOST:PORT          /healthz /readyz /metrics (default 0.0.0.0:7473)
+  --dataplane MODE            ipvs, nftables or none (default: ipvs where the kernel has ip_vs, else nftables)
   --debug                     debug logs`;
 
 export class UsageError extends Error {
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
       'node-name': { type: 'string', default: process.env.NODE_NAME }, kubeconfig: { type: 'string' },
       namespace: { type: 'string', default: NAMESPACE }, 'load-balancer-class': { type: 'string' },
       'state-dir': { type: 'string', default: '/run/portico' }, listen: { type: 'string', default: '0.0.0.0:7473' },
+      dataplane: { type: 'string', default: 'auto' },
       debug: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
     },
   });
@@ -44,6 +46,8 @@ async function main(): Promise<void> {
   const self = values['node-name'];
   if (!self) throw new UsageError('--node-name (or $NODE_NAME) is required: the speaker must know its node');
   const listen = hostPort(values.listen);
+  const dataplane = values.dataplane;
+  if (dataplane !== 'auto' && dataplane !== 'ipvs' && dataplane !== 'nftables' && dataplane !== 'none') throw new UsageError(`--dataplane must be ipvs, nftables or none, got ${JSON.stringify(dataplane)}`);
   const log = createLogger({ debug: values.debug, fields: { app: 'portico-speaker', node: self } });
   const kc = new k8s.KubeConfig();
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
@@ -55,7 +59,7 @@ async function main(): Promise<void> {
   const sharedMetrics = createSharedMetrics(registry);
   const metrics = createSpeakerMetrics(registry);
   const ctx: SpeakerContext = {
-    self, namespace: values.namespace, kc, log, registry, sharedMetrics, stateDir: values['state-dir'],
+    self, namespace: values.namespace, kc, log, registry, sharedMetrics, stateDir: values['state-dir'], dataplane,
     writer: new StatusWriter({ kc, component: 'portico-speaker', log }),
   };
   const announcers = await createAnnouncers(ctx);
