@@ -61,6 +61,9 @@ const defaultFactory: SocketFactory = (o) => {
   return createConnection({ host: o.host, port: o.port, localAddress: o.localAddress });
 };
 
+/** The family of a prefix the session already canonicalised (set() did): IPv6 text has a colon. */
+const afiOf = (canonical: string): number => (canonical.includes(':') ? AFI_IPV6 : AFI_IPV4);
+
 function attributeKey(ad: Advertisement): string {
   return JSON.stringify([ad.localPref, ad.med, ad.communities ?? [], ad.largeCommunities ?? []]);
 }
@@ -299,7 +302,7 @@ export class BgpSession extends EventEmitter {
     if (ad.largeCommunities?.length) attrs.push({ type: 'large-communities', communities: ad.largeCommunities });
     const v4 = this.#opts.nextHop?.ipv4 ?? (local && !isIPv6(local) ? local : undefined);
     const v6 = this.#opts.nextHop?.ipv6 ?? (local && isIPv6(local) ? local : undefined);
-    const afi = prefixAfi(ad.prefix);
+    const afi = afiOf(ad.prefix);
     if (afi === AFI_IPV4) {
       if (!v4) return undefined;
       attrs.push({ type: 'next-hop', nextHop: v4 });
@@ -316,7 +319,7 @@ export class BgpSession extends EventEmitter {
     const conn = session && this.#sockets.get(session.conn);
     if (!session || !conn || this.#fsm.state !== 'Established') return;
     const ctx = this.#ctx();
-    const allowed = (p: string): boolean => session.families.some((f) => f.afi === prefixAfi(p) && f.safi === SAFI_UNICAST);
+    const allowed = (p: string): boolean => session.families.some((f) => f.afi === afiOf(p) && f.safi === SAFI_UNICAST);
     const out: Buffer[] = [];
     const withdraw = [...this.#sent.keys()].filter((p) => !this.#desired.has(p));
     for (const m of packWithdrawals(withdraw)) out.push(encodeMessage(m, ctx));
@@ -327,7 +330,7 @@ export class BgpSession extends EventEmitter {
       if (!allowed(ad.prefix) || this.#sent.get(ad.prefix) === key) continue;
       const attrs = this.#attributes(ad, session);
       if (!attrs) continue;
-      const gkey = `${key}|${prefixAfi(ad.prefix)}`;
+      const gkey = `${key}|${afiOf(ad.prefix)}`;
       const g = groups.get(gkey) ?? { attrs, prefixes: [] };
       g.prefixes.push(ad.prefix);
       groups.set(gkey, g);
