@@ -8,3 +8,4 @@ export { run, sleep, waitFor, CommandError } from './sh.ts';
 export type { RunResult, DaemonRecord } from './sh.ts';
 export { addRouter, Router } from './routers.ts';
 export type { RouterKind, RouterOptions } from './routers.ts';
+export { installPortico, applyPorticoManifest, manifestWorkload, commandLine, PORTICO_MANIFEST, PORTICO_NAMESPACE, type InstallOptions, type PorticoInstall } from './portico.ts';

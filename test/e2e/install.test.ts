@@ -1,0 +1,172 @@
+// Installing Portico as a user would: `kubectl apply -f manifests/portico.yaml`
+// on the lab's API server (RBAC on), the components run from the manifests'
+// command lines with their ServiceAccounts' tokens, a Service gets an IP, the
+// accounts cannot do what they must not, and the invalid examples are refused
+// at apply time with the field named.
+import { strict as assert } from 'node:assert';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { PORTICO_NAMESPACE as NS, installPortico, manifestWorkload, repoRoot, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
+import { requireE2e, sharedLab } from './shared-lab.ts';
+
+const EXAMPLES = path.join(repoRoot, 'manifests', 'examples');
+const INVALID = path.join(EXAMPLES, 'invalid');
+const APP_NS = 'pinst-app';
+const SPEAKER = `system:serviceaccount:${NS}:portico-speaker`;
+const CONTROLLER = `system:serviceaccount:${NS}:portico-controller`;
+
+describe('install from manifests/portico.yaml (e2e, root): RBAC on, components as their ServiceAccounts', function () {
+  this.timeout(300_000);
+  let lab: Lab;
+  let install: PorticoInstall;
+  let core: k8s.CoreV1Api;
+  /** Kubeconfigs usable from this (root) namespace, one per account. */
+  let asController: string;
+  let asSpeaker: string;
+
+  const kubectlAs = (kubeconfig: string, args: string[], input?: string) => lab.kubectlResult([`--kubeconfig=${kubeconfig}`, ...args], input);
+
+  before(async function () {
+    requireE2e(this);
+    lab = await sharedLab();
+    core = lab.kc.makeApiClient(k8s.CoreV1Api);
+    install = await installPortico(lab);
+    asController = await lab.serviceAccountKubeconfig(NS, 'portico-controller', 'host');
+    asSpeaker = await lab.serviceAccountKubeconfig(NS, 'portico-speaker', 'host');
+  });
+
+  after(async function () {
+    await install?.stop();
+    if (!lab) return;
+    await lab.kubectlResult(['delete', 'namespace', APP_NS, '--wait=false', '--ignore-not-found']);
+    await lab.kubectlResult(['delete', '-f', EXAMPLES, '--ignore-not-found', '--wait=false']);
+    await lab.kubectlResult(['-n', NS, 'delete', 'lease', 'pinst-someone-else', '--ignore-not-found']);
+  });
+
+  it('the CRDs are Established and served', async function () {
+    const out = await lab.kubectl('get', 'crd', '-l', 'app.kubernetes.io/part-of=portico', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}');
+    const got = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=')));
+    assert.deepEqual(Object.keys(got).sort(), ['bfdprofiles', 'bgpadvertisements', 'bgppeers', 'communities', 'ipaddresspools', 'l2advertisements'].map((p) => `${p}.portico.dev`));
+    assert.ok(Object.values(got).every((s) => s === 'True'), out);
+  });
+
+  it('the examples are accepted by the API server', async function () {
+    const r = await lab.kubectlResult(['apply', '-f', EXAMPLES]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const [kind, name] of [['ipaddresspool', 'lan'], ['l2advertisement', 'lan'], ['ipaddresspool', 'routed'], ['bgppeer', 'tor-1'], ['bgpadvertisement', 'routed'], ['community', 'communities'], ['bfdprofile', 'fast'], ['ipaddresspool', 'payments']]) {
+      await lab.kubectl('-n', NS, 'get', `${kind}/${name}`);
+    }
+  });
+
+  it('the components run the manifests\' command lines, authenticated as their ServiceAccounts', async function () {
+    const dep = manifestWorkload('Deployment', 'portico-controller');
+    assert.equal(install.controllers.length, dep.spec.replicas);
+    for (const [key, argv] of install.argv) {
+      assert.ok(argv.some((a) => a.startsWith('--kubeconfig=') && a.includes('kubeconfig.sa.portico-system.')), `${key}: ${argv.join(' ')}`);
+    }
+    for (const [kc, who] of [[asController, CONTROLLER], [asSpeaker, SPEAKER]] as const) {
+      const r = await kubectlAs(kc, ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), who);
+    }
+    // The leader holds the Lease under its pod name ($(POD_NAME) expanded from the downward API).
+    const holder = await waitFor('a controller replica to lead', async () => {
+      const l = await lab.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'portico-controller', namespace: NS }).catch(() => undefined);
+      const h = l?.spec?.holderIdentity ?? '';
+      return /^portico-controller-lab-\d$/.test(h) ? h : undefined;
+    }, 30_000, 200);
+    assert.match(holder, /^portico-controller-lab-[12]$/);
+  });
+
+  it('the leader created the heartbeat Secret with a 32-byte key', async function () {
+    const s = await waitFor('Secret portico-heartbeat', () => core.readNamespacedSecret({ name: 'portico-heartbeat', namespace: NS }).catch(() => undefined), 30_000, 200);
+    assert.equal(Buffer.from(s.data?.key ?? '', 'base64').length, 32);
+  });
+
+  it('a LoadBalancer Service gets an IP from the example pool', async function () {
+    await lab.kubectlResult(['create', 'namespace', APP_NS]);
+    const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: APP_NS }, spec: { type: 'LoadBalancer', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 80 }] } };
+    const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(svc));
+    assert.equal(r.code, 0, r.stderr);
+    const got = await waitFor('web to get an IP', async () => {
+      const s = await core.readNamespacedService({ name: 'web', namespace: APP_NS });
+      const ip = s.status?.loadBalancer?.ingress?.[0]?.ip;
+      return ip ? { ip, pool: s.metadata?.annotations?.['portico.dev/ip-allocated-from-pool'] } : undefined;
+    }, 30_000, 200);
+    assert.equal(got.pool, 'lan');
+    const last = Number(got.ip.split('.')[3]);
+    assert.ok(got.ip.startsWith('203.0.113.') && last >= 10 && last <= 40, got.ip);
+  });
+
+  describe('what the accounts may not do is refused', function () {
+    const canI = async (as: string, ...args: string[]): Promise<string> => (await lab.kubectlResult(['auth', 'can-i', `--as=${as}`, ...args])).stdout.trim();
+
+    it('kubectl auth can-i: the speaker may not write Services or pools, the controller no other Lease', async function () {
+      assert.equal(await canI(SPEAKER, 'update', 'services', '-n', APP_NS), 'no');
+      assert.equal(await canI(SPEAKER, 'patch', 'services/status', '-n', APP_NS), 'no');
+      assert.equal(await canI(SPEAKER, 'create', 'ipaddresspools.portico.dev', '-n', NS), 'no');
+      assert.equal(await canI(SPEAKER, 'list', 'secrets', '-n', NS), 'no');
+      assert.equal(await canI(SPEAKER, 'get', 'secrets', '-n', 'default'), 'no');
+      assert.equal(await canI(CONTROLLER, 'update', 'leases/pinst-someone-else', '-n', NS), 'no');
+      assert.equal(await canI(CONTROLLER, 'update', 'leases/portico-controller', '-n', NS), 'yes');
+      assert.equal(await canI(CONTROLLER, 'get', 'secrets/tor-1-password', '-n', NS), 'no');
+      // And what they need:
+      assert.equal(await canI(SPEAKER, 'watch', 'endpointslices.discovery.k8s.io', '-A'), 'yes');
+      assert.equal(await canI(CONTROLLER, 'patch', 'services/status', '-n', APP_NS), 'yes');
+    });
+
+    it('the speaker\'s token cannot update a Service (403 from the API server)', async function () {
+      const r = await kubectlAs(asSpeaker, ['-n', APP_NS, 'annotate', 'service', 'web', 'pinst/by=speaker']);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, /forbidden: User "system:serviceaccount:portico-system:portico-speaker" cannot patch resource "services"/);
+      const s = await core.readNamespacedService({ name: 'web', namespace: APP_NS });
+      assert.equal(s.metadata?.annotations?.['pinst/by'], undefined);
+    });
+
+    it('the speaker\'s token cannot change a pool', async function () {
+      const r = await kubectlAs(asSpeaker, ['-n', NS, 'patch', 'ipaddresspool', 'lan', '--type=merge', '-p', '{"spec":{"autoAssign":false}}']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /forbidden.*cannot patch resource "ipaddresspools"/);
+    });
+
+    it('the controller\'s token cannot update another Lease (RBAC) nor create one under another name (Lease policy)', async function () {
+      const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'pinst-someone-else', namespace: NS }, spec: { holderIdentity: 'someone' } };
+      assert.equal((await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(lease))).code, 0);
+      // A direct update (kubectl patch would stop at its GET, which is refused too).
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(asController);
+      const leases = kc.makeApiClient(k8s.CoordinationV1Api);
+      const err = await leases.replaceNamespacedLease({ name: 'pinst-someone-else', namespace: NS, body: { ...lease, spec: { holderIdentity: 'controller' } } }).then(() => undefined, (e: unknown) => e as { code?: number; body?: unknown });
+      assert.equal(err?.code, 403, `update accepted or failed otherwise: ${String(err?.body)}`);
+      assert.match(String(err.body), /cannot update resource \\"leases\\"|cannot update resource "leases"/);
+      assert.equal((await kubectlAs(asController, ['-n', NS, 'get', 'lease', 'pinst-someone-else'])).code, 1);
+      const other = { ...lease, metadata: { name: 'pinst-controller-grab', namespace: NS } };
+      const cr = await kubectlAs(asController, ['create', '-f', '-'], JSON.stringify(other));
+      assert.notEqual(cr.code, 0, cr.stdout);
+      assert.match(cr.stderr, /the controller may only write its own Lease, portico-controller/);
+      const l = await lab.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'pinst-someone-else', namespace: NS });
+      assert.equal(l.spec?.holderIdentity, 'someone');
+    });
+
+    it('the speaker\'s token cannot take the controller\'s Lease (Lease policy)', async function () {
+      const r = await kubectlAs(asSpeaker, ['-n', NS, 'patch', 'lease', 'portico-controller', '--type=merge', '-p', '{"spec":{"holderIdentity":"speaker"}}']);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, /a speaker may not write the controller's Lease/);
+    });
+  });
+
+  describe('kubectl apply --dry-run=server refuses each invalid example, naming the field', function () {
+    for (const f of readdirSync(INVALID).filter((x) => x.endsWith('.yaml')).sort()) {
+      const text = readFileSync(path.join(INVALID, f), 'utf8');
+      const field = /^# refused-field: (\S+)$/m.exec(text)?.[1] ?? '';
+      it(`${f} (${field})`, async function () {
+        assert.ok(field, `${f} has no "# refused-field:" line`);
+        const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', path.join(INVALID, f)]);
+        assert.notEqual(r.code, 0, `accepted: ${r.stdout}`);
+        const esc = field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        assert.match(r.stderr, new RegExp(`(^|[^.\\w])${esc}(:|"| )`), r.stderr);
+      });
+    }
+  });
+});

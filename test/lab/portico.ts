@@ -1,0 +1,198 @@
+// Installs Portico in the lab the way a user installs it on a real cluster:
+// `kubectl apply -f manifests/portico.yaml`, then the controller and the
+// speakers run with the command lines, arguments and environment of the
+// Deployment and the DaemonSet in that file, each authenticated as its own
+// ServiceAccount (a TokenRequest token), so the API server's RBAC and the
+// Lease policy apply to them for real.
+//
+// The lab has no container runtime: processes stand in for the pods. The
+// Deployment is scaled to 0 and the DaemonSet gets a node selector no node has,
+// so the lab kubelet does not start look-alike pods for them; everything else
+// (accounts, roles, policy, CRDs) is exactly what was applied.
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { Lab, LabNode } from './lab.ts';
+import { repoRoot } from './lab.ts';
+import { waitFor } from './sh.ts';
+
+export const PORTICO_NAMESPACE = 'portico-system';
+export const PORTICO_MANIFEST = path.join(repoRoot, 'manifests', 'portico.yaml');
+/** Where the image puts the repository (Dockerfile WORKDIR); mapped to the checkout here. */
+export const IMAGE_ROOT = '/app';
+/** Label the DaemonSet is pinned to in the lab, so no lab kubelet runs a look-alike pod. */
+export const LAB_PIN = { key: 'portico.dev/lab-runs-processes-instead', value: 'true' } as const;
+
+export interface InstallOptions {
+  /** Run a speaker on every node (default true). */
+  speakers?: boolean;
+  /** Run the controller (default true). */
+  controller?: boolean;
+  /** Controller replicas (default: the Deployment's, 2). */
+  replicas?: 1 | 2;
+}
+
+export interface PorticoInstall {
+  /** Process keys of the controller replicas (lab.stopProcess). */
+  controllers: string[];
+  /** Namespaces (lab short names) the controller replicas run in, one per replica, like pods. */
+  controllerHosts: string[];
+  /** lab.startOnNodes name of the speakers, or undefined when not started. */
+  speakers: string | undefined;
+  /** Kubeconfigs with each ServiceAccount's token ('segment' address). */
+  controllerKubeconfig: string;
+  speakerKubeconfig: string;
+  /** The argv each component was started with, by process key. */
+  argv: Map<string, string[]>;
+  /** Stops the processes (the applied objects stay). */
+  stop(): Promise<void>;
+}
+
+type Env = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
+type Container = { command?: string[]; args?: string[]; env?: Env[]; volumeMounts?: { name: string; mountPath: string }[]; readinessProbe?: { httpGet?: { path: string; port: string | number } }; ports?: { name?: string; containerPort: number }[] };
+type Workload = { kind: string; metadata: { name: string }; spec: { replicas?: number; template: { spec: { serviceAccountName: string; containers: Container[]; volumes?: { name: string; hostPath?: { path: string } }[] } } } };
+
+/** The Deployment or DaemonSet of that name in manifests/portico.yaml. */
+export function manifestWorkload(kind: 'Deployment' | 'DaemonSet', name: string, file = PORTICO_MANIFEST): Workload {
+  for (const d of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const o = d.toJS() as Workload | null;
+    if (o?.kind === kind && o.metadata.name === name) return o;
+  }
+  throw new Error(`${kind}/${name} is not in ${file}`);
+}
+
+/** What the pod's environment would hold: literal values and the downward API fields the lab can answer. */
+function podEnv(c: Container, fields: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef) {
+      const v = fields[e.valueFrom.fieldRef.fieldPath];
+      if (v === undefined) throw new Error(`the lab cannot provide ${e.valueFrom.fieldRef.fieldPath} for $${e.name}`);
+      env[e.name] = v;
+    } else throw new Error(`the lab cannot provide $${e.name} (only value and fieldRef are supported)`);
+  }
+  return env;
+}
+
+/**
+ * The container's command line as the kubelet would run it ($(VAR) expanded
+ * from the container's env), with the image's paths mapped onto this machine:
+ * `node` is this Node, /app the checkout, and each volume's mountPath the
+ * directory `mounts` gives for it.
+ */
+export function commandLine(c: Container, env: Record<string, string>, mounts: Record<string, string>): string[] {
+  const expand = (s: string): string => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m);
+  const map = (s: string): string => {
+    let out = s.replaceAll(`${IMAGE_ROOT}/`, `${repoRoot}/`);
+    for (const [from, to] of Object.entries(mounts)) out = out.replace(new RegExp(`(^|=)${from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|$)`), `$1${to}`);
+    return out;
+  };
+  const argv = [...(c.command ?? []), ...(c.args ?? [])].map(expand).map(map);
+  if (argv[0] !== 'node') throw new Error(`the container runs ${argv[0]}, expected node`);
+  return [process.execPath, ...argv.slice(1)];
+}
+
+function containerOf(w: Workload): Container {
+  const c = w.spec.template.spec.containers[0];
+  if (!c) throw new Error(`${w.kind}/${w.metadata.name} has no container`);
+  return c;
+}
+
+function probePort(c: Container): { path: string; port: number } | undefined {
+  const g = c.readinessProbe?.httpGet;
+  if (!g) return undefined;
+  const port = typeof g.port === 'number' ? g.port : c.ports?.find((p) => p.name === g.port)?.containerPort;
+  return port === undefined ? undefined : { path: g.path, port };
+}
+
+/** Applies manifests/portico.yaml and waits until the CRDs are Established. */
+export async function applyPorticoManifest(lab: Lab): Promise<void> {
+  const r = await lab.kubectlResult(['apply', '-f', PORTICO_MANIFEST]);
+  if (r.code !== 0) throw new Error(`kubectl apply -f manifests/portico.yaml failed: ${r.stderr}`);
+  await lab.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=portico');
+}
+
+export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promise<PorticoInstall> {
+  await applyPorticoManifest(lab);
+  // Processes stand in for the pods (see the top of this file).
+  await lab.kubectl('-n', PORTICO_NAMESPACE, 'scale', 'deployment/portico-controller', '--replicas=0');
+  await lab.kubectl('-n', PORTICO_NAMESPACE, 'patch', 'daemonset/portico-speaker', '--type=merge', '-p',
+    JSON.stringify({ spec: { template: { spec: { nodeSelector: { [LAB_PIN.key]: LAB_PIN.value } } } } }));
+
+  const deployment = manifestWorkload('Deployment', 'portico-controller');
+  const daemonSet = manifestWorkload('DaemonSet', 'portico-speaker');
+  const controllerKubeconfig = await lab.serviceAccountKubeconfig(PORTICO_NAMESPACE, deployment.spec.template.spec.serviceAccountName, 'segment');
+  const speakerKubeconfig = await lab.serviceAccountKubeconfig(PORTICO_NAMESPACE, daemonSet.spec.template.spec.serviceAccountName, 'segment');
+  const argvs = new Map<string, string[]>();
+  const controllers: string[] = [];
+  const controllerHosts: string[] = [];
+  const probes: { ns: string; url: string; what: string }[] = [];
+
+  if (opts.controller ?? true) {
+    const c = containerOf(deployment);
+    const replicas = opts.replicas ?? deployment.spec.replicas ?? 1;
+    for (let i = 1; i <= replicas; i++) {
+      // Each replica in its own namespace on the segment, as a pod would be, so
+      // both can listen on the manifest's port.
+      const host = `portico-controller-${i}`;
+      const h = lab.clients.find((x) => x.name === host) ?? await lab.addClient(host);
+      const podName = `portico-controller-lab-${i}`;
+      const env = podEnv(c, { 'metadata.name': podName, 'metadata.namespace': PORTICO_NAMESPACE });
+      const argv = [...commandLine(c, env, {}), `--kubeconfig=${controllerKubeconfig}`];
+      const key = `portico-controller-${i}`;
+      await lab.stopProcess(key);
+      lab.spawn(key, host, argv, env);
+      argvs.set(key, argv);
+      controllers.push(key);
+      controllerHosts.push(host);
+      const p = probePort(c);
+      if (p) probes.push({ ns: host, url: `http://${h.ipv4}:${p.port}${p.path}`, what: `controller replica ${i} ready` });
+    }
+  }
+
+  let speakers: string | undefined;
+  if (opts.speakers ?? true) {
+    const c = containerOf(daemonSet);
+    const volumes = daemonSet.spec.template.spec.volumes ?? [];
+    const mountsFor = (n: LabNode): Record<string, string> => {
+      const m: Record<string, string> = {};
+      for (const vm of c.volumeMounts ?? []) {
+        if (!volumes.find((v) => v.name === vm.name)?.hostPath) continue;
+        // A hostPath is per node: every lab node gets its own directory.
+        const dir = path.join(lab.dir, 'portico', n.name, vm.name);
+        mkdirSync(dir, { recursive: true });
+        m[vm.mountPath] = dir;
+      }
+      return m;
+    };
+    const envFor = (n: LabNode): Record<string, string> => podEnv(c, { 'spec.nodeName': n.name, 'metadata.name': `portico-speaker-${n.name}`, 'metadata.namespace': PORTICO_NAMESPACE, 'status.hostIP': n.ipv4 });
+    speakers = 'portico-speaker';
+    await lab.stopOnNodes(speakers);
+    lab.startOnNodes({
+      name: speakers,
+      argv: (n) => [...commandLine(c, envFor(n), mountsFor(n)), `--kubeconfig=${speakerKubeconfig}`],
+      env: envFor,
+    });
+    for (const n of lab.nodes) {
+      argvs.set(`${speakers}-${n.name}`, [...commandLine(c, envFor(n), mountsFor(n)), `--kubeconfig=${speakerKubeconfig}`]);
+      const p = probePort(c);
+      if (p) probes.push({ ns: n.name, url: `http://${n.ipv4}:${p.port}${p.path}`, what: `speaker on ${n.name} ready` });
+    }
+  }
+
+  // The readiness probes of the manifests, asked where the kubelet would ask them.
+  await Promise.all(probes.map((p) => waitFor(p.what, async () => {
+    const r = await lab.exec(p.ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', p.url], { allowFail: true });
+    return r.stdout.trim() === '200';
+  }, 60_000, 250)));
+
+  const stopSpeakers = speakers;
+  return {
+    controllers, controllerHosts, speakers, controllerKubeconfig, speakerKubeconfig, argv: argvs,
+    async stop() {
+      for (const k of controllers) await lab.stopProcess(k);
+      if (stopSpeakers) await lab.stopOnNodes(stopSpeakers);
+    },
+  };
+}
