@@ -3,11 +3,13 @@
 import type { SpeakerContext } from './context.ts';
 import type { Announcer } from './world/types.ts';
 import { createLayer2Announcer } from './l2/factory.ts';
+import { createBgpAnnouncer } from './bgp/announcer.ts';
 
 export type AnnouncerFactory = (ctx: SpeakerContext) => Announcer | undefined | Promise<Announcer | undefined>;
 
 export const ANNOUNCERS: readonly AnnouncerFactory[] = [
   createLayer2Announcer,
+  createBgpAnnouncer,
 ];
 
 export async function createAnnouncers(ctx: SpeakerContext, factories: readonly AnnouncerFactory[] = ANNOUNCERS): Promise<Announcer[]> {
