@@ -13,21 +13,8 @@ import net from 'node:net';
 import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { run } from './sh.ts';
+import type { KubeletConfig as Config } from './kubelet-config.ts';
 
-interface Config {
-  node: string;
-  index: number;
-  tag: string;
-  ipv4: string;
-  ipv6: string;
-  podCidrV4: string;
-  podCidrV6: string;
-  podNsPrefix: string;
-  kubeconfig: string;
-  logDir: string;
-  podserver: string;
-  heartbeatMs: number;
-}
 
 const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const cfg = JSON.parse(readFileSync(arg('config') ?? '', 'utf8')) as Config;

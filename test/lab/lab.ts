@@ -13,6 +13,7 @@ import { createNetns, destroyNetns, ipBatch, netnsPids, listNetns } from './netn
 import { makePki, writeKubeconfig, type Pki } from './pki.ts';
 import { LabBusyError, clearPrefix, ownerRecord, prefixDir, readState, stateInUse, writeState, type LabState } from './state.ts';
 import { preflight } from './preflight.ts';
+import type { KubeletConfig } from './kubelet-config.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
@@ -66,20 +67,6 @@ export interface NodeDaemonSpec {
   env?: (node: LabNode) => NodeJS.ProcessEnv;
 }
 
-interface KubeletConfig {
-  node: string;
-  index: number;
-  tag: string;
-  ipv4: string;
-  ipv6: string;
-  podCidrV4: string;
-  podCidrV6: string;
-  podNsPrefix: string;
-  kubeconfig: string;
-  logDir: string;
-  podserver: string;
-  heartbeatMs: number;
-}
 
 export class Lab {
   readonly prefix: string;
