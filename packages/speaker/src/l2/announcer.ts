@@ -62,6 +62,8 @@ export interface L2AnnouncerOptions {
   announceSpacingMs?: number;
   /** Re-announce every owned IP this often (switches whose tables age out); 0 = never. */
   refreshMs?: number;
+  /** Least time between two status writes for one Service while its annotations disagree with this owner. */
+  annotateEveryMs?: number;
   /** How the speaker tells its peers it stops: 'restart' keeps its IPs in place for the hold time. */
   stopMode?: 'leave' | 'restart';
 }
@@ -99,12 +101,14 @@ export class L2Announcer implements Announcer {
   private owning = new Map<string, string[]>();
   private lastPlan: Layer2Plan | undefined;
   private readonly synced = new Map<string, Record<string, number>>();
+  /** Service key -> when its annotations were last written by this node. */
+  private readonly annotatedAt = new Map<string, number>();
   private stopped = false;
 
   constructor(opts: L2AnnouncerOptions) {
     this.o = {
       interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
-      announceCount: 3, announceSpacingMs: 1100, refreshMs: 0, stopMode: 'restart',
+      announceCount: 3, announceSpacingMs: 1100, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000,
       ...opts,
     };
     this.membership = opts.membership(() => this.reconcile('membership'));
@@ -195,12 +199,15 @@ export class L2Announcer implements Announcer {
       if (s.election.owner === this.o.self && ifs.length > 0) next.set(s.key, ifs);
     }
     for (const [key, ifs] of next) {
-      const before = this.owning.get(key);
-      if (before && before.join(',') === ifs.join(',')) continue;
       const s = byKey.get(key)!;
-      this.o.metrics.ownershipChanges.inc({ change: 'gained' });
-      this.o.log.info('ip announced', { service: key, ips: s.ips, node: this.o.self, protocol: 'layer2', interfaces: ifs, cause });
-      this.report(s, ifs);
+      const before = this.owning.get(key);
+      if (!before || before.join(',') !== ifs.join(',')) {
+        this.o.metrics.ownershipChanges.inc({ change: 'gained' });
+        this.o.log.info('ip announced', { service: key, ips: s.ips, node: this.o.self, protocol: 'layer2', interfaces: ifs, cause });
+        this.report(s, ifs, true);
+      } else {
+        this.report(s, ifs, false);
+      }
     }
     for (const key of this.owning.keys()) {
       if (next.has(key)) continue;
@@ -208,17 +215,31 @@ export class L2Announcer implements Announcer {
       this.o.metrics.ownershipChanges.inc({ change: 'lost' });
       this.o.log.info('ip withdrawn', { service: key, ips: s?.ips ?? [], node: this.o.self, protocol: 'layer2', owner: s?.election.owner ?? null, reason: s?.election.reason ?? 'service-gone', cause });
     }
+    for (const key of this.annotatedAt.keys()) if (!next.has(key)) this.annotatedAt.delete(key);
     this.owning = next;
     this.o.metrics.ownedServices.set(next.size);
   }
 
-  /** Event and annotations for a Service this node took; skipped when the Service already names this node (e.g. after a restart). */
-  private report(s: ServicePlan, ifs: string[]): void {
+  /**
+   * Level-based status: while this node owns a Service whose annotations do
+   * not name it (a newly taken Service, or a stale write of a former owner),
+   * it writes them, at most once per annotateEveryMs per Service. The
+   * nodeAssigned Event goes with a gain only, and not when the Service
+   * already names this node (a restarted speaker taking its IPs back).
+   */
+  private report(s: ServicePlan, ifs: string[], gained: boolean): void {
     const svc = this.world?.services.get(s.key);
-    if (svc?.annotations[ANNOUNCED_BY] === this.o.self && svc.annotations[ANNOUNCED_INTERFACES] === ifs.join(',')) return;
-    const target: EventTarget = { apiVersion: 'v1', kind: 'Service', namespace: s.namespace, name: s.name, ...(s.uid ? { uid: s.uid } : {}) };
+    const names = svc?.annotations[ANNOUNCED_BY] === this.o.self && svc.annotations[ANNOUNCED_INTERFACES] === ifs.join(',');
+    if (names) return;
+    const now = performance.now();
+    const last = this.annotatedAt.get(s.key);
+    if (!gained && last !== undefined && now - last < this.o.annotateEveryMs) return;
+    this.annotatedAt.set(s.key, now);
     const fail = (what: string) => (err: unknown): void => this.o.log.error(`${what} not written`, { service: s.key, err });
-    this.o.sink.event(target, 'Normal', 'nodeAssigned', `announcing from node "${this.o.self}" with protocol "layer2" on ${ifs.join(', ')}`).catch(fail('event'));
+    if (gained) {
+      const target: EventTarget = { apiVersion: 'v1', kind: 'Service', namespace: s.namespace, name: s.name, ...(s.uid ? { uid: s.uid } : {}) };
+      this.o.sink.event(target, 'Normal', 'nodeAssigned', `announcing from node "${this.o.self}" with protocol "layer2" on ${ifs.join(', ')}`).catch(fail('event'));
+    }
     this.o.sink.annotate(s.namespace, s.name, { [ANNOUNCED_BY]: this.o.self, [ANNOUNCED_INTERFACES]: ifs.join(',') }).catch(fail('annotations'));
   }
 

@@ -50,7 +50,7 @@ export function kubeSecretData(kc: k8s.KubeConfig): SecretDataReader {
   return async (namespace, name) => {
     try {
       const s = await core.readNamespacedSecret({ name, namespace });
-      return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+      return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw err;

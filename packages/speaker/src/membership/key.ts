@@ -6,12 +6,13 @@ import type { Logger } from '@portico/shared';
 /** Name of the Secret holding the heartbeat key. */
 export const HEARTBEAT_SECRET = 'portico-heartbeat';
 
-export type SecretDataReader = (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined>;
+/** A Secret's data, base64-decoded to bytes (the key is random bytes, not text). */
+export type SecretDataReader = (namespace: string, name: string) => Promise<Readonly<Record<string, Uint8Array>> | undefined>;
 
 /** The keys in a Secret's (decoded) data, signing key first; empty when the Secret has none. */
-export function keysFromSecret(data: Readonly<Record<string, string>> | undefined): Uint8Array[] {
+export function keysFromSecret(data: Readonly<Record<string, Uint8Array>> | undefined): Uint8Array[] {
   if (!data) return [];
-  return ['key', 'previous'].map((k) => data[k]).filter((v): v is string => v !== undefined && v.length > 0).map((v) => Buffer.from(v, 'utf8'));
+  return ['key', 'previous'].map((k) => data[k]).filter((v): v is Uint8Array => v !== undefined && v.length > 0);
 }
 
 /** Keeps the keys fresh: reads the Secret now and every refreshMs; a failed read keeps the last keys (an API outage must not stop heartbeats). */

@@ -139,6 +139,7 @@ describe('membership: heartbeats and liveness', () => {
     const bus = new Bus();
     const { ms } = cluster(clock, bus, ['node-1']);
     const m = ms.get('node-1')!;
+    clock.advance(500);
     const deliver = bus.handlers.get(ADDR['node-1']!)!;
     const hb = (over: Partial<Parameters<typeof sealHeartbeat>[0]> = {}, key: Uint8Array = KEY): Buffer =>
       sealHeartbeat({ node: 'node-2', incarnation: 5, sequence: 1, timestamp: clock.wallNow(), leaving: false, ...over }, key);
@@ -182,8 +183,28 @@ describe('membership: heartbeats and liveness', () => {
     clock.advance(500);
     const m = ms.get('node-1')!;
     m.setPeers(new Map([['node-1', ['198.51.100.11']], ['node-2', ['198.51.100.12']], ['node-4', ['198.51.100.14']]]));
+    assert.deepEqual([...m.reasons()], [['node-1', 'self'], ['node-2', 'alive'], ['node-4', 'joining']]);
+    assert.ok(m.live().has('node-4'), 'a node just learnt of counts as live until it had time to be heard');
+    clock.advance(400);
     assert.deepEqual([...m.reasons()], [['node-1', 'self'], ['node-2', 'alive'], ['node-4', 'never-heard']]);
+    assert.ok(!m.live().has('node-4'));
     m.setPeers(new Map([['node-1', ['198.51.100.11']], ['node-5', []]]));
     assert.deepEqual([...m.reasons()], [['node-1', 'self'], ['node-5', 'no-address']]);
+  });
+
+  it('a speaker that learns its peers late (World after start) does not see itself alone: its first view holds every peer live', () => {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const { ms } = cluster(clock, bus, ['node-1', 'node-3']);
+    clock.advance(1000);
+    const late = new Membership({ self: 'node-2', transport: bus.transport(ADDR['node-2']!), keys: () => [KEY], clock });
+    late.start();
+    clock.advance(2000);
+    assert.equal(late.settled(), true);
+    late.setPeers(peersOf());
+    assert.deepEqual(liveOf(late), ['node-1', 'node-2', 'node-3']);
+    clock.advance(100);
+    assert.deepEqual([...late.reasons()], [['node-1', 'alive'], ['node-2', 'self'], ['node-3', 'alive']]);
+    assert.ok(ms.get('node-1')!.live().has('node-2'));
   });
 });

@@ -35,6 +35,12 @@ export type NodeLiveness =
   | 'self'
   /** A heartbeat arrived within deadAfterMs. */
   | 'alive'
+  /**
+   * Just learnt of (from the World) and not heard yet: counted live for one
+   * dead-after period, because its heartbeats were dropped as unknown until
+   * now. Otherwise a starting speaker would claim every IP before hearing anyone.
+   */
+  | 'joining'
   /** It announced a planned restart; its IPs stay put until holdMs passes or it is heard again. */
   | 'restarting'
   /** Heard before, silent for deadAfterMs or longer. */
@@ -46,7 +52,7 @@ export type NodeLiveness =
   /** The Node has no address to send heartbeats to. */
   | 'no-address';
 
-const LIVE: ReadonlySet<NodeLiveness> = new Set(['self', 'alive', 'restarting']);
+const LIVE: ReadonlySet<NodeLiveness> = new Set(['self', 'alive', 'joining', 'restarting']);
 
 export type DropReason = RejectReason | 'no-key';
 
@@ -79,6 +85,8 @@ export interface MembershipOptions {
 
 interface PeerState {
   addresses: readonly string[];
+  /** When setPeers first named it (monotonic). */
+  addedAt: number;
   /** Monotonic time of the last accepted heartbeat; undefined = never. */
   heardAt: number | undefined;
   incarnation: number;
@@ -127,7 +135,7 @@ export class Membership {
       if (name === this.o.self) continue;
       const p = this.peers.get(name);
       if (p) p.addresses = addresses;
-      else this.peers.set(name, { addresses, heardAt: undefined, incarnation: 0, sequence: 0, left: false, holdUntil: undefined });
+      else this.peers.set(name, { addresses, addedAt: this.o.clock.now(), heardAt: undefined, incarnation: 0, sequence: 0, left: false, holdUntil: undefined });
     }
     this.evaluate();
   }
@@ -231,6 +239,7 @@ export class Membership {
     if (p.holdUntil !== undefined && now < p.holdUntil) return 'restarting';
     if (p.left) return 'left';
     if (p.addresses.length === 0) return 'no-address';
+    if (p.heardAt === undefined && p.holdUntil === undefined && now - p.addedAt < this.o.deadAfterMs) return 'joining';
     return p.heardAt === undefined && p.holdUntil === undefined ? 'never-heard' : 'silent';
   }
 
