@@ -1,0 +1,156 @@
+import { strict as assert } from 'node:assert';
+import { buildConfig, formatRange, parseYAML, type ConfigInput } from '@portico/shared';
+import { importMetalLB, type PorticoObject } from './import.ts';
+import { readDocuments, renderImport } from './portico.ts';
+import { ALL_CRDS, BGP, L2, LEGACY, POOLS } from './testdata-metallb.ts';
+
+const docs = (text: string): unknown[] => readDocuments(['-'], () => text);
+const byKind = (objs: readonly PorticoObject[], kind: string): PorticoObject[] => objs.filter((o) => o.kind === kind);
+const one = (objs: readonly PorticoObject[], kind: string, name: string): PorticoObject => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  assert.ok(o, `${kind}/${name} missing; have ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')}`);
+  return o;
+};
+/** What Portico's own config builder makes of the converted objects. */
+const configOf = (objs: readonly PorticoObject[], legacy?: string): ReturnType<typeof buildConfig> => {
+  const input: ConfigInput = {
+    pools: byKind(objs, 'IPAddressPool'), l2Advertisements: byKind(objs, 'L2Advertisement'), bgpAdvertisements: byKind(objs, 'BGPAdvertisement'),
+    peers: byKind(objs, 'BGPPeer'), communities: byKind(objs, 'Community'), bfdProfiles: byKind(objs, 'BFDProfile'), legacy,
+  };
+  return buildConfig(input);
+};
+
+describe('portico import: MetalLB CRDs', function () {
+  it('IPAddressPools keep every field, move to portico.dev/v1beta1 in portico-system, keep labels', function () {
+    const r = importMetalLB(docs(POOLS));
+    assert.deepEqual(r.warnings, []);
+    const p = one(r.objects, 'IPAddressPool', 'expensive');
+    assert.equal(p.apiVersion, 'portico.dev/v1beta1');
+    assert.deepEqual(p.metadata, { name: 'expensive', namespace: 'portico-system', labels: { tier: 'premium' } });
+    assert.deepEqual(p.spec, {
+      addresses: ['203.0.113.64/29'], autoAssign: false, avoidBuggyIPs: true,
+      serviceAllocation: { priority: 50, namespaces: ['namespace-a', 'namespace-b'], namespaceSelectors: [{ matchLabels: { foo: 'bar' } }], serviceSelectors: [{ matchExpressions: [{ key: 'serviceType', operator: 'In', values: ['premium'] }] }] },
+    });
+    assert.deepEqual(one(r.objects, 'IPAddressPool', 'first-pool').spec.addresses, ['203.0.113.0/28', '203.0.113.32-203.0.113.40', '2001:db8:5::/124']);
+  });
+
+  it('L2Advertisement: pools, node selectors and interfaces carry over', function () {
+    const r = importMetalLB(docs(L2));
+    assert.deepEqual(r.warnings, []);
+    assert.deepEqual(one(r.objects, 'L2Advertisement', 'example').spec, { ipAddressPools: ['first-pool'], nodeSelectors: [{ matchLabels: { 'kubernetes.io/hostname': 'node-a' } }], interfaces: ['eth3'] });
+  });
+
+  it('BGPPeer v1beta2 and v1beta1, BGPAdvertisement, Community and BFDProfile convert; disableMP and the Secret\'s namespace are reported', function () {
+    const r = importMetalLB(docs(BGP));
+    assert.deepEqual(r.warnings.map((w) => `${w.source} ${w.field}`), [
+      'BGPPeer metallb-system/sample spec.disableMP',
+      'BGPPeer metallb-system/sample spec.passwordSecret',
+    ]);
+    assert.match(r.warnings[1]!.message, /copy Secret metallb-system\/secretname to portico-system/);
+    const sample = one(r.objects, 'BGPPeer', 'sample').spec;
+    assert.deepEqual(sample.passwordSecret, { name: 'secretname', namespace: 'portico-system' });
+    assert.equal(sample.disableMP, undefined);
+    assert.equal(sample.enableGracefulRestart, true);
+    assert.deepEqual(one(r.objects, 'BGPPeer', 'old-style').spec.nodeSelectors, [{ matchLabels: { rack: 'frontend' }, matchExpressions: [{ key: 'network-speed', operator: 'NotIn', values: ['slow'] }] }]);
+    assert.deepEqual(one(r.objects, 'BGPAdvertisement', 'local').spec.communities, ['65535:65282', 'vpn-only']);
+    assert.equal(one(r.objects, 'BFDProfile', 'full-example').spec.minimumTtl, 254);
+    assert.equal(byKind(r.objects, 'Community')[0]!.spec.communities instanceof Array, true);
+  });
+
+  it('the converted set is a valid Portico configuration (Portico\'s own parser: no problem, names resolved)', function () {
+    const r = importMetalLB(docs(ALL_CRDS));
+    const { config, problems } = configOf(r.objects);
+    assert.deepEqual(problems, []);
+    assert.deepEqual(config.pools.map((p) => p.name).sort(), ['expensive', 'first-pool']);
+    const ad = config.bgpAdvertisements.find((a) => a.name === 'local')!;
+    assert.deepEqual([...ad.communities].sort(), ['1234:1', '65535:65282']);
+  });
+
+  it('unknown kinds and fields are reported with their path, never dropped silently', function () {
+    const r = importMetalLB(docs(`
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: { name: p, namespace: metallb-system }
+spec:
+  addresses: [203.0.113.0/30]
+  serviceAllocation: { priority: 1, someFutureField: 3 }
+  newField: x
+---
+apiVersion: metallb.io/v1beta1
+kind: ServiceL2Status
+metadata: { name: s }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: controller }
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: { name: dyn }
+spec: { myASN: 64500, dynamicASN: external, interface: eth1, peerAddress: 198.51.100.9 }
+`));
+    const got = r.warnings.map((w) => `${w.source}|${w.field}`);
+    assert.deepEqual(got, [
+      'IPAddressPool metallb-system/p|spec.newField',
+      'IPAddressPool metallb-system/p|spec.serviceAllocation.someFutureField',
+      'ServiceL2Status s|',
+      'Deployment controller|',
+      'BGPPeer dyn|spec.dynamicASN',
+      'BGPPeer dyn|spec.interface',
+    ]);
+    assert.deepEqual(one(r.objects, 'IPAddressPool', 'p').spec, { addresses: ['203.0.113.0/30'], serviceAllocation: { priority: 1 } });
+    assert.match(r.warnings.find((w) => w.field === 'spec.interface')!.message, /set peerAddress/);
+    // The rendered YAML says what was left out at its top.
+    const yaml = renderImport(r);
+    assert.match(yaml, /^# {3}IPAddressPool metallb-system\/p spec\.newField: Portico has no field newField; left out$/m);
+  });
+
+  it('a kind: List is unpacked and the target namespace can be changed', function () {
+    const list = { apiVersion: 'v1', kind: 'List', items: docs(POOLS) };
+    const r = importMetalLB([list], { namespace: 'lb' });
+    assert.deepEqual(r.objects.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['lb/first-pool', 'lb/expensive']);
+  });
+});
+
+describe('portico import: the legacy ConfigMap', function () {
+  const r = importMetalLB(docs(LEGACY));
+
+  it('becomes pools, one advertisement per protocol entry, peers, communities and BFD profiles', function () {
+    assert.deepEqual(r.warnings, []);
+    assert.deepEqual(r.objects.map((o) => `${o.kind}/${o.metadata.name}`), [
+      'Community/communities', 'BFDProfile/fast', 'BGPPeer/peer-198.51.100.201',
+      'IPAddressPool/default', 'L2Advertisement/default',
+      'IPAddressPool/routed', 'BGPAdvertisement/routed-0', 'BGPAdvertisement/routed-1',
+      'IPAddressPool/routed-defaults', 'BGPAdvertisement/routed-defaults',
+    ]);
+    assert.deepEqual(one(r.objects, 'IPAddressPool', 'routed').spec, { addresses: ['203.0.113.128/27'], autoAssign: false, avoidBuggyIPs: true });
+    assert.deepEqual(one(r.objects, 'BGPAdvertisement', 'routed-0').spec, { aggregationLength: 32, localPref: 100, communities: ['no-advertise'], ipAddressPools: ['routed'] });
+    assert.deepEqual(one(r.objects, 'BGPPeer', 'peer-198.51.100.201').spec, {
+      peerAddress: '198.51.100.201', peerASN: 64501, myASN: 64500, holdTime: '120s',
+      nodeSelectors: [{ matchLabels: { rack: 'frontend' }, matchExpressions: [{ key: 'network-speed', operator: 'NotIn', values: ['slow'] }] }],
+    });
+    assert.deepEqual(one(r.objects, 'BFDProfile', 'fast').spec, { receiveInterval: 300, transmitInterval: 300 });
+  });
+
+  it('gives Portico the same pools, advertisements and peers as reading the ConfigMap itself', function () {
+    const text = (parseYAML(LEGACY) as { data: { config: string } }).data.config;
+    const fromLegacy = buildConfig({ legacy: text });
+    const fromImport = configOf(r.objects);
+    assert.deepEqual(fromLegacy.problems, []);
+    assert.deepEqual(fromImport.problems, []);
+    const pools = (c: typeof fromLegacy.config): string[] => c.pools.map((p) => `${p.name} ${p.ranges.map(formatRange).join(',')} auto=${p.autoAssign} buggy=${p.avoidBuggyIPs}`).sort();
+    assert.deepEqual(pools(fromImport.config), pools(fromLegacy.config));
+    const ads = (c: typeof fromLegacy.config): string[] => c.bgpAdvertisements.map((a) => `${a.pools.join()} /${a.aggregationLength} /${a.aggregationLengthV6} lp=${a.localPref} ${a.communities.join()}`).sort();
+    assert.deepEqual(ads(fromImport.config), ads(fromLegacy.config));
+    const l2 = (c: typeof fromLegacy.config): string[] => c.l2Advertisements.map((a) => a.pools.join()).sort();
+    assert.deepEqual(l2(fromImport.config), l2(fromLegacy.config));
+    const peers = (c: typeof fromLegacy.config): string[] => c.peers.map((p) => `${p.peerAddress} ${p.myASN}->${p.peerASN} ${JSON.stringify(p.nodeSelectors)}`).sort();
+    assert.deepEqual(peers(fromImport.config), peers(fromLegacy.config));
+  });
+
+  it('a ConfigMap that is not MetalLB\'s is skipped with a warning', function () {
+    const x = importMetalLB([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other' }, data: { foo: 'bar' } }]);
+    assert.deepEqual(x.objects, []);
+    assert.equal(x.warnings[0]!.field, 'data.config');
+  });
+});

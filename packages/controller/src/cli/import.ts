@@ -1,0 +1,193 @@
+// `portico import`: MetalLB's configuration turned into Portico's. The
+// metallb.io/v1beta1 kinds (and BGPPeer v1beta2) map field for field onto
+// portico.dev/v1beta1 (Portico kept MetalLB's field names); the legacy
+// ConfigMap (`config` key: address-pools, peers, bgp-communities, bfd-profiles)
+// becomes the equivalent objects. A field Portico does not have is reported
+// with its path and left out, never dropped silently.
+import { API_VERSION, NAMESPACE, parseYAML } from '@portico/shared';
+
+export interface ImportWarning {
+  /** Where it came from: `BGPPeer metallb-system/tor`, `ConfigMap metallb-system/config`. */
+  source: string;
+  /** Field path inside that object, or '' for the whole object. */
+  field: string;
+  message: string;
+}
+
+export interface PorticoObject {
+  apiVersion: typeof API_VERSION;
+  kind: string;
+  metadata: { name: string; namespace: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: Record<string, unknown>;
+}
+
+export interface ImportResult {
+  objects: PorticoObject[];
+  warnings: ImportWarning[];
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A scalar as text; anything else as ''. */
+const str = (v: unknown, fallback = ''): string => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : fallback);
+
+/** Fields Portico has, per kind (the portico.dev/v1beta1 spec). */
+const FIELDS: Record<string, readonly string[]> = {
+  IPAddressPool: ['addresses', 'autoAssign', 'avoidBuggyIPs', 'serviceAllocation'],
+  L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces'],
+  BGPAdvertisement: ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers'],
+  BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf'],
+  Community: ['communities'],
+  BFDProfile: ['receiveInterval', 'transmitInterval', 'detectMultiplier', 'echoInterval', 'echoMode', 'passiveMode', 'minimumTtl'],
+};
+const SERVICE_ALLOCATION = ['priority', 'namespaces', 'namespaceSelectors', 'serviceSelectors'];
+const SELECTOR = ['matchLabels', 'matchExpressions'];
+
+/** Notes on MetalLB fields that have no Portico counterpart, for the warning text. */
+const WHY: Record<string, string> = {
+  'BGPPeer.dynamicASN': 'set peerASN explicitly',
+  'BGPPeer.interface': 'peering over an interface (unnumbered) is not supported; set peerAddress',
+};
+
+export interface ImportOptions {
+  /** Namespace of the produced objects (default portico-system). */
+  namespace?: string;
+}
+
+/** Converts every document (MetalLB objects, a ConfigMap, or a List of them). */
+export function importMetalLB(docs: readonly unknown[], opts: ImportOptions = {}): ImportResult {
+  const ns = opts.namespace ?? NAMESPACE;
+  const res: ImportResult = { objects: [], warnings: [] };
+  const visit = (doc: unknown): void => {
+    if (doc === null || doc === undefined) return;
+    if (!isObj(doc)) { res.warnings.push({ source: 'input', field: '', message: 'a document that is not an object was skipped' }); return; }
+    const kind = str(doc.kind);
+    const apiVersion = str(doc.apiVersion);
+    if (kind === 'List' || kind.endsWith('List')) { for (const i of Array.isArray(doc.items) ? doc.items : []) visit(i); return; }
+    const meta = isObj(doc.metadata) ? doc.metadata : {};
+    const name = str(meta.name);
+    const source = `${kind} ${meta.namespace ? `${str(meta.namespace)}/` : ''}${name}`;
+    if (kind === 'ConfigMap' && apiVersion === 'v1') { convertLegacy(doc, source, ns, res); return; }
+    if (!apiVersion.startsWith('metallb.io/')) { res.warnings.push({ source, field: '', message: `${apiVersion} ${kind} is not a MetalLB object; skipped` }); return; }
+    if (!FIELDS[kind]) { res.warnings.push({ source, field: '', message: `MetalLB kind ${kind} has no Portico counterpart; skipped` }); return; }
+    const spec = isObj(doc.spec) ? doc.spec : {};
+    const out: Json = {};
+    for (const [k, v] of Object.entries(spec)) {
+      if (!FIELDS[kind].includes(k)) {
+        const why = WHY[`${kind}.${k}`];
+        res.warnings.push({ source, field: `spec.${k}`, message: `Portico has no field ${k}${why ? `: ${why}` : ''}; left out` });
+        continue;
+      }
+      out[k] = v;
+    }
+    if (kind === 'IPAddressPool' && isObj(out.serviceAllocation)) {
+      for (const k of Object.keys(out.serviceAllocation)) {
+        if (!SERVICE_ALLOCATION.includes(k)) {
+          res.warnings.push({ source, field: `spec.serviceAllocation.${k}`, message: `Portico has no field serviceAllocation.${k}; left out` });
+          delete out.serviceAllocation[k];
+        }
+      }
+    }
+    for (const key of ['nodeSelectors', 'ipAddressPoolSelectors']) {
+      if (Array.isArray(out[key])) {
+        (out[key] as unknown[]).forEach((sel, i) => {
+          if (!isObj(sel)) return;
+          for (const k of Object.keys(sel)) if (!SELECTOR.includes(k)) res.warnings.push({ source, field: `spec.${key}[${i}].${k}`, message: `not a label selector field; left out` });
+          for (const k of Object.keys(sel)) if (!SELECTOR.includes(k)) delete sel[k];
+        });
+      }
+    }
+    if (kind === 'BGPPeer' && isObj(out.passwordSecret)) {
+      const secret = out.passwordSecret;
+      const from = str(secret.namespace, str(meta.namespace, 'metallb-system'));
+      out.passwordSecret = { name: secret.name, namespace: ns };
+      res.warnings.push({ source, field: 'spec.passwordSecret', message: `copy Secret ${from}/${str(secret.name)} to ${ns} (the speakers read Secrets only there)` });
+    }
+    const labels = isObj(meta.labels) ? meta.labels as Record<string, string> : undefined;
+    res.objects.push({ apiVersion: API_VERSION, kind, metadata: { name, namespace: ns, ...(labels ? { labels } : {}) }, spec: out });
+  };
+  for (const d of docs) visit(d);
+  return res;
+}
+
+const camel = (k: string): string => k.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+
+/** Copies known keys (kebab-case -> camelCase), reporting the rest. */
+function take(src: Json, known: readonly string[], source: string, at: string, warnings: ImportWarning[], rename: Record<string, string> = {}): Json {
+  const out: Json = {};
+  for (const [k, v] of Object.entries(src)) {
+    if (!known.includes(k)) {
+      warnings.push({ source, field: `${at}.${k}`, message: `Portico has no counterpart for ${k}; left out` });
+      continue;
+    }
+    out[rename[k] ?? camel(k)] = v;
+  }
+  return out;
+}
+
+function selectors(v: unknown, source: string, at: string, warnings: ImportWarning[]): Json[] {
+  if (!Array.isArray(v)) return [];
+  return v.filter(isObj).map((s, i) => {
+    const sel = take(s, ['match-labels', 'match-expressions'], source, `${at}[${i}]`, warnings);
+    return sel;
+  });
+}
+
+/** Kubernetes object names: lower case, digits, '-' and '.'. */
+function objectName(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'unnamed';
+}
+
+function convertLegacy(cm: Json, source: string, ns: string, res: ImportResult): void {
+  const data = isObj(cm.data) ? cm.data : {};
+  const text = data.config;
+  if (typeof text !== 'string') { res.warnings.push({ source, field: 'data.config', message: 'no config key: not MetalLB\'s ConfigMap; skipped' }); return; }
+  let doc: unknown;
+  try { doc = parseYAML(text); } catch (err) { res.warnings.push({ source, field: 'data.config', message: `not valid YAML: ${(err as Error).message.split('\n')[0]}` }); return; }
+  if (!isObj(doc)) return;
+  const w = res.warnings;
+  const push = (kind: string, name: string, spec: Json): void => { res.objects.push({ apiVersion: API_VERSION, kind, metadata: { name, namespace: ns }, spec }); };
+  for (const k of Object.keys(doc)) {
+    if (!['address-pools', 'peers', 'bgp-communities', 'bfd-profiles'].includes(k)) w.push({ source, field: `config.${k}`, message: `unknown section ${k}; left out` });
+  }
+
+  const communities = isObj(doc['bgp-communities']) ? doc['bgp-communities'] : {};
+  if (Object.keys(communities).length > 0) {
+    push('Community', 'communities', { communities: Object.entries(communities).map(([name, value]) => ({ name, value: String(value) })) });
+  }
+
+  (Array.isArray(doc['bfd-profiles']) ? doc['bfd-profiles'] : []).filter(isObj).forEach((p, i) => {
+    const spec = take(p, ['name', 'receive-interval', 'transmit-interval', 'detect-multiplier', 'echo-interval', 'echo-mode', 'passive-mode', 'minimum-ttl'], source, `config.bfd-profiles[${i}]`, w);
+    const name = objectName(str(spec.name, `bfd-${i}`));
+    delete spec.name;
+    push('BFDProfile', name, spec);
+  });
+
+  (Array.isArray(doc.peers) ? doc.peers : []).filter(isObj).forEach((p, i) => {
+    const at = `config.peers[${i}]`;
+    const spec = take(p, ['my-asn', 'peer-asn', 'peer-address', 'source-address', 'peer-port', 'hold-time', 'keepalive-time', 'router-id', 'node-selectors', 'password', 'bfd-profile', 'ebgp-multihop', 'vrf'], source, at, w,
+      { 'my-asn': 'myASN', 'peer-asn': 'peerASN', 'router-id': 'routerID', 'ebgp-multihop': 'ebgpMultiHop' });
+    if (spec.nodeSelectors !== undefined) spec.nodeSelectors = selectors(p['node-selectors'], source, `${at}.node-selectors`, w);
+    if (typeof spec.bfdProfile === 'string') spec.bfdProfile = objectName(spec.bfdProfile);
+    push('BGPPeer', objectName(`peer-${str(p['peer-address'], String(i))}`), spec);
+  });
+
+  (Array.isArray(doc['address-pools']) ? doc['address-pools'] : []).filter(isObj).forEach((p, i) => {
+    const at = `config.address-pools[${i}]`;
+    const known = ['name', 'protocol', 'addresses', 'auto-assign', 'avoid-buggy-ips', 'bgp-advertisements'];
+    const spec = take(p, known, source, at, w, { 'avoid-buggy-ips': 'avoidBuggyIPs' });
+    const name = objectName(str(spec.name, `pool-${i}`));
+    if (name !== spec.name) w.push({ source, field: `${at}.name`, message: `renamed to ${name} (a Kubernetes object name)` });
+    const protocol = spec.protocol;
+    delete spec.name; delete spec.protocol; delete spec.bgpAdvertisements;
+    push('IPAddressPool', name, spec);
+    if (protocol === 'layer2') push('L2Advertisement', name, { ipAddressPools: [name] });
+    else if (protocol === 'bgp') {
+      const ads = Array.isArray(p['bgp-advertisements']) ? p['bgp-advertisements'].filter(isObj) : [{}];
+      ads.forEach((ad, j) => {
+        const a = take(ad, ['aggregation-length', 'aggregation-length-v6', 'localpref', 'communities'], source, `${at}.bgp-advertisements[${j}]`, w, { localpref: 'localPref' });
+        push('BGPAdvertisement', ads.length === 1 ? name : `${name}-${j}`, { ...a, ipAddressPools: [name] });
+      });
+    } else w.push({ source, field: `${at}.protocol`, message: `protocol ${str(protocol, 'unset')} is neither layer2 nor bgp: no advertisement made` });
+  });
+}

@@ -1,0 +1,207 @@
+// `portico status`: what Portico did and what is wrong, from what the
+// components write to the API server: pool status (used/free per family),
+// Service status and the pool annotation, Events (AllocationFailed, the
+// speakers' announcement and BGP session Events) and the Valid conditions on
+// the configuration objects. Gathering is one function, the model a pure one,
+// the rendering another.
+import * as k8s from '@kubernetes/client-node';
+import { ANNOTATIONS, GROUP, KINDS, LEGACY_CONFIGMAP, NAMESPACE, PLURALS, VERSION, parseLegacyConfig, type ConfigProblem, type PorticoKind } from '@portico/shared';
+import { table, type Painter } from './table.ts';
+
+type Meta = { name?: string; namespace?: string; annotations?: Record<string, string>; creationTimestamp?: string | Date };
+type Cond = { type?: string; status?: string; reason?: string; message?: string };
+export interface RawObject { kind?: string; metadata?: Meta; spec?: Record<string, unknown>; status?: Record<string, unknown> & { conditions?: Cond[] }; data?: Record<string, string> }
+export interface RawEvent {
+  type?: string; reason?: string; message?: string;
+  involvedObject?: { kind?: string; name?: string; namespace?: string };
+  lastTimestamp?: string | Date | null; eventTime?: string | Date | null; firstTimestamp?: string | Date | null;
+  metadata?: { creationTimestamp?: string | Date };
+  source?: { component?: string; host?: string };
+}
+
+/** What `portico status` reads, as plain JSON. */
+export interface StatusInput {
+  namespace: string;
+  services: RawObject[];
+  /** portico.dev objects by kind. */
+  config: Partial<Record<PorticoKind, RawObject[]>>;
+  /** The legacy ConfigMap's `config` text, when the ConfigMap exists. */
+  legacyConfig?: string;
+  /** Events on Services (all namespaces) and on objects in Portico's namespace. */
+  events: RawEvent[];
+}
+
+export interface FamilyUsage { used: number; free: number }
+export interface PoolRow { name: string; source: 'crd' | 'configmap'; ipv4: FamilyUsage | undefined; ipv6: FamilyUsage | undefined; valid: boolean | undefined; message: string }
+export interface ServiceRow {
+  namespace: string; name: string; ips: string[]; pool: string;
+  state: 'allocated' | 'pending' | 'other-class';
+  /** Who announces it: the node (layer 2) or the BGP peers, from the speakers' Events. */
+  announcedBy: string;
+  problem: string;
+}
+export interface PeerRow { name: string; address: string; asn: string; state: 'up' | 'down' | 'unknown'; detail: string }
+export interface StatusModel { namespace: string; pools: PoolRow[]; services: ServiceRow[]; peers: PeerRow[]; problems: string[] }
+
+/** Event reasons the speakers use to say where an IP is announced. */
+export const ANNOUNCE_REASONS = ['nodeAssigned', 'NodeAssigned', 'IPAnnounced', 'BGPAnnounced'] as const;
+
+const time = (e: RawEvent): number => new Date(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp ?? 0).getTime();
+const latest = (events: readonly RawEvent[]): RawEvent | undefined => [...events].sort((a, b) => time(b) - time(a))[0];
+const str = (v: unknown, fallback: string): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : fallback);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const isLB = (s: RawObject): boolean => s.spec?.type === 'LoadBalancer';
+
+function usage(status: RawObject['status'], family: '4' | '6'): FamilyUsage | undefined {
+  const used = num(status?.[`assignedIPv${family}`]);
+  const free = num(status?.[`availableIPv${family}`]);
+  if (used === undefined && free === undefined) return undefined;
+  if ((used ?? 0) === 0 && (free ?? 0) === 0) return undefined;
+  return { used: used ?? 0, free: free ?? 0 };
+}
+
+function validity(o: RawObject): { valid: boolean | undefined; message: string; reason: string } {
+  const c = o.status?.conditions?.find((x) => x.type === 'Valid');
+  if (!c) return { valid: undefined, message: 'not reported yet', reason: '' };
+  return { valid: c.status === 'True', message: c.message ?? '', reason: c.reason ?? '' };
+}
+
+/** The model: pure, so tests give it objects and compare rows. */
+export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: string } = {}): StatusModel {
+  const problems: string[] = [];
+  const pools: PoolRow[] = [];
+  for (const p of input.config.IPAddressPool ?? []) {
+    const v = validity(p);
+    pools.push({ name: p.metadata?.name ?? '', source: 'crd', ipv4: usage(p.status, '4'), ipv6: usage(p.status, '6'), valid: v.valid, message: v.message });
+  }
+  if (input.legacyConfig !== undefined) {
+    const legacyProblems: ConfigProblem[] = [];
+    const legacy = parseLegacyConfig(input.legacyConfig, legacyProblems);
+    for (const p of legacy.pools) pools.push({ name: p.name, source: 'configmap', ipv4: undefined, ipv6: undefined, valid: legacyProblems.length === 0, message: `from ConfigMap ${input.namespace}/${LEGACY_CONFIGMAP.name}` });
+    for (const p of legacyProblems) problems.push(`ConfigMap ${input.namespace}/${LEGACY_CONFIGMAP.name}: ${p.field}: ${p.message}`);
+  }
+  pools.sort((a, b) => a.name.localeCompare(b.name));
+
+  let refused = false;
+  for (const kind of KINDS) {
+    for (const o of input.config[kind] ?? []) {
+      const v = validity(o);
+      if (v.valid === false && v.reason !== 'NotApplied') {
+        refused = true;
+        problems.push(`${kind} ${o.metadata?.name}: ${v.reason}: ${v.message}`);
+      }
+    }
+  }
+  if (refused || input.legacyConfig !== undefined && problems.some((p) => p.startsWith('ConfigMap '))) {
+    problems.unshift('configuration refused: the last good one stays in force (stale) until the problems below are fixed');
+  }
+
+  const byObject = new Map<string, RawEvent[]>();
+  for (const e of input.events) {
+    const k = `${e.involvedObject?.kind}/${e.involvedObject?.namespace ?? ''}/${e.involvedObject?.name}`;
+    let l = byObject.get(k);
+    if (!l) byObject.set(k, (l = []));
+    l.push(e);
+  }
+
+  const services: ServiceRow[] = [];
+  for (const s of input.services.filter(isLB)) {
+    const ns = s.metadata?.namespace ?? '';
+    const name = s.metadata?.name ?? '';
+    const events = byObject.get(`Service/${ns}/${name}`) ?? [];
+    const ingress = (s.status?.loadBalancer as { ingress?: { ip?: string; hostname?: string }[] } | undefined)?.ingress ?? [];
+    const ips = ingress.map((i) => i.ip ?? i.hostname ?? '').filter(Boolean);
+    const cls = s.spec?.loadBalancerClass as string | undefined;
+    const ours = cls === opts.loadBalancerClass || (cls === undefined && opts.loadBalancerClass === undefined);
+    const announce = latest(events.filter((e) => (ANNOUNCE_REASONS as readonly string[]).includes(e.reason ?? '')));
+    const row: ServiceRow = {
+      namespace: ns, name, ips, pool: s.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool] ?? '',
+      state: !ours ? 'other-class' : ips.length > 0 ? 'allocated' : 'pending',
+      announcedBy: announce?.message ?? '', problem: '',
+    };
+    if (row.state === 'pending') {
+      const failed = latest(events.filter((e) => e.reason === 'AllocationFailed'));
+      row.problem = failed?.message ?? 'no allocation yet (is the controller running?)';
+      problems.push(`Service ${ns}/${name} pending: ${row.problem}`);
+    } else if (row.state === 'allocated' && !announce) {
+      row.announcedBy = '';
+    }
+    services.push(row);
+  }
+  services.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+
+  const peers: PeerRow[] = [];
+  for (const p of input.config.BGPPeer ?? []) {
+    const name = p.metadata?.name ?? '';
+    const spec = p.spec ?? {};
+    const ev = latest((byObject.get(`BGPPeer/${input.namespace}/${name}`) ?? []).filter((e) => (e.reason ?? '').startsWith('BGP')));
+    const state: PeerRow['state'] = !ev ? 'unknown' : ev.type === 'Warning' ? 'down' : 'up';
+    const detail = ev ? `${ev.reason}${ev.source?.host ? ` (${ev.source.host})` : ''}: ${ev.message ?? ''}` : 'no session Event yet';
+    peers.push({ name, address: str(spec.peerAddress, ''), asn: `${str(spec.myASN, '?')} -> ${str(spec.peerASN, '?')}`, state, detail });
+    if (state === 'down') problems.push(`BGPPeer ${name} down: ${detail}`);
+  }
+  peers.sort((a, b) => a.name.localeCompare(b.name));
+  return { namespace: input.namespace, pools, services, peers, problems };
+}
+
+const fam = (u: FamilyUsage | undefined): string => (u ? `${u.used}/${u.used + u.free}` : '-');
+
+/** The human view: three tables and the problems, coloured when `paint` is enabled. */
+export function renderStatus(m: StatusModel, paint: Painter): string {
+  const out: string[] = [];
+  out.push(paint('cyan', `Pools (${m.namespace})`));
+  out.push(m.pools.length === 0 ? paint('yellow', '  no address pools: nothing can be allocated') : table(['NAME', 'SOURCE', 'IPV4 USED/TOTAL', 'IPV6 USED/TOTAL', 'VALID'], m.pools.map((p) => [
+    p.name, p.source, fam(p.ipv4), fam(p.ipv6),
+    p.valid === undefined ? paint('dim', 'unknown') : p.valid ? paint('green', 'yes') : paint('red', 'no'),
+  ]), paint));
+  out.push('');
+  out.push(paint('cyan', 'LoadBalancer Services'));
+  out.push(m.services.length === 0 ? '  none' : table(['SERVICE', 'IPS', 'POOL', 'ANNOUNCED BY', 'STATE'], m.services.map((s) => [
+    `${s.namespace}/${s.name}`, s.ips.join(',') || '-', s.pool || '-', s.announcedBy || '-',
+    s.state === 'allocated' ? paint('green', 'allocated') : s.state === 'pending' ? paint('red', 'pending') : paint('dim', 'other class'),
+  ]), paint));
+  if (m.peers.length > 0) {
+    out.push('');
+    out.push(paint('cyan', 'BGP peers'));
+    out.push(table(['PEER', 'ADDRESS', 'ASN', 'STATE', 'LAST EVENT'], m.peers.map((p) => [
+      p.name, p.address, p.asn, p.state === 'up' ? paint('green', 'up') : p.state === 'down' ? paint('red', 'down') : paint('dim', 'unknown'), p.detail,
+    ]), paint));
+  }
+  out.push('');
+  if (m.problems.length === 0) out.push(paint('green', 'No problems.'));
+  else {
+    out.push(paint('red', `Problems (${m.problems.length})`));
+    for (const p of m.problems) out.push(`  - ${p}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+const plain = <T>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
+
+/** Reads everything buildStatus needs from the API server. */
+export async function fetchStatus(kc: k8s.KubeConfig, namespace: string = NAMESPACE): Promise<StatusInput> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const config: StatusInput['config'] = {};
+  const [services, svcEvents, nsEvents, cm] = await Promise.all([
+    core.listServiceForAllNamespaces(),
+    core.listEventForAllNamespaces({ fieldSelector: 'involvedObject.kind=Service' }),
+    core.listNamespacedEvent({ namespace }),
+    core.readNamespacedConfigMap({ name: LEGACY_CONFIGMAP.name, namespace }).catch(() => undefined),
+    ...KINDS.map(async (kind) => {
+      try {
+        const r = await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURALS[kind] }) as { items: RawObject[] };
+        config[kind] = r.items;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err; // CRD not installed: nothing of that kind
+      }
+    }),
+  ]);
+  const input: StatusInput = {
+    namespace, services: plain(services.items as RawObject[]), config,
+    events: plain([...svcEvents.items, ...nsEvents.items.filter((e) => e.involvedObject?.kind !== 'Service')] as RawEvent[]),
+  };
+  const text = cm?.data?.[LEGACY_CONFIGMAP.key];
+  if (text !== undefined) input.legacyConfig = text;
+  return input;
+}
