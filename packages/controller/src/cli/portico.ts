@@ -124,8 +124,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
     stdin: () => readFileSync(0, 'utf8'), isTTY: process.stdout.isTTY === true, env: process.env,
   };
-  runCli(process.argv.slice(2), io).then((code) => { process.exitCode = code; }, (err: unknown) => {
+  // Exit explicitly once output is flushed: the API client keeps idle keep-alive sockets open for seconds.
+  const exit = (code: number): void => { process.stdout.write('', () => process.exit(code)); };
+  runCli(process.argv.slice(2), io).then(exit, (err: unknown) => {
     process.stderr.write(`portico: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
+    exit(err instanceof UsageError ? 2 : 1);
   });
 }
