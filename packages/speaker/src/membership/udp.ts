@@ -22,15 +22,32 @@ export async function openUdpTransport(port: number, opts: { onError?: (err: Err
   }
   for (const s of [v4, v6]) s.on('error', (err) => opts.onError?.(err));
   let handler: ((d: Buffer, from: string) => void) | undefined;
+  // Sends complete asynchronously; closing with sends in flight cancels them,
+  // and the goodbye heartbeats of a stopping speaker must get out.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   for (const s of [v4, v6]) s.on('message', (msg, rinfo) => handler?.(msg, rinfo.address));
   return {
     port: bound,
     send(datagram, address) {
-      (isIPv4(address) ? v4 : v6).send(datagram, bound, address, (err) => { if (err) opts.onError?.(err); });
+      inFlight++;
+      (isIPv4(address) ? v4 : v6).send(datagram, bound, address, (err) => {
+        inFlight--;
+        if (inFlight === 0) drained?.();
+        if (err) opts.onError?.(err);
+      });
     },
     onMessage(h) {
       handler = h;
     },
-    close: () => Promise.all([v4, v6].map((s) => new Promise<void>((resolve) => { try { s.close(() => resolve()); } catch { resolve(); } }))).then(() => undefined),
+    close: async () => {
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 500);
+          drained = () => { clearTimeout(t); resolve(); };
+        });
+      }
+      await Promise.all([v4, v6].map((s) => new Promise<void>((resolve) => { try { s.close(() => resolve()); } catch { resolve(); } })));
+    },
   };
 }
