@@ -1,0 +1,73 @@
+// A client that measures how long a VIP stops answering: it requests each URL
+// on a fixed period, every request on a new connection with a short timeout,
+// and prints one JSON line with the longest gap between good answers per URL.
+// Run inside the client's namespace by the layer-2 test and bench/l2-failover.
+//   node l2-probe.ts --duration-ms N --interval-ms N --timeout-ms N URL...
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+export interface ProbeResult {
+  url: string;
+  ok: number;
+  failed: number;
+  /** Longest time between two good answers (or from the start to the first), ms. */
+  maxGapMs: number;
+  /** When the longest gap began and ended, ms since the probe started. */
+  gapFromMs: number;
+  gapToMs: number;
+  /** Which pods answered, in order of first answer. */
+  pods: string[];
+  lastError: string | undefined;
+}
+
+function get(url: string, timeoutMs: number): Promise<{ ok: boolean; pod?: string; error?: string }> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => {
+        let pod: string | undefined;
+        try { pod = (JSON.parse(body) as { pod?: string }).pod; } catch { /* not the pod server */ }
+        resolve(res.statusCode === 200 ? { ok: true, ...(pod ? { pod } : {}) } : { ok: false, error: `HTTP ${res.statusCode}` });
+      });
+      res.on('error', (err) => resolve({ ok: false, error: err.message }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve({ ok: false, error: err.message }));
+  });
+}
+
+export async function probe(url: string, durationMs: number, intervalMs: number, timeoutMs: number): Promise<ProbeResult> {
+  const t0 = performance.now();
+  const r: ProbeResult = { url, ok: 0, failed: 0, maxGapMs: 0, gapFromMs: 0, gapToMs: 0, pods: [], lastError: undefined };
+  let lastOk = 0;
+  while (performance.now() - t0 < durationMs) {
+    const start = performance.now();
+    const res = await get(url, timeoutMs);
+    const at = performance.now() - t0;
+    if (res.ok) {
+      r.ok++;
+      if (at - lastOk > r.maxGapMs) Object.assign(r, { maxGapMs: Math.round(at - lastOk), gapFromMs: Math.round(lastOk), gapToMs: Math.round(at) });
+      lastOk = at;
+      if (res.pod && !r.pods.includes(res.pod)) r.pods.push(res.pod);
+    } else {
+      r.failed++;
+      r.lastError = res.error;
+    }
+    const wait = intervalMs - (performance.now() - start);
+    if (wait > 0) await new Promise((done) => setTimeout(done, wait));
+  }
+  const end = performance.now() - t0;
+  if (end - lastOk > r.maxGapMs) Object.assign(r, { maxGapMs: Math.round(end - lastOk), gapFromMs: Math.round(lastOk), gapToMs: Math.round(end) });
+  return r;
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' } },
+  });
+  const results = await Promise.all(positionals.map((u) => probe(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']))));
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+}
