@@ -83,6 +83,18 @@ describe('dataplane diff (scenario tables)', () => {
     { at: 61_000, want: ['100.64.1.5'], ops: ['delete-real 100.64.1.6:8080 drain-timeout'] },
   ]));
 
+  it('with ignoreInactive, closed connections (TIME_WAIT, idle UDP) do not hold a drain', () => {
+    const kernel = new Map<string, KernelService>([['tcp/203.0.113.10/80', {
+      key: 'tcp/203.0.113.10/80', family: 'inet', protocol: 'tcp', address: '203.0.113.10', port: 80, scheduler: 'rr', persistenceSeconds: undefined,
+      reals: [{ address: '100.64.1.5', port: 8080, weight: 1, forward: 'masq', activeConns: 0, inactiveConns: 0 }, { address: '100.64.1.6', port: 8080, weight: 0, forward: 'masq', activeConns: 0, inactiveConns: 4 }],
+    }]]);
+    const draining = new Map([['tcp/203.0.113.10/80>100.64.1.6/8080', 0]]);
+    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, draining, 10, OPTS).ops), []);
+    const r = diff(desired(['100.64.1.5']), kernel, draining, 10, { ...OPTS, ignoreInactive: true });
+    assert.deepEqual(text(r.ops), ['delete-real 100.64.1.6:8080 drained']);
+    assert.equal(r.draining.size, 0);
+  });
+
   it('an endpoint that comes back while draining gets its weight back', () => scenario([
     { at: 0, want: ['100.64.1.5', '100.64.1.6'], ops: ['add-service tcp/203.0.113.10/80', 'add-real 100.64.1.5:8080 w1', 'add-real 100.64.1.6:8080 w1'] },
     { at: 1, want: ['100.64.1.5'], conns: { '100.64.1.6': [1, 0] }, ops: ['update-real 100.64.1.6:8080 w0 drain'] },

@@ -1,0 +1,310 @@
+// The IPVS dataplane: VIPs on portico0, one IPVS virtual service per
+// VIP:port/protocol, real servers from the desired state, and the masquerade
+// rule for Cluster policy in nftables table `portico`. A full resync (read
+// the kernel) runs at start and periodically; between them a World change
+// diffs only the Services that changed against the last known kernel state.
+// Problems (a missing module, a refused operation, a VIP another interface
+// holds) are logged and counted, and the rest is still programmed.
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Logger } from '@portico/shared';
+import { NetlinkError } from '../netlink/socket.ts';
+import type { World } from '../world/types.ts';
+import { desiredState, type DesiredState, type VirtualService } from './desired.ts';
+import { applyOps, diff, type KernelService, type Op } from './diff.ts';
+import { IpvsKernel, VipLink } from './ipvs-kernel.ts';
+import { quietLogger } from './log.ts';
+import type { DataplaneMetrics } from './metrics.ts';
+import { renderDelete, renderIpvsMasquerade, runNft, type NftRunner } from './nft.ts';
+import { WarningReporter, type EventSink } from './warnings.ts';
+
+export interface IpvsDataplaneOptions {
+  log?: Logger;
+  metrics?: DataplaneMetrics;
+  events?: EventSink;
+  /** Longest a removed real server keeps its connections (default 60 s). */
+  drainTimeoutMs?: number;
+  /** Full resync period (default 60 s). */
+  resyncMs?: number;
+  /** How often draining real servers are looked at (default 1 s). */
+  drainCheckMs?: number;
+  nft?: NftRunner;
+  /** Set the sysctls the dataplane relies on (default true). */
+  sysctls?: boolean;
+  /** Remove Portico's services, VIPs and nftables table on stop (default false: a restarting speaker keeps traffic flowing). */
+  cleanupOnStop?: boolean;
+  now?: () => number;
+}
+
+/**
+ * Kernel settings: vs.conntrack lets the masquerade rule see IPVS connections;
+ * expire_quiescent_template stops persistence templates from sending clients
+ * to a weight-0 (draining) real server; arp_ignore/arp_announce keep the
+ * kernel from answering ARP for VIPs on portico0 (the layer-2 announcer
+ * answers for the owner only).
+ */
+export const SYSCTLS: ReadonlyArray<[string, string]> = [
+  ['net/ipv4/vs/conntrack', '1'],
+  ['net/ipv4/vs/expire_quiescent_template', '1'],
+  ['net/ipv4/conf/all/arp_ignore', '1'],
+  ['net/ipv4/conf/all/arp_announce', '2'],
+];
+
+export const PROBLEMS = ['missing-module', 'permission', 'vip-on-other-interface', 'operation-refused', 'nft', 'sysctl', 'link'] as const;
+export type Problem = (typeof PROBLEMS)[number];
+
+export function problemOf(err: unknown): Problem {
+  if (err instanceof NetlinkError) {
+    if (err.errnoName === 'EPERM' || err.errnoName === 'EACCES') return 'permission';
+    if (err.errnoName === 'ENOENT' || err.errnoName === 'EOPNOTSUPP') return 'missing-module';
+  }
+  return 'operation-refused';
+}
+
+export class IpvsDataplane {
+  readonly name = 'dataplane-ipvs';
+  readonly kernel: IpvsKernel;
+  link: VipLink | undefined;
+  readonly #o: Required<Omit<IpvsDataplaneOptions, 'metrics' | 'events'>> & Pick<IpvsDataplaneOptions, 'metrics'>;
+  readonly #warnings: WarningReporter;
+  #desired: DesiredState | undefined;
+  #world: World | undefined;
+  /** The kernel's state of Portico's services as of the last sync (full: read; incremental: read + ops applied). */
+  #kernel = new Map<string, KernelService>();
+  /** The desired services the kernel matched after the last sync (identity tells what changed since). */
+  #applied = new Map<string, VirtualService>();
+  #draining = new Map<string, number>();
+  #vips = new Set<string>();
+  #nftText = '';
+  #needFull = true;
+  #lastFull = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  /** Problems of the last sync, and those found at start (they last). */
+  readonly #problems = new Set<Problem>();
+  /** Counts since start: syncs, kernel operations applied, operations refused. */
+  readonly stats = { syncs: 0, fullSyncs: 0, ops: 0, failed: 0 };
+  readonly #sticky = new Set<Problem>();
+
+  private constructor(kernel: IpvsKernel, link: VipLink | undefined, opts: IpvsDataplaneOptions) {
+    this.kernel = kernel;
+    this.link = link;
+    this.#o = {
+      log: opts.log ?? quietLogger, drainTimeoutMs: opts.drainTimeoutMs ?? 60_000, resyncMs: opts.resyncMs ?? 60_000, drainCheckMs: opts.drainCheckMs ?? 1000,
+      nft: opts.nft ?? runNft, sysctls: opts.sysctls ?? true, cleanupOnStop: opts.cleanupOnStop ?? false, now: opts.now ?? Date.now, metrics: opts.metrics,
+    };
+    this.#warnings = new WarningReporter(this.#o.log, opts.events);
+  }
+
+  /** Opens IPVS (fails when the kernel has no ip_vs) and portico0 (a failure there is reported, IPVS still works for VIPs that are local otherwise). */
+  static async open(opts: IpvsDataplaneOptions = {}): Promise<IpvsDataplane> {
+    const kernel = await IpvsKernel.open();
+    const link = new VipLink();
+    const dp = new IpvsDataplane(kernel, link, opts);
+    try {
+      await link.ensure();
+    } catch (err) {
+      dp.#problem(problemOf(err) === 'operation-refused' ? 'link' : problemOf(err), 'cannot create the dummy link portico0; VIPs are not added to this node', err);
+      link.close();
+      dp.link = undefined;
+    }
+    if (dp.#o.sysctls) dp.#setSysctls();
+    dp.#schedule();
+    return dp;
+  }
+
+  #metric(): DataplaneMetrics | undefined {
+    return this.#o.metrics;
+  }
+
+  #problem(p: Problem, msg: string, err?: unknown, fields: Record<string, unknown> = {}): void {
+    this.#o.log.error(msg, { dataplane: 'ipvs', problem: p, ...fields, ...(err ? { err } : {}) });
+    this.#metric()?.syncErrors.inc({ dataplane: 'ipvs', reason: p });
+    (this.#desired ? this.#problems : this.#sticky).add(p);
+    this.#metric()?.problem.set({ dataplane: 'ipvs', problem: p }, 1);
+  }
+
+  #setSysctls(): void {
+    for (const [key, value] of SYSCTLS) {
+      const path = `/proc/sys/${key}`;
+      try {
+        if (readFileSync(path, 'utf8').trim() === value) continue;
+        writeFileSync(path, value);
+        this.#o.log.info('sysctl set', { key: key.replaceAll('/', '.'), value });
+      } catch (err) {
+        this.#problem('sysctl', 'cannot set a sysctl the IPVS dataplane relies on', err, { key: key.replaceAll('/', '.'), value });
+      }
+    }
+  }
+
+  update(world: World): Promise<void> {
+    this.#world = world;
+    this.#desired = desiredState(world);
+    return this.#enqueue(this.#needFull || this.#o.now() - this.#lastFull >= this.#o.resyncMs ? 'full' : 'incremental');
+  }
+
+  /** Runs a full resync now (tests, and the periodic timer). */
+  resync(): Promise<void> {
+    return this.#enqueue('full');
+  }
+
+  #enqueue(kind: 'full' | 'incremental' | 'drain'): Promise<void> {
+    const p = this.#chain.then(() => this.#sync(kind));
+    this.#chain = p.catch(() => {});
+    return p;
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    const delay = this.#draining.size ? this.#o.drainCheckMs : this.#o.resyncMs;
+    this.#timer = setTimeout(() => {
+      const kind = this.#o.now() - this.#lastFull >= this.#o.resyncMs ? 'full' : 'drain';
+      this.#enqueue(kind).catch((err: unknown) => this.#o.log.error('dataplane sync failed', { dataplane: 'ipvs', err })).finally(() => this.#schedule());
+    }, delay);
+    this.#timer.unref();
+  }
+
+  async #sync(kind: 'full' | 'incremental' | 'drain'): Promise<void> {
+    const desired = this.#desired;
+    if (!desired || this.#stopped) return;
+    const t0 = performance.now();
+    const now = this.#o.now();
+    this.#problems.clear();
+    let keys: Set<string> | undefined;
+    if (kind === 'full') {
+      const owned = new Set(desired.vips);
+      if (this.link) for (const a of await this.link.addresses()) if (a.index === this.link.index) owned.add(a.address);
+      for (const k of this.#kernel.values()) owned.add(k.address);
+      this.#kernel = await this.kernel.managed(owned);
+      this.#lastFull = now;
+      this.#needFull = false;
+    } else {
+      keys = new Set<string>();
+      for (const [k, vs] of desired.services) if (this.#applied.get(k) !== vs) keys.add(k);
+      for (const k of this.#applied.keys()) if (!desired.services.has(k)) keys.add(k);
+      // Draining real servers: read their connection counts again.
+      const drainingServices = new Set([...this.#draining.keys()].map((rk) => rk.slice(0, rk.indexOf('>'))));
+      const refresh = [...drainingServices].flatMap((k) => { const s = this.#kernel.get(k); return s ? [s] : []; });
+      if (refresh.length) {
+        const fresh = await this.kernel.withDests(refresh.map((s) => ({ family: s.family, protocol: s.protocol, address: s.address, port: s.port })));
+        for (const k of drainingServices) {
+          const f = fresh.get(k);
+          const old = this.#kernel.get(k);
+          if (f && old) this.#kernel.set(k, { ...old, reals: f.reals });
+          else if (!f) this.#kernel.delete(k);
+          keys.add(k);
+        }
+      }
+    }
+
+    // New VIPs go on portico0 first, so traffic for a new service is accepted locally from its first packet.
+    await this.#addVips(desired, kind === 'full');
+    const r = diff(desired.services, this.#kernel, this.#draining, now, { drainTimeoutMs: this.#o.drainTimeoutMs, ignoreInactive: true }, keys);
+    const failed = r.ops.length ? await this.kernel.apply(r.ops) : [];
+    const ok = failed.length ? r.ops.filter((o) => !failed.some((f) => f.op === o)) : r.ops;
+    applyOps(this.#kernel, ok);
+    this.#draining = r.draining;
+    for (const f of failed) this.#problem(problemOf(f.err), 'IPVS refused an operation', f.err, { op: f.op.op, service: f.op.service.key });
+    if (failed.length) this.#needFull = true;
+    for (const o of ok) this.#metric()?.operations.inc({ dataplane: 'ipvs', op: o.op });
+    this.stats.syncs++;
+    if (kind === 'full') this.stats.fullSyncs++;
+    this.stats.ops += ok.length;
+    this.stats.failed += failed.length;
+    await this.#removeVips(desired);
+    await this.#writeNft(desired);
+
+    this.#applied = new Map(desired.services);
+    if (failed.length) for (const f of failed) this.#applied.delete(f.op.service.key);
+    if (this.#world) this.#warnings.report(this.#world, desired.warnings);
+    const m = this.#metric();
+    if (m) {
+      let reals = 0;
+      for (const s of this.#kernel.values()) reals += s.reals.length;
+      m.virtualServices.set({ dataplane: 'ipvs' }, this.#kernel.size);
+      m.realServers.set({ dataplane: 'ipvs' }, reals);
+      m.draining.set({ dataplane: 'ipvs' }, this.#draining.size);
+      m.syncSeconds.observe({ dataplane: 'ipvs', kind }, (performance.now() - t0) / 1000);
+      for (const p of PROBLEMS) m.problem.set({ dataplane: 'ipvs', problem: p }, this.#problems.has(p) || this.#sticky.has(p) ? 1 : 0);
+    }
+    if (r.ops.length || kind === 'full') {
+      this.#o.log.debug('dataplane synced', { dataplane: 'ipvs', kind, ops: r.ops.length, failed: failed.length, services: this.#kernel.size, draining: this.#draining.size, ms: Math.round(performance.now() - t0) });
+    }
+    if (this.#draining.size) this.#schedule();
+  }
+
+  async #addVips(desired: DesiredState, full: boolean): Promise<void> {
+    const link = this.link;
+    if (!link) return;
+    const missing = [...desired.vips].filter((v) => !this.#vips.has(v));
+    if (!missing.length && !full) return;
+    const all = await link.addresses();
+    const mine = new Set(all.filter((a) => a.index === link.index).map((a) => a.address));
+    this.#vips = mine;
+    for (const vip of desired.vips) {
+      if (mine.has(vip)) continue;
+      const other = all.find((a) => a.address === vip && a.index !== link.index);
+      if (other) {
+        this.#problem('vip-on-other-interface', 'a VIP is already on another interface; not adding it to portico0', undefined, { vip, ifindex: other.index });
+        continue;
+      }
+      try {
+        await link.add(vip);
+        this.#vips.add(vip);
+        this.#o.log.info('vip added', { vip, link: link.name });
+      } catch (err) {
+        this.#problem(problemOf(err), 'cannot add a VIP to portico0', err, { vip });
+      }
+    }
+  }
+
+  async #removeVips(desired: DesiredState): Promise<void> {
+    const link = this.link;
+    if (!link) return;
+    for (const vip of [...this.#vips]) {
+      if (desired.vips.has(vip) || vip.startsWith('fe80:')) continue;
+      try {
+        await link.remove(vip);
+        this.#vips.delete(vip);
+        this.#o.log.info('vip removed', { vip, link: link.name });
+      } catch (err) {
+        this.#problem(problemOf(err), 'cannot remove a VIP from portico0', err, { vip });
+      }
+    }
+  }
+
+  async #writeNft(desired: DesiredState): Promise<void> {
+    const text = renderIpvsMasquerade(desired);
+    if (text === this.#nftText) return;
+    try {
+      await this.#o.nft(text);
+      this.#nftText = text;
+    } catch (err) {
+      this.#problem('nft', 'cannot write the masquerade rules (nftables table portico)', err);
+    }
+  }
+
+  /** Kernel state of Portico's services as the dataplane last saw it. */
+  snapshot(): ReadonlyMap<string, KernelService> {
+    return this.#kernel;
+  }
+
+  get draining(): ReadonlyMap<string, number> {
+    return this.#draining;
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    await this.#chain;
+    this.#stopped = true;
+    if (this.#o.cleanupOnStop) {
+      const ops = [...this.#kernel.values()].map((s): Op => ({ op: 'delete-service', service: { ...s, scheduler: s.scheduler as VirtualService['scheduler'] } }));
+      await this.kernel.apply(ops);
+      if (this.link) for (const vip of this.#vips) if (!vip.startsWith('fe80:')) await this.link.remove(vip).catch(() => undefined);
+      await this.#o.nft(renderDelete()).catch(() => undefined);
+    }
+    this.kernel.close();
+    this.link?.close();
+  }
+}

@@ -1,0 +1,75 @@
+// The nftables dataplane: the same desired state as IPVS, as DNAT rules in
+// the one table `inet portico`, rewritten whole and atomically (`nft -f`)
+// whenever the rendered table changes. For kernels without ip_vs, and for
+// clusters leaving kube-proxy's deprecated IPVS mode.
+import type { Logger } from '@portico/shared';
+import type { World } from '../world/types.ts';
+import { desiredState } from './desired.ts';
+import { quietLogger } from './log.ts';
+import type { DataplaneMetrics } from './metrics.ts';
+import { renderDelete, renderNftDataplane, runNft, type NftRunner } from './nft.ts';
+import { WarningReporter, type EventSink } from './warnings.ts';
+
+export interface NftDataplaneOptions {
+  log?: Logger;
+  metrics?: DataplaneMetrics;
+  events?: EventSink;
+  nft?: NftRunner;
+  /** Remove table portico on stop (default false: a restarting speaker keeps traffic flowing). */
+  cleanupOnStop?: boolean;
+}
+
+export class NftDataplane {
+  readonly name = 'dataplane-nftables';
+  readonly #log: Logger;
+  readonly #metrics: DataplaneMetrics | undefined;
+  readonly #nft: NftRunner;
+  readonly #cleanup: boolean;
+  readonly #warnings: WarningReporter;
+  /** The table as last written (undefined: not written by this process yet, so the first update always writes). */
+  #written: string | undefined;
+
+  constructor(opts: NftDataplaneOptions = {}) {
+    this.#log = opts.log ?? quietLogger;
+    this.#metrics = opts.metrics;
+    this.#nft = opts.nft ?? runNft;
+    this.#cleanup = opts.cleanupOnStop ?? false;
+    this.#warnings = new WarningReporter(this.#log, opts.events);
+  }
+
+  get table(): string | undefined {
+    return this.#written;
+  }
+
+  async update(world: World): Promise<void> {
+    const t0 = performance.now();
+    const desired = desiredState(world);
+    this.#warnings.report(world, desired.warnings);
+    const text = renderNftDataplane(desired);
+    const m = this.#metrics;
+    if (text !== this.#written) {
+      try {
+        await this.#nft(text);
+        this.#written = text;
+        m?.problem.set({ dataplane: 'nftables', problem: 'nft' }, 0);
+        this.#log.debug('dataplane synced', { dataplane: 'nftables', services: desired.services.size, bytes: text.length });
+      } catch (err) {
+        this.#log.error('cannot write nftables table portico', { dataplane: 'nftables', err });
+        m?.syncErrors.inc({ dataplane: 'nftables', reason: 'nft' });
+        m?.problem.set({ dataplane: 'nftables', problem: 'nft' }, 1);
+        throw err;
+      }
+    }
+    if (m) {
+      let reals = 0;
+      for (const s of desired.services.values()) reals += s.reals.length;
+      m.virtualServices.set({ dataplane: 'nftables' }, desired.services.size);
+      m.realServers.set({ dataplane: 'nftables' }, reals);
+      m.syncSeconds.observe({ dataplane: 'nftables', kind: 'full' }, (performance.now() - t0) / 1000);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#cleanup) await this.#nft(renderDelete());
+  }
+}
