@@ -1,6 +1,7 @@
 // The announcers this speaker runs. Each feature registers its factory here;
 // a factory returns undefined when its feature is off on this node.
 import type { SpeakerContext } from './context.ts';
+import { createDataplane } from './dataplane/index.ts';
 import type { Announcer } from './world/types.ts';
 import { createLayer2Announcer } from './l2/factory.ts';
 import { createBgpAnnouncer } from './bgp/announcer.ts';
@@ -10,6 +11,7 @@ export type AnnouncerFactory = (ctx: SpeakerContext) => Announcer | undefined | 
 export const ANNOUNCERS: readonly AnnouncerFactory[] = [
   createLayer2Announcer,
   createBgpAnnouncer,
+  createDataplane,
 ];
 
 export async function createAnnouncers(ctx: SpeakerContext, factories: readonly AnnouncerFactory[] = ANNOUNCERS): Promise<Announcer[]> {
