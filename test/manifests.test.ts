@@ -69,10 +69,14 @@ describe('manifests', function () {
     for (const f of files) assert.match(readFileSync(path.join(dir, f), 'utf8'), /^# refused-field: \S+$/m, f);
   });
 
-  it('the speaker cannot write Services, pools or any portico.dev object', function () {
+  it('the speaker cannot write pools, any portico.dev object or Service status; Services only by patch, under a policy', function () {
     const rules = rulesOf('portico-speaker');
     assert.ok(rules.length > 0);
-    for (const res of ['services', 'services/status']) assert.deepEqual(writes(rules, '', res), [], res);
+    assert.deepEqual(writes(rules, '', 'services/status'), []);
+    assert.deepEqual(writes(rules, '', 'services').map((r) => r.verbs), [['patch']]);
+    const policy = find('ValidatingAdmissionPolicy', 'portico-speaker-services');
+    assert.equal(find('ValidatingAdmissionPolicyBinding', 'portico-speaker-services').spec.policyName, 'portico-speaker-services');
+    assert.match(JSON.stringify(policy.spec.matchConditions), /portico-system:portico-speaker/);
     assert.deepEqual(rules.filter((r) => r.apiGroups.includes('portico.dev') && r.verbs.some((v) => WRITE.includes(v))), []);
   });
 

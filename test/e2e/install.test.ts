@@ -15,6 +15,7 @@ const INVALID = path.join(EXAMPLES, 'invalid');
 const APP_NS = 'pinst-app';
 const SPEAKER = `system:serviceaccount:${NS}:portico-speaker`;
 const CONTROLLER = `system:serviceaccount:${NS}:portico-controller`;
+const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
 describe('install from manifests/portico.yaml (e2e, root): RBAC on, components as their ServiceAccounts', function () {
   this.timeout(300_000);
@@ -102,9 +103,11 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
   describe('what the accounts may not do is refused', function () {
     const canI = async (as: string, ...args: string[]): Promise<string> => (await lab.kubectlResult(['auth', 'can-i', `--as=${as}`, ...args])).stdout.trim();
 
-    it('kubectl auth can-i: the speaker may not write Services or pools, the controller no other Lease', async function () {
+    it('kubectl auth can-i: the speaker may not update, create or delete Services nor touch their status or pools; the controller no other Lease', async function () {
       assert.equal(await canI(SPEAKER, 'update', 'services', '-n', APP_NS), 'no');
-      assert.equal(await canI(SPEAKER, 'patch', 'services/status', '-n', APP_NS), 'no');
+      assert.equal(await canI(SPEAKER, 'patch', 'services', '--subresource=status', '-n', APP_NS), 'no');
+      assert.equal(await canI(SPEAKER, 'create', 'services', '-n', APP_NS), 'no');
+      assert.equal(await canI(SPEAKER, 'delete', 'services', '-n', APP_NS), 'no');
       assert.equal(await canI(SPEAKER, 'create', 'ipaddresspools.portico.dev', '-n', NS), 'no');
       assert.equal(await canI(SPEAKER, 'list', 'secrets', '-n', NS), 'no');
       assert.equal(await canI(SPEAKER, 'get', 'secrets', '-n', 'default'), 'no');
@@ -113,15 +116,29 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
       assert.equal(await canI(CONTROLLER, 'get', 'secrets/tor-1-password', '-n', NS), 'no');
       // And what they need:
       assert.equal(await canI(SPEAKER, 'watch', 'endpointslices.discovery.k8s.io', '-A'), 'yes');
-      assert.equal(await canI(CONTROLLER, 'patch', 'services/status', '-n', APP_NS), 'yes');
+      assert.equal(await canI(CONTROLLER, 'patch', 'services', '--subresource=status', '-n', APP_NS), 'yes');
     });
 
-    it('the speaker\'s token cannot update a Service (403 from the API server)', async function () {
-      const r = await kubectlAs(asSpeaker, ['-n', APP_NS, 'annotate', 'service', 'web', 'pinst/by=speaker']);
-      assert.notEqual(r.code, 0, r.stdout);
-      assert.match(r.stderr, /forbidden: User "system:serviceaccount:portico-system:portico-speaker" cannot patch resource "services"/);
+    it('the speaker\'s token cannot update a Service: RBAC refuses update and status, the policy every patch but its layer-2 annotations', async function () {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(asSpeaker);
+      const api = kc.makeApiClient(k8s.CoreV1Api);
+      const current = await core.readNamespacedService({ name: 'web', namespace: APP_NS });
+      const denied = async (p: Promise<unknown>): Promise<string> => p.then(() => 'accepted', (e: unknown) => `${(e as { code?: number }).code} ${String((e as { body?: unknown }).body)}`);
+      assert.match(await denied(api.replaceNamespacedService({ name: 'web', namespace: APP_NS, body: current })), /^403 .*cannot update resource/);
+      assert.match(await denied(api.patchNamespacedServiceStatus({ name: 'web', namespace: APP_NS, body: { status: { loadBalancer: { ingress: [{ ip: '203.0.113.99' }] } } } }, mergePatch)), /^403 .*cannot patch resource/);
+      const spec = await kubectlAs(asSpeaker, ['-n', APP_NS, 'patch', 'service', 'web', '--type=merge', '-p', '{"spec":{"ports":[{"port":81,"targetPort":80}]}}']);
+      assert.notEqual(spec.code, 0, spec.stdout);
+      assert.match(spec.stderr, /a speaker may not change a Service's spec/);
+      const other = await kubectlAs(asSpeaker, ['-n', APP_NS, 'annotate', 'service', 'web', 'pinst/by=speaker']);
+      assert.notEqual(other.code, 0, other.stdout);
+      assert.match(other.stderr, /a speaker may only change the annotations portico.dev\/layer2-node and portico.dev\/layer2-interfaces/);
+      const ok = await kubectlAs(asSpeaker, ['-n', APP_NS, 'annotate', '--overwrite', 'service', 'web', 'portico.dev/layer2-node=node-1']);
+      assert.equal(ok.code, 0, ok.stderr);
       const s = await core.readNamespacedService({ name: 'web', namespace: APP_NS });
       assert.equal(s.metadata?.annotations?.['pinst/by'], undefined);
+      assert.deepEqual(s.spec?.ports?.map((p) => p.port), [80]);
+      assert.deepEqual(s.status?.loadBalancer?.ingress?.map((i) => i.ip), current.status?.loadBalancer?.ingress?.map((i) => i.ip));
     });
 
     it('the speaker\'s token cannot change a pool', async function () {
