@@ -20,6 +20,7 @@ function input(): StatusInput {
     services: [
       svc('shop', 'web', ['203.0.113.10', '2001:db8:1::ff:0'], { pool: 'lan' }),
       svc('shop', 'api', []),
+      { ...svc('shop', 'l2', ['203.0.113.11'], { pool: 'lan' }), metadata: { name: 'l2', namespace: 'shop', annotations: { 'portico.dev/ip-allocated-from-pool': 'lan', 'portico.dev/layer2-node': 'node-3', 'portico.dev/layer2-interfaces': 'eth0' } } },
       svc('default', 'kubernetes', [], { type: 'ClusterIP' }),
       svc('other', 'theirs', [], { cls: 'example.com/other-lb' }),
     ],
@@ -57,10 +58,11 @@ describe('portico status: the model', function () {
     ]);
   });
 
-  it('Services: only LoadBalancers; IPs, pool, the latest announcement; pending with the AllocationFailed reason', function () {
+  it('Services: only LoadBalancers; IPs, pool, the layer-2 owner\'s annotations or else the latest announcement Event; pending with the AllocationFailed reason', function () {
     assert.deepEqual(m.services.map((s) => [`${s.namespace}/${s.name}`, s.ips.join(','), s.pool, s.announcedBy, s.state, s.problem]), [
       ['other/theirs', '', '', '', 'other-class', ''],
       ['shop/api', '', '', '', 'pending', 'PORTICO_POOL_EXHAUSTED: no free IPv4 address in pool lan'],
+      ['shop/l2', '203.0.113.11', 'lan', 'node-3 (layer 2, eth0)', 'allocated', ''],
       ['shop/web', '203.0.113.10,2001:db8:1::ff:0', 'lan', 'announcing from node node-2, layer 2', 'allocated', ''],
     ]);
   });

@@ -43,6 +43,10 @@ export interface ServiceRow {
 export interface PeerRow { name: string; address: string; asn: string; state: 'up' | 'down' | 'unknown'; detail: string }
 export interface StatusModel { namespace: string; pools: PoolRow[]; services: ServiceRow[]; peers: PeerRow[]; problems: string[] }
 
+/** Written on a Service by the speaker that answers for it in layer 2 (packages/speaker/src/l2/announcer.ts). */
+export const LAYER2_NODE = 'portico.dev/layer2-node';
+export const LAYER2_INTERFACES = 'portico.dev/layer2-interfaces';
+
 /** Event reasons the speakers use to say where an IP is announced. */
 export const ANNOUNCE_REASONS = ['nodeAssigned', 'NodeAssigned', 'IPAnnounced', 'BGPAnnounced'] as const;
 
@@ -64,6 +68,13 @@ function validity(o: RawObject): { valid: boolean | undefined; message: string; 
   const c = o.status?.conditions?.find((x) => x.type === 'Valid');
   if (!c) return { valid: undefined, message: 'not reported yet', reason: '' };
   return { valid: c.status === 'True', message: c.message ?? '', reason: c.reason ?? '' };
+}
+
+/** The layer-2 owner's annotations when present (kept current by the owner), else the latest announcement Event. */
+function announcedBy(annotations: Record<string, string>, event: RawEvent | undefined): string {
+  const node = annotations[LAYER2_NODE];
+  if (node) return `${node} (layer 2${annotations[LAYER2_INTERFACES] ? `, ${annotations[LAYER2_INTERFACES]}` : ''})`;
+  return event?.message ?? '';
 }
 
 /** The model: pure, so tests give it objects and compare rows. */
@@ -117,14 +128,12 @@ export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: stri
     const row: ServiceRow = {
       namespace: ns, name, ips, pool: s.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool] ?? '',
       state: !ours ? 'other-class' : ips.length > 0 ? 'allocated' : 'pending',
-      announcedBy: announce?.message ?? '', problem: '',
+      announcedBy: announcedBy(s.metadata?.annotations ?? {}, announce), problem: '',
     };
     if (row.state === 'pending') {
       const failed = latest(events.filter((e) => e.reason === 'AllocationFailed'));
       row.problem = failed?.message ?? 'no allocation yet (is the controller running?)';
       problems.push(`Service ${ns}/${name} pending: ${row.problem}`);
-    } else if (row.state === 'allocated' && !announce) {
-      row.announcedBy = '';
     }
     services.push(row);
   }
