@@ -87,6 +87,8 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
 
   it('a LoadBalancer Service gets an IP from the example pool', async function () {
     await lab.kubectlResult(['create', 'namespace', APP_NS]);
+    // Pods behind it (the lab kubelet runs them), so the speakers have something to announce.
+    await lab.kubectl('-n', APP_NS, 'create', 'deployment', 'web', '--image=portico.dev/lab-web', '--replicas=2', '--port=80');
     const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: APP_NS }, spec: { type: 'LoadBalancer', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 80 }] } };
     const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(svc));
     assert.equal(r.code, 0, r.stderr);
@@ -98,6 +100,43 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
     assert.equal(got.pool, 'lan');
     const last = Number(got.ip.split('.')[3]);
     assert.ok(got.ip.startsWith('203.0.113.') && last >= 10 && last <= 40, got.ip);
+  });
+
+  it('a speaker takes the Service in layer 2 (nodeAssigned Event, annotations the policy lets through) and the client reaches the pods', async function () {
+    const node = await waitFor('a layer-2 owner for web', async () => {
+      const s = await core.readNamespacedService({ name: 'web', namespace: APP_NS });
+      return s.metadata?.annotations?.['portico.dev/layer2-node'];
+    }, 60_000, 250);
+    assert.ok(lab.nodes.some((n) => n.name === node), node);
+    const events = await core.listNamespacedEvent({ namespace: APP_NS, fieldSelector: 'involvedObject.name=web,reason=nodeAssigned' });
+    assert.ok(events.items.some((e) => e.message?.includes(`"${node}"`)), JSON.stringify(events.items.map((e) => e.message)));
+    const s = await core.readNamespacedService({ name: 'web', namespace: APP_NS });
+    const ip = s.status!.loadBalancer!.ingress![0]!.ip!;
+    // The example pool is not the segment's subnet: tell the client the VIP is on its link
+    // (what a LAN whose subnet holds the pool gives for free); ARP then finds the owner.
+    await lab.exec('client', ['ip', 'route', 'replace', `${ip}/32`, 'dev', 'eth0']);
+    try {
+      const body = await waitFor(`the client to reach http://${ip}/`, () => lab.curl('client', `http://${ip}/`, { timeoutS: 2 }).catch(() => undefined), 30_000, 500);
+      assert.match(body, /"pod":"web-/);
+      const neigh = await lab.exec('client', ['ip', 'neigh', 'show', ip]);
+      const mac = (await lab.exec(node, ['cat', '/sys/class/net/eth0/address'])).stdout.trim();
+      assert.ok(neigh.stdout.includes(mac), `the client resolved ${ip} to ${neigh.stdout.trim()}, the owner ${node} is ${mac}`);
+    } finally {
+      await lab.exec('client', ['ip', 'route', 'del', `${ip}/32`, 'dev', 'eth0'], { allowFail: true });
+    }
+  });
+
+  it('no component was refused by the API server: the roles cover what the code does', async function () {
+    for (const n of lab.nodes) {
+      await waitFor(`the speaker on ${n.name} to load the heartbeat key`, () => readFileSync(path.join(lab.logDir, `portico-speaker-${n.name}.log`), 'utf8').includes('heartbeat key loaded'), 30_000, 250);
+    }
+    const refused: string[] = [];
+    for (const key of [...install.argv.keys()]) {
+      for (const line of readFileSync(path.join(lab.logDir, `${key}.log`), 'utf8').split('\n')) {
+        if (/forbidden|"code":403|status code 403/i.test(line)) refused.push(`${key}: ${line.slice(0, 300)}`);
+      }
+    }
+    assert.deepEqual(refused, []);
   });
 
   describe('what the accounts may not do is refused', function () {
