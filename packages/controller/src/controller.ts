@@ -4,8 +4,8 @@
 // and are reported on the objects (conditions + Events) and as a metric.
 import * as k8s from '@kubernetes/client-node';
 import {
-  API_VERSION, GROUP, Informer, KINDS, LEGACY_CONFIGMAP, PLURALS, StatusWriter, VERSION, buildConfig, createSharedMetrics,
-  isConflict, isNotFound, type Config, type SharedMetrics, type ConfigProblem, type Logger, type PorticoKind, type Registry,
+  API_VERSION, ConfigWatcher, Informer, PLURALS, StatusWriter, createSharedMetrics,
+  isConflict, isNotFound, type Config, type SharedMetrics, type ConfigProblem, type Logger, type Registry,
 } from '@portico/shared';
 import { Allocator } from './allocator.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
@@ -39,8 +39,7 @@ export class Controller {
   private readonly writer: StatusWriter;
   private readonly services: Informer<ServiceObject & Raw>;
   private readonly namespaces: Informer<Raw>;
-  private readonly configMaps: Informer<Raw>;
-  private readonly crds = new Map<PorticoKind, Informer<Raw>>();
+  private readonly configWatcher: ConfigWatcher;
   private readonly allocator = new Allocator();
   private readonly reconciler: ServiceReconciler;
   private config: Config | undefined;
@@ -63,19 +62,10 @@ export class Controller {
     const shared = opts.sharedMetrics ?? createSharedMetrics(opts.registry);
     this.writer = new StatusWriter({ kc: opts.kc, component: 'portico-controller', canWrite: opts.canWrite, log: this.log });
     const core = opts.kc.makeApiClient(k8s.CoreV1Api);
-    const custom = opts.kc.makeApiClient(k8s.CustomObjectsApi);
-    const ns = opts.namespace;
     const common = { kc: opts.kc, log: this.log, metrics: shared };
     this.services = new Informer({ ...common, resource: 'services', path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() });
     this.namespaces = new Informer({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', list: () => core.listNamespace() });
-    this.configMaps = new Informer({ ...common, resource: 'configmaps', path: `/api/v1/namespaces/${ns}/configmaps`, list: () => core.listNamespacedConfigMap({ namespace: ns }) });
-    for (const kind of KINDS) {
-      const plural = PLURALS[kind];
-      this.crds.set(kind, new Informer({
-        ...common, resource: plural, path: `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}`,
-        list: async () => (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })) as { items: unknown[] },
-      }));
-    }
+    this.configWatcher = new ConfigWatcher({ kc: opts.kc, namespace: opts.namespace, log: this.log, metrics: shared });
     this.reconciler = new ServiceReconciler({
       allocator: this.allocator,
       sink: this.sink(),
@@ -91,13 +81,12 @@ export class Controller {
       this.enqueue(type === 'delete' ? `${key}` : key);
     });
     this.namespaces.on(() => this.enqueueAll());
-    this.configMaps.on((_t, cm) => { if (cm.metadata?.name === LEGACY_CONFIGMAP.name) this.configChanged(); });
-    for (const inf of this.crds.values()) inf.on(() => this.configChanged());
+    this.configWatcher.on(() => this.configChanged());
   }
 
   /** Starts every informer; resolves when all caches have synced. Standbys keep warm caches. */
   async startInformers(): Promise<void> {
-    await Promise.all([this.services, this.namespaces, this.configMaps, ...this.crds.values()].map((i) => i.start()));
+    await Promise.all([this.services.start(), this.namespaces.start(), this.configWatcher.start()]);
     this.synced = true;
     this.log.info('caches synced', { services: this.services.list().length });
   }
@@ -119,7 +108,7 @@ export class Controller {
     this.running = false;
     for (const t of [this.configTimer, this.statusTimer]) if (t) clearTimeout(t);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
-    await Promise.all([this.services, this.namespaces, this.configMaps, ...this.crds.values()].map((i) => i.stop()));
+    await Promise.all([this.services.stop(), this.namespaces.stop(), this.configWatcher.stop()]);
   }
 
   private rebuilt = false;
@@ -162,25 +151,14 @@ export class Controller {
 
   private appliedSignature = '';
 
-  /** What users wrote: specs, labels and the ConfigMap text, not the status we write. */
   private configSignature(): string {
-    const parts: unknown[] = [];
-    for (const [kind, inf] of this.crds) {
-      for (const o of inf.list()) parts.push([kind, o.metadata?.name, o.metadata?.labels, (o as { spec?: unknown }).spec]);
-    }
-    parts.push(this.configMaps.get(LEGACY_CONFIGMAP.name, this.o.namespace)?.data?.[LEGACY_CONFIGMAP.key] ?? null);
-    return JSON.stringify(parts);
+    return this.configWatcher.signature();
   }
 
   /** Builds the config from the caches; applies it when it has no problems. True when applied. */
   private applyConfig(): boolean {
     this.appliedSignature = this.configSignature();
-    const list = (k: PorticoKind): unknown[] => this.crds.get(k)!.list();
-    const cm = this.configMaps.get(LEGACY_CONFIGMAP.name, this.o.namespace);
-    const { config, problems } = buildConfig({
-      pools: list('IPAddressPool'), l2Advertisements: list('L2Advertisement'), bgpAdvertisements: list('BGPAdvertisement'),
-      peers: list('BGPPeer'), communities: list('Community'), bfdProfiles: list('BFDProfile'), legacy: cm?.data?.[LEGACY_CONFIGMAP.key],
-    });
+    const { config, problems } = this.configWatcher.build();
     const all = [...problems];
     if (problems.length === 0) {
       for (const s of this.allocator.stranded(config.pools)) {
@@ -207,7 +185,7 @@ export class Controller {
   private async reportConditions(): Promise<void> {
     if (!this.o.canWrite()) return;
     const now = new Date().toISOString();
-    for (const [kind, inf] of this.crds) {
+    for (const [kind, inf] of this.configWatcher.crds) {
       for (const obj of inf.list()) {
         const name = obj.metadata?.name ?? '';
         const mine = this.problems.filter((p) => p.kind === kind && p.name === name);
@@ -250,7 +228,7 @@ export class Controller {
       }
     }
     if (!this.o.canWrite()) return;
-    for (const obj of this.crds.get('IPAddressPool')!.list()) {
+    for (const obj of this.configWatcher.list('IPAddressPool')) {
       const name = obj.metadata?.name ?? '';
       const u = this.config?.pools.some((p) => p.name === name && p.source === 'crd') ? this.allocator.usage(name) : undefined;
       const mine = this.problems.filter((p) => p.kind === 'IPAddressPool' && p.name === name);

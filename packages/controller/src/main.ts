@@ -3,9 +3,8 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { LeaderElector, NAMESPACE, createLogger, createRegistry, createSharedMetrics, kubeLeaseStore, shareConnections } from '@portico/shared';
+import { LeaderElector, NAMESPACE, createLogger, createRegistry, createSharedMetrics, kubeLeaseStore, shareConnections, startHttpServer } from '@portico/shared';
 import { Controller } from './controller.ts';
-import { startHttpServer } from './http.ts';
 import { HEARTBEAT_SECRET, ensureHeartbeatSecret, kubeSecretApi } from './heartbeat-secret.ts';
 
 const USAGE = `portico-controller [flags]

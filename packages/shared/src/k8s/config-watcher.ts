@@ -65,6 +65,20 @@ export class ConfigWatcher {
     return this.crds.get(kind)!.list();
   }
 
+  /**
+   * What users wrote: specs, labels and the ConfigMap text, not the status
+   * Portico writes. Equal signatures mean an equal configuration, so a change
+   * that only touched status can be ignored.
+   */
+  signature(): string {
+    const parts: unknown[] = [];
+    for (const [kind, inf] of this.crds) {
+      for (const o of inf.list()) parts.push([kind, o.metadata?.name, o.metadata?.labels, (o as { spec?: unknown }).spec]);
+    }
+    parts.push(this.configMaps.get(LEGACY_CONFIGMAP.name, this.namespace)?.data?.[LEGACY_CONFIGMAP.key] ?? null);
+    return JSON.stringify(parts);
+  }
+
   /** Builds the configuration from what the caches hold now. */
   build(): BuildResult {
     const list = (k: PorticoKind): unknown[] => this.list(k);
