@@ -34,6 +34,7 @@ export class WorldWatcher {
   private readonly dirty = new Set<string>();
   private config: Config | undefined;
   private stale = false;
+  private configSignature = '';
   private timer: NodeJS.Timeout | undefined;
   private started = false;
   private last: World;
@@ -71,6 +72,8 @@ export class WorldWatcher {
       this.schedule();
     });
     this.configWatcher.on(() => {
+      // The controller's status writes change the objects but not the configuration.
+      if (!this.started || this.configWatcher.signature() === this.configSignature) return;
       this.loadConfig();
       this.schedule();
     });
@@ -119,6 +122,7 @@ export class WorldWatcher {
   }
 
   private loadConfig(): void {
+    this.configSignature = this.configWatcher.signature();
     const { config, problems } = this.configWatcher.build();
     this.stale = problems.length > 0;
     if (problems.length === 0) {
