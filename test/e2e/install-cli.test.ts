@@ -67,9 +67,11 @@ describe('portico CLI against the lab (e2e, root)', function () {
       await apply([{ apiVersion: 'portico.dev/v1beta1', kind: 'L2Advertisement', metadata: { name: 'cli-bad', namespace: NS }, spec: { ipAddressPools: ['no-such-pool'] } }]);
       await apply([{ apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name: 'cli-pool', namespace: NS }, spec: { addresses: ['203.0.113.240/30'] } }]);
       await apply([service('cli-a'), service('cli-b', { 'portico.dev/address-pool': 'nope' })]);
+      // Pods behind cli-a, so a speaker announces it and status can say which node.
+      await lab.kubectl('-n', APP, 'create', 'deployment', 'cli-a', '--image=portico.dev/lab-web', '--replicas=1', '--port=80');
     });
 
-    it('shows the pool with used/total, the allocated and the pending Service with its reason, and the refused object', async function () {
+    it('shows the pool with used/total, the allocated Service with the node answering for it, the pending one with its reason, and the refused object', async function () {
       // The L2Advertisement names a pool that does not exist: the configuration is refused,
       // so nothing is allocated; fix it and the rows change.
       const refused = await waitFor('status to report the refused config', () => {
@@ -84,11 +86,11 @@ describe('portico CLI against the lab (e2e, root)', function () {
       assert.equal(ip, '203.0.113.240');
       const r = await waitFor('status rows', () => {
         const x = portico(['status']);
-        return /^cli-pool +crd +1\/4 +- +yes$/m.test(x.stdout) && /AllocationFailed|PORTICO_POOL_NOT_FOUND/.test(x.stdout) ? x : undefined;
+        return /^cli-pool +crd +1\/4 +- +yes$/m.test(x.stdout) && /PORTICO_POOL_NOT_FOUND/.test(x.stdout) && /node-\d \(layer 2/.test(x.stdout) ? x : undefined;
       }, 30_000, 500).catch(() => portico(['status']));
       assert.match(r.stdout, /^NAME +SOURCE +IPV4 USED\/TOTAL +IPV6 USED\/TOTAL +VALID$/m);
       assert.match(r.stdout, /^cli-pool +crd +1\/4 +- +yes$/m, r.stdout);
-      assert.match(r.stdout, /^pinst-cli\/cli-a +203\.0\.113\.240 +cli-pool +\S.* +allocated$/m, r.stdout);
+      assert.match(r.stdout, /^pinst-cli\/cli-a +203\.0\.113\.240 +cli-pool +node-\d \(layer 2, eth0\) +allocated$/m, r.stdout);
       assert.match(r.stdout, /^pinst-cli\/cli-b +- +- +- +pending$/m, r.stdout);
       assert.match(r.stdout, /Service pinst-cli\/cli-b pending: PORTICO_POOL_NOT_FOUND: pool "nope" does not exist/, r.stdout);
       assert.ok(!r.stdout.includes('configuration refused'), r.stdout);
