@@ -479,9 +479,9 @@ export class Lab {
     return r.stdout;
   }
 
-  /** kubectl with the result, for commands expected to fail (e.g. a refused apply). */
-  async kubectlResult(args: readonly string[], input?: string): Promise<RunResult> {
-    const opts: Parameters<typeof run>[1] = { allowFail: true, timeoutMs: 120_000 };
+  /** kubectl with the result, for commands expected to fail (e.g. a refused apply); large batches may need a longer timeout. */
+  async kubectlResult(args: readonly string[], input?: string, opts_: { timeoutMs?: number } = {}): Promise<RunResult> {
+    const opts: Parameters<typeof run>[1] = { allowFail: true, timeoutMs: opts_.timeoutMs ?? 120_000 };
     if (input !== undefined) opts.input = input;
     return run([this.bin('kubectl'), `--kubeconfig=${this.kubeconfig}`, ...args], opts);
   }
