@@ -69,6 +69,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
     node: ctx.self, store: kubeLeaseStore(ctx.kc, ctx.namespace, nodeLeaseName(ctx.self)), log,
     leaseDurationMs: settings.restartHoldMs, renewEveryMs: Math.max(1000, settings.restartHoldMs / 3),
     onRenew: (ok) => metrics.leaseRenewals.inc({ result: ok ? 'ok' : 'failed' }),
+    onWrite: () => metrics.apiWrites.inc({ kind: 'lease' }),
   });
   lease.start();
   const core = ctx.kc.makeApiClient(k8s.CoreV1Api);
@@ -78,8 +79,13 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
     self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode,
     openResponder: (ifname) => openResponder(ifname, { onError: (err) => log.debug('responder send failed', { interface: ifname, err }) }),
     sink: {
-      event: (target, type, reason, message) => ctx.writer.event(target, type, reason, message),
-      annotate: async (namespace, name, annotations) => { await core.patchNamespacedService({ name, namespace, body: { metadata: { annotations } } }, mergePatch); },
+      event: async (target, type, reason, message) => {
+        if (await ctx.writer.event(target, type, reason, message)) metrics.apiWrites.inc({ kind: 'event' });
+      },
+      annotate: async (namespace, name, annotations) => {
+        metrics.apiWrites.inc({ kind: 'annotation' });
+        await core.patchNamespacedService({ name, namespace, body: { metadata: { annotations } } }, mergePatch);
+      },
     },
     membership: (onChange) => {
       const m = new Membership({

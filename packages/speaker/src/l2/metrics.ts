@@ -17,6 +17,7 @@ export function createL2Metrics(registry: Registry) {
     heartbeatsAccepted: counter(registry, { name: 'portico_membership_heartbeats_accepted_total', help: 'Heartbeats that passed authentication' }),
     heartbeatsLost: counter(registry, { name: 'portico_membership_heartbeats_lost_total', help: 'Heartbeats never received (gaps in the peers\' sequence numbers)' }),
     heartbeatsDropped: counter(registry, { name: 'portico_membership_heartbeats_dropped_total', help: 'Heartbeats dropped, by reason (malformed, bad-mac, replay, stale, unknown-node, self, no-key)', labelNames: ['reason'] as const }),
+    apiWrites: counter(registry, { name: 'portico_l2_api_writes_total', help: 'Writes to the API server by layer 2 and membership (lease, annotation, event): grows with nodes and ownership changes, never with time per Service', labelNames: ['kind'] as const }),
     leaseRenewals: counter(registry, { name: 'portico_membership_lease_renewals_total', help: 'Writes of this node\'s Lease, by result', labelNames: ['result'] as const }),
   };
 }

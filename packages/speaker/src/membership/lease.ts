@@ -17,10 +17,12 @@ export interface NodeLeaseOptions {
   now?: () => number;
   /** Called after each attempt (for metrics: writes and failures). */
   onRenew?: (ok: boolean) => void;
+  /** Called before each write request (create or update). */
+  onWrite?: () => void;
 }
 
 export class NodeLease {
-  private readonly o: Required<Omit<NodeLeaseOptions, 'onRenew'>> & NodeLeaseOptions;
+  private readonly o: Required<Omit<NodeLeaseOptions, 'onRenew' | 'onWrite'>> & NodeLeaseOptions;
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
   private stopped = false;
@@ -46,6 +48,7 @@ export class NodeLease {
     });
     try {
       const cur = await store.get();
+      this.o.onWrite?.();
       const ok = cur ? await store.update(record(cur.record), cur.version) : await store.create(record());
       if (ok) {
         this.lastRenewed = now();
