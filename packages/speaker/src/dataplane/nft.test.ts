@@ -14,20 +14,21 @@ describe('nftables rendering', () => {
     assert.deepEqual([...text.matchAll(/\btable (\w+) (\w+)/g)].map((m) => `${m[1]} ${m[2]}`), ['inet portico', 'inet portico', 'inet portico']);
   });
 
-  it('Cluster: random DNAT over every endpoint, masquerade for the remote ones only', () => {
+  it('Cluster: random DNAT over every endpoint; the VIP is a Cluster VIP and local endpoints are exempt from masquerade', () => {
     const text = renderNftDataplane(desiredState(world('node-1', [service('web', { endpoints: EPS, ips: ['203.0.113.10', '2001:db8:10::a'] })])));
     assert.match(text, /203\.0\.113\.10 \. tcp \. 80 : goto svc-[0-9a-f]{12}/);
     assert.match(text, /meta l4proto tcp dnat ip to numgen random mod 2 map \{ 0 : 100\.64\.1\.5 \. 8080, 1 : 100\.64\.2\.5 \. 8080 \}/);
     assert.match(text, /meta l4proto tcp dnat ip6 to numgen random mod 1 map \{ 0 : 2001:db8:64:2::5 \. 8080 \}/);
-    assert.match(text, /elements = \{ 203\.0\.113\.10 \. 100\.64\.2\.5 \. tcp \. 8080 \}/);
-    assert.doesNotMatch(text, /100\.64\.1\.5 \. tcp/, 'the local endpoint is not masqueraded');
-    assert.match(text, /elements = \{ 2001:db8:10::a \. 2001:db8:64:2::5 \. tcp \. 8080 \}/);
+    assert.match(text, /set cluster4 \{\n {4}type ipv4_addr\n {4}elements = \{ 203\.0\.113\.10 \}/);
+    assert.match(text, /set local4 \{\n {4}type ipv4_addr\n {4}elements = \{ 100\.64\.1\.5 \}/, 'the local endpoint is not masqueraded');
+    assert.match(text, /set cluster6 \{\n {4}type ipv6_addr\n {4}elements = \{ 2001:db8:10::a \}/);
+    assert.match(text, /ct original ip daddr @cluster4 ip daddr != @local4 masquerade/);
   });
 
   it('Local: only local endpoints, no masquerade; ClientIP affinity hashes the source address', () => {
     const text = renderNftDataplane(desiredState(world('node-1', [service('web', { endpoints: EPS, externalTrafficPolicy: 'Local', sessionAffinity: { clientIP: true, timeoutSeconds: 60 } })])));
     assert.match(text, /dnat ip to jhash ip saddr mod 1 seed 0x[0-9a-f]+ map \{ 0 : 100\.64\.1\.5 \. 8080 \}/);
-    assert.doesNotMatch(text, /elements = \{ 203\.0\.113\.10 \. 100/);
+    assert.match(text, /set cluster4 \{\n {4}type ipv4_addr\n {2}\}/, 'no Cluster VIP: nothing is masqueraded');
   });
 
   it('a virtual service without endpoints drops; empty sets have no elements line', () => {
@@ -45,7 +46,7 @@ describe('nftables rendering', () => {
   it('the IPVS dataplane\'s table holds the masquerade only', () => {
     const text = renderIpvsMasquerade(desiredState(world('node-1', [service('web', { endpoints: EPS })])));
     assert.doesNotMatch(text, /dnat|prerouting/);
-    assert.match(text, /ct original ip daddr \. ip daddr \. meta l4proto \. th dport @masquerade4 masquerade/);
+    assert.match(text, /ct original ip daddr @cluster4 ip daddr != @local4 masquerade/);
   });
 });
 

@@ -24,18 +24,26 @@ function elements(items: readonly string[]): string[] {
   return items.length ? [`    elements = { ${items.join(', ')} }`] : [];
 }
 
-/** The masquerade sets: VIP . endpoint . protocol . endpoint port, for Cluster traffic to endpoints on other nodes. */
-function masqueradeParts(state: DesiredState): { set4: string[]; set6: string[] } {
-  const set4: string[] = [];
-  const set6: string[] = [];
+/**
+ * The masquerade sets: the VIPs with a Cluster-policy virtual service, and
+ * the endpoints on this node. Traffic whose connection was opened to such a
+ * VIP and leaves for an endpoint that is not local is masqueraded, so the
+ * reply comes back through this node. Local-policy services only ever pick
+ * local endpoints, so sharing a VIP with a Cluster one changes nothing for
+ * them. Both sets change with Services and local pods only, not with every
+ * endpoint elsewhere in the cluster, so endpoint churn needs no nft write.
+ */
+function masqueradeParts(state: DesiredState): { cluster4: string[]; cluster6: string[]; local4: string[]; local6: string[] } {
+  const cluster4 = new Set<string>();
+  const cluster6 = new Set<string>();
+  const local4 = new Set<string>();
+  const local6 = new Set<string>();
   for (const vs of state.services.values()) {
-    if (!vs.masquerade) continue;
-    for (const r of vs.reals) {
-      if (!r.remote) continue;
-      (vs.family === 'inet' ? set4 : set6).push(`${vs.address} . ${r.address} . ${vs.protocol} . ${r.port}`);
-    }
+    if (vs.masquerade) (vs.family === 'inet' ? cluster4 : cluster6).add(vs.address);
+    for (const r of vs.reals) if (!r.remote) (vs.family === 'inet' ? local4 : local6).add(r.address);
   }
-  return { set4: [...new Set(set4)].sort(), set6: [...new Set(set6)].sort() };
+  const sorted = (x: Set<string>): string[] => [...x].sort();
+  return { cluster4: sorted(cluster4), cluster6: sorted(cluster6), local4: sorted(local4), local6: sorted(local6) };
 }
 
 function header(): string[] {
@@ -43,14 +51,15 @@ function header(): string[] {
 }
 
 function masqueradeBlock(state: DesiredState): string[] {
-  const { set4, set6 } = masqueradeParts(state);
+  const m = masqueradeParts(state);
+  const set = (name: string, type: string, items: string[]): string[] => [`  set ${name} {`, `    type ${type}`, ...elements(items), '  }'];
   return [
-    '  set masquerade4 {', '    type ipv4_addr . ipv4_addr . inet_proto . inet_service', ...elements(set4), '  }',
-    '  set masquerade6 {', '    type ipv6_addr . ipv6_addr . inet_proto . inet_service', ...elements(set6), '  }',
+    ...set('cluster4', 'ipv4_addr', m.cluster4), ...set('cluster6', 'ipv6_addr', m.cluster6),
+    ...set('local4', 'ipv4_addr', m.local4), ...set('local6', 'ipv6_addr', m.local6),
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
-    '    ct original ip daddr . ip daddr . meta l4proto . th dport @masquerade4 masquerade',
-    '    ct original ip6 daddr . ip6 daddr . meta l4proto . th dport @masquerade6 masquerade',
+    '    ct original ip daddr @cluster4 ip daddr != @local4 masquerade',
+    '    ct original ip6 daddr @cluster6 ip6 daddr != @local6 masquerade',
     '  }',
   ];
 }
