@@ -4,7 +4,8 @@ import { painter, table, visibleWidth } from './table.ts';
 
 const NS = 'portico-system';
 const valid = (ok: boolean, reason = ok ? 'Valid' : 'Overlap', message = ok ? 'pool in use' : 'overlaps pool b') => ({ conditions: [{ type: 'Valid', status: ok ? 'True' : 'False', reason, message }] });
-const pool = (name: string, status: Record<string, unknown>): RawObject => ({ kind: 'IPAddressPool', metadata: { name, namespace: NS }, spec: { addresses: [] }, status });
+const ADDRS: Record<string, string[]> = { lan: ['203.0.113.10-203.0.113.40', '2001:db8:1::ff:0/120'], 'empty-v6': ['203.0.113.60/30'], routed: ['203.0.113.128/29'] };
+const pool = (name: string, status: Record<string, unknown>): RawObject => ({ kind: 'IPAddressPool', metadata: { name, namespace: NS }, spec: { addresses: ADDRS[name] ?? ['203.0.113.200/30'] }, status });
 const svc = (ns: string, name: string, ips: string[], extra: { pool?: string; cls?: string; type?: string } = {}): RawObject => ({
   kind: 'Service', metadata: { name, namespace: ns, annotations: extra.pool ? { 'portico.dev/ip-allocated-from-pool': extra.pool } : {} },
   spec: { type: extra.type ?? 'LoadBalancer', ...(extra.cls ? { loadBalancerClass: extra.cls } : {}) },
@@ -20,6 +21,7 @@ function input(): StatusInput {
     services: [
       svc('shop', 'web', ['203.0.113.10', '2001:db8:1::ff:0'], { pool: 'lan' }),
       svc('shop', 'api', []),
+      svc('shop', 'bgp', ['203.0.113.129'], { pool: 'routed' }),
       { ...svc('shop', 'l2', ['203.0.113.11'], { pool: 'lan' }), metadata: { name: 'l2', namespace: 'shop', annotations: { 'portico.dev/ip-allocated-from-pool': 'lan', 'portico.dev/layer2-node': 'node-3', 'portico.dev/layer2-interfaces': 'eth0' } } },
       svc('default', 'kubernetes', [], { type: 'ClusterIP' }),
       svc('other', 'theirs', [], { cls: 'example.com/other-lb' }),
@@ -28,6 +30,7 @@ function input(): StatusInput {
       IPAddressPool: [
         pool('lan', { assignedIPv4: 1, availableIPv4: 30, assignedIPv6: 1, availableIPv6: 255, ...valid(true) }),
         pool('empty-v6', { assignedIPv4: 0, availableIPv4: 4, assignedIPv6: 0, availableIPv6: 0, ...valid(true) }),
+        pool('routed', { assignedIPv4: 1, availableIPv4: 7, ...valid(true) }),
       ],
       BGPPeer: [
         { kind: 'BGPPeer', metadata: { name: 'tor-1' }, spec: { myASN: 64512, peerASN: 64513, peerAddress: '198.51.100.201' } },
@@ -35,6 +38,7 @@ function input(): StatusInput {
         { kind: 'BGPPeer', metadata: { name: 'tor-3' }, spec: { myASN: 64512, peerASN: 64513, peerAddress: '198.51.100.203' } },
       ],
       L2Advertisement: [{ kind: 'L2Advertisement', metadata: { name: 'bad' }, spec: {}, status: valid(false, 'UnknownPool', 'pool "nope" does not exist') }],
+      BGPAdvertisement: [{ kind: 'BGPAdvertisement', metadata: { name: 'routed' }, spec: { ipAddressPools: ['routed'], peers: ['tor-1', 'tor-2'] } }],
     },
     events: [
       ev('Service', 'shop', 'web', 'IPAllocated', 'assigned 203.0.113.10 from pool lan', '2026-01-01T00:00:00Z'),
@@ -55,6 +59,7 @@ describe('portico status: the model', function () {
     assert.deepEqual(m.pools.map((p) => [p.name, p.ipv4, p.ipv6, p.valid]), [
       ['empty-v6', { used: 0, free: 4 }, undefined, true],
       ['lan', { used: 1, free: 30 }, { used: 1, free: 255 }, true],
+      ['routed', { used: 1, free: 7 }, undefined, true],
     ]);
   });
 
@@ -62,6 +67,7 @@ describe('portico status: the model', function () {
     assert.deepEqual(m.services.map((s) => [`${s.namespace}/${s.name}`, s.ips.join(','), s.pool, s.announcedBy, s.state, s.problem]), [
       ['other/theirs', '', '', '', 'other-class', ''],
       ['shop/api', '', '', '', 'pending', 'PORTICO_POOL_EXHAUSTED: no free IPv4 address in pool lan'],
+      ['shop/bgp', '203.0.113.129', 'routed', 'BGP to tor-1, tor-2 (down)', 'allocated', ''],
       ['shop/l2', '203.0.113.11', 'lan', 'node-3 (layer 2, eth0)', 'allocated', ''],
       ['shop/web', '203.0.113.10,2001:db8:1::ff:0', 'lan', 'announcing from node node-2, layer 2', 'allocated', ''],
     ]);

@@ -5,7 +5,7 @@
 // the configuration objects. Gathering is one function, the model a pure one,
 // the rendering another.
 import * as k8s from '@kubernetes/client-node';
-import { ANNOTATIONS, GROUP, KINDS, LEGACY_CONFIGMAP, NAMESPACE, PLURALS, VERSION, parseLegacyConfig, type ConfigProblem, type PorticoKind } from '@portico/shared';
+import { ANNOTATIONS, GROUP, KINDS, LEGACY_CONFIGMAP, NAMESPACE, PLURALS, VERSION, anySelectorMatches, buildConfig, parseLegacyConfig, type Config, type ConfigProblem, type PorticoKind } from '@portico/shared';
 import { table, type Painter } from './table.ts';
 
 type Meta = { name?: string; namespace?: string; annotations?: Record<string, string>; creationTimestamp?: string | Date };
@@ -77,6 +77,19 @@ function announcedBy(annotations: Record<string, string>, event: RawEvent | unde
   return event?.message ?? '';
 }
 
+/** The BGP peers a pool is advertised to (its BGPAdvertisements' peers; none listed = every peer), sorted. */
+export function bgpPeersOf(config: Config, pool: string): string[] {
+  const p = config.pools.find((x) => x.name === pool);
+  if (!p) return [];
+  const out = new Set<string>();
+  for (const ad of config.bgpAdvertisements) {
+    const selects = (ad.pools.length === 0 && ad.poolSelectors.length === 0) || ad.pools.includes(p.name) || anySelectorMatches(ad.poolSelectors, p.labels);
+    if (!selects) continue;
+    for (const peer of ad.peers.length > 0 ? ad.peers : config.peers.map((x) => x.name)) out.add(peer);
+  }
+  return [...out].sort();
+}
+
 /** The model: pure, so tests give it objects and compare rows. */
 export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: string } = {}): StatusModel {
   const problems: string[] = [];
@@ -115,6 +128,18 @@ export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: stri
     l.push(e);
   }
 
+  // The configuration as the components parse it (problems aside: this is for display), to map pools to BGP peers.
+  const { config } = buildConfig({
+    pools: input.config.IPAddressPool ?? [], l2Advertisements: input.config.L2Advertisement ?? [], bgpAdvertisements: input.config.BGPAdvertisement ?? [],
+    peers: input.config.BGPPeer ?? [], communities: input.config.Community ?? [], bfdProfiles: input.config.BFDProfile ?? [], legacy: input.legacyConfig,
+  });
+  const peerState = new Map<string, string>();
+  for (const p of input.config.BGPPeer ?? []) {
+    const name = p.metadata?.name ?? '';
+    const ev = latest((byObject.get(`BGPPeer/${input.namespace}/${name}`) ?? []).filter((e) => (e.reason ?? '').startsWith('BGP')));
+    peerState.set(name, !ev ? 'unknown' : ev.type === 'Warning' ? 'down' : 'up');
+  }
+
   const services: ServiceRow[] = [];
   for (const s of input.services.filter(isLB)) {
     const ns = s.metadata?.namespace ?? '';
@@ -130,6 +155,13 @@ export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: stri
       state: !ours ? 'other-class' : ips.length > 0 ? 'allocated' : 'pending',
       announcedBy: announcedBy(s.metadata?.annotations ?? {}, announce), problem: '',
     };
+    if (row.state === 'allocated' && row.pool) {
+      const peers = bgpPeersOf(config, row.pool);
+      if (peers.length > 0) {
+        const bgp = `BGP to ${peers.map((p) => (peerState.get(p) === 'up' ? p : `${p} (${peerState.get(p) ?? 'unknown'})`)).join(', ')}`;
+        row.announcedBy = row.announcedBy ? `${row.announcedBy}; ${bgp}` : bgp;
+      }
+    }
     if (row.state === 'pending') {
       const failed = latest(events.filter((e) => e.reason === 'AllocationFailed'));
       row.problem = failed?.message ?? 'no allocation yet (is the controller running?)';
