@@ -78,6 +78,34 @@ describe('config: CRDs and the legacy ConfigMap', function () {
     assert.equal(config.bfdProfiles[0]!.receiveInterval, 50);
   });
 
+  it('carries connectTime, enableGracefulRestart and serviceSelectors (with their defaults)', function () {
+    const { config, problems } = buildConfig({
+      pools: [obj('IPAddressPool', 'p', { addresses: ['203.0.113.0/24'] })],
+      bgpAdvertisements: [
+        obj('BGPAdvertisement', 'web', { ipAddressPools: ['p'], serviceSelectors: [{ matchLabels: { app: 'web' } }, { matchExpressions: [{ key: 'tier', operator: 'In', values: ['edge'] }] }] }),
+        obj('BGPAdvertisement', 'all', { ipAddressPools: ['p'] }),
+      ],
+      peers: [
+        obj('BGPPeer', 'gr', { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.1', connectTime: '2500ms', enableGracefulRestart: true }),
+        obj('BGPPeer', 'plain', { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.2' }),
+      ],
+    });
+    assert.deepEqual(brief(problems), []);
+    assert.deepEqual(config.peers.map((p) => [p.name, p.connectTime, p.enableGracefulRestart]), [['gr', 2.5, true], ['plain', undefined, false]]);
+    assert.deepEqual(config.bgpAdvertisements.map((a) => [a.name, a.serviceSelectors]), [
+      ['all', []],
+      ['web', [{ matchLabels: { app: 'web' } }, { matchExpressions: [{ key: 'tier', operator: 'In', values: ['edge'] }] }]],
+    ]);
+  });
+
+  it('reads connect-time and enable-graceful-restart from the ConfigMap', function () {
+    const legacy = 'peers:\n- peer-address: 198.51.100.1\n  peer-asn: 64501\n  my-asn: 64500\n  connect-time: 3s\n  enable-graceful-restart: true\n'
+      + '- peer-address: 198.51.100.2\n  peer-asn: 64501\n  my-asn: 64500\n';
+    const { config, problems } = buildConfig({ legacy });
+    assert.deepEqual(brief(problems), []);
+    assert.deepEqual(config.peers.map((p) => [p.connectTime, p.enableGracefulRestart]), [[3, true], [undefined, false]]);
+  });
+
   it('merges the ConfigMap with the CRDs', function () {
     const { config, problems } = buildConfig({ legacy: LEGACY, pools: [obj('IPAddressPool', 'crd-pool', { addresses: ['203.0.113.128/25'] })] });
     assert.deepEqual(brief(problems), []);
@@ -114,6 +142,19 @@ describe('config: CRDs and the legacy ConfigMap', function () {
       name: 'invalid fields are named',
       input: { pools: [obj('IPAddressPool', 'bad', { addresses: ['203.0.113.0/24', '203.0.113.9-203.0.113.1'], serviceAllocation: { priority: -1 }, autoAsign: true })] },
       want: ['IPAddressPool/bad Invalid spec.autoAsign', 'IPAddressPool/bad Invalid spec.addresses[1]', 'IPAddressPool/bad Invalid spec.serviceAllocation.priority'],
+    },
+    {
+      name: 'a bad connectTime, a non-boolean enableGracefulRestart and a bad serviceSelector',
+      input: {
+        peers: [obj('BGPPeer', 'r', { myASN: 1, peerASN: 2, peerAddress: '198.51.100.1', connectTime: 'soon', enableGracefulRestart: 'yes' }), obj('BGPPeer', 'z', { myASN: 1, peerASN: 2, peerAddress: '198.51.100.2', connectTime: '0s' })],
+        bgpAdvertisements: [obj('BGPAdvertisement', 'b', { serviceSelectors: [{ matchExpressions: [{ key: 'app', operator: 'Near' }] }] })],
+      },
+      want: ['BGPAdvertisement/b Invalid spec.serviceSelectors[0].matchExpressions[0].operator', 'BGPPeer/r Invalid spec.connectTime', 'BGPPeer/r Invalid spec.enableGracefulRestart', 'BGPPeer/z Invalid spec.connectTime'],
+    },
+    {
+      name: 'a legacy connect-time that is not a duration',
+      input: { legacy: 'peers:\n- peer-address: 198.51.100.1\n  peer-asn: 1\n  my-asn: 2\n  connect-time: 5\n' },
+      want: ['ConfigMap/portico-system/config Invalid peers[0].connect-time'],
     },
     {
       name: 'a community defined twice with different values',

@@ -73,7 +73,7 @@ export function bgpAdvFromCRD(raw: unknown, problems: ConfigProblem[]): BGPAdv |
   const h = header('BGPAdvertisement', raw, problems);
   if (!h) return undefined;
   const { r, spec } = h;
-  r.noUnknown(spec, 'spec', ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers']);
+  r.noUnknown(spec, 'spec', ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers', 'serviceSelectors']);
   const adv: BGPAdv = {
     name: r.name,
     source: 'crd',
@@ -85,6 +85,7 @@ export function bgpAdvFromCRD(raw: unknown, problems: ConfigProblem[]): BGPAdv |
     poolSelectors: r.selectors(spec, 'spec', 'ipAddressPoolSelectors'),
     nodeSelectors: r.selectors(spec, 'spec', 'nodeSelectors'),
     peers: r.strings(spec, 'spec', 'peers'),
+    serviceSelectors: r.selectors(spec, 'spec', 'serviceSelectors'),
   };
   return r.failed ? undefined : adv;
 }
@@ -104,15 +105,15 @@ export function peerFromCRD(raw: unknown, problems: ConfigProblem[]): Peer | und
   }
   const peer = peerCommon(r, spec, 'spec', {
     myASN: 'myASN', peerASN: 'peerASN', peerAddress: 'peerAddress', sourceAddress: 'sourceAddress', peerPort: 'peerPort',
-    holdTime: 'holdTime', keepaliveTime: 'keepaliveTime', routerID: 'routerID', nodeSelectors: 'nodeSelectors', password: 'password',
-    bfdProfile: 'bfdProfile', ebgpMultiHop: 'ebgpMultiHop', vrf: 'vrf',
+    holdTime: 'holdTime', keepaliveTime: 'keepaliveTime', connectTime: 'connectTime', routerID: 'routerID', nodeSelectors: 'nodeSelectors', password: 'password',
+    bfdProfile: 'bfdProfile', ebgpMultiHop: 'ebgpMultiHop', enableGracefulRestart: 'enableGracefulRestart', vrf: 'vrf',
   }, 'crd', false, passwordSecret);
   if (peer && peer.password !== undefined && peer.passwordSecret !== undefined) return r.invalid('spec.password', 'set either password or passwordSecret, not both');
   return peer;
 }
 
 /** Field names of a peer in one spelling (CRD camelCase or legacy kebab-case). */
-export type PeerKeys = Record<'myASN' | 'peerASN' | 'peerAddress' | 'sourceAddress' | 'peerPort' | 'holdTime' | 'keepaliveTime' | 'routerID' | 'nodeSelectors' | 'password' | 'bfdProfile' | 'ebgpMultiHop' | 'vrf', string>;
+export type PeerKeys = Record<'myASN' | 'peerASN' | 'peerAddress' | 'sourceAddress' | 'peerPort' | 'holdTime' | 'keepaliveTime' | 'connectTime' | 'routerID' | 'nodeSelectors' | 'password' | 'bfdProfile' | 'ebgpMultiHop' | 'enableGracefulRestart' | 'vrf', string>;
 
 export function peerCommon(r: FieldReader, spec: Record<string, unknown>, path: string, k: PeerKeys, source: ConfigSource, legacy: boolean,
   passwordSecret?: Peer['passwordSecret']): Peer | undefined {
@@ -129,6 +130,8 @@ export function peerCommon(r: FieldReader, spec: Record<string, unknown>, path: 
   };
   const holdTime = duration(k.holdTime) ?? 90;
   const keepaliveTime = duration(k.keepaliveTime);
+  const connectTime = duration(k.connectTime);
+  if (connectTime !== undefined && (connectTime < 1 || connectTime > 65535)) r.invalid(`${path}.${k.connectTime}`, 'must be between 1s and 65535s');
   if (holdTime !== 0 && holdTime < 3) r.invalid(`${path}.${k.holdTime}`, 'must be 0 or at least 3s (RFC 4271 §4.2)');
   if (keepaliveTime !== undefined && keepaliveTime > holdTime) r.invalid(`${path}.${k.keepaliveTime}`, 'must not exceed the hold time');
   const routerID = r.string(spec, path, k.routerID);
@@ -145,12 +148,14 @@ export function peerCommon(r: FieldReader, spec: Record<string, unknown>, path: 
     peerPort: r.int(spec, path, k.peerPort, 1, 65535) ?? 179,
     holdTime,
     keepaliveTime,
+    connectTime,
     routerID,
     nodeSelectors: r.selectors(spec, path, k.nodeSelectors, legacy),
     password: r.string(spec, path, k.password),
     passwordSecret,
     bfdProfile: r.string(spec, path, k.bfdProfile),
     ebgpMultiHop: r.bool(spec, path, k.ebgpMultiHop) ?? false,
+    enableGracefulRestart: r.bool(spec, path, k.enableGracefulRestart) ?? false,
     vrf: r.string(spec, path, k.vrf),
   };
   return r.failed ? undefined : peer;

@@ -48,12 +48,12 @@ export function parseLegacyConfig(text: string, problems: ConfigProblem[]): Lega
 
   listOf(top, doc, 'peers').forEach(([p, entry], i) => {
     const r = new FieldReader('ConfigMap', NAME, problems);
-    r.noUnknown(entry, p, ['my-asn', 'peer-asn', 'peer-address', 'source-address', 'peer-port', 'hold-time', 'keepalive-time', 'router-id',
-      'node-selectors', 'password', 'bfd-profile', 'ebgp-multihop', 'vrf']);
+    r.noUnknown(entry, p, ['my-asn', 'peer-asn', 'peer-address', 'source-address', 'peer-port', 'hold-time', 'keepalive-time', 'connect-time', 'router-id',
+      'node-selectors', 'password', 'bfd-profile', 'ebgp-multihop', 'enable-graceful-restart', 'vrf']);
     const peer = peerCommon(r, entry, p, {
       myASN: 'my-asn', peerASN: 'peer-asn', peerAddress: 'peer-address', sourceAddress: 'source-address', peerPort: 'peer-port',
-      holdTime: 'hold-time', keepaliveTime: 'keepalive-time', routerID: 'router-id', nodeSelectors: 'node-selectors', password: 'password',
-      bfdProfile: 'bfd-profile', ebgpMultiHop: 'ebgp-multihop', vrf: 'vrf',
+      holdTime: 'hold-time', keepaliveTime: 'keepalive-time', connectTime: 'connect-time', routerID: 'router-id', nodeSelectors: 'node-selectors', password: 'password',
+      bfdProfile: 'bfd-profile', ebgpMultiHop: 'ebgp-multihop', enableGracefulRestart: 'enable-graceful-restart', vrf: 'vrf',
     }, 'configmap', true);
     if (peer) out.peers.push({ ...peer, name: `configmap-peer-${i}` });
   });
@@ -88,6 +88,7 @@ export function parseLegacyConfig(text: string, problems: ConfigProblem[]): Lega
           poolSelectors: [],
           nodeSelectors: [],
           peers: [],
+          serviceSelectors: [],
         });
       });
     }

@@ -41,6 +41,8 @@ export interface BGPAdv {
   readonly poolSelectors: readonly LabelSelector[];
   readonly nodeSelectors: readonly LabelSelector[];
   readonly peers: readonly string[];
+  /** Empty: every Service of the selected pools; else only Services one of these selects. */
+  readonly serviceSelectors: readonly LabelSelector[];
 }
 
 export interface Peer {
@@ -54,12 +56,16 @@ export interface Peer {
   /** Seconds. */
   readonly holdTime: number;
   readonly keepaliveTime: number | undefined;
+  /** Seconds between connection attempts (the base of the backoff); undefined: the speaker's default. */
+  readonly connectTime: number | undefined;
   readonly routerID: string | undefined;
   readonly nodeSelectors: readonly LabelSelector[];
   readonly password: string | undefined;
   readonly passwordSecret: { readonly name: string; readonly namespace: string } | undefined;
   readonly bfdProfile: string | undefined;
   readonly ebgpMultiHop: boolean;
+  /** Advertise the graceful restart capability (RFC 4724), so routers keep the routes while the speaker restarts. */
+  readonly enableGracefulRestart: boolean;
   readonly vrf: string | undefined;
 }
 

@@ -88,12 +88,12 @@ const node1: NodeState = { name: 'node-1', labels: {}, ready: true, networkUnava
 function peer(port: number, extra: Partial<PeerSettings> = {}): PeerSettings {
   return {
     name: 'r1', source: 'crd', myASN: 64512, peerASN: 64513, peerAddress: '127.0.0.1', sourceAddress: undefined, peerPort: port, holdTime: 9,
-    keepaliveTime: undefined, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: undefined,
-    ebgpMultiHop: false, vrf: undefined, connectTime: 1, ...extra,
+    keepaliveTime: undefined, connectTime: 1, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: undefined,
+    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, ...extra,
   };
 }
 
-const adv: AdvSettings = { name: 'all', source: 'crd', aggregationLength: 32, aggregationLengthV6: 128, localPref: 150, communities: ['64512:100', 'large:64512:7:8'], pools: [], poolSelectors: [], nodeSelectors: [], peers: [] };
+const adv: AdvSettings = { name: 'all', source: 'crd', aggregationLength: 32, aggregationLengthV6: 128, localPref: 150, communities: ['64512:100', 'large:64512:7:8'], pools: [], poolSelectors: [], nodeSelectors: [], peers: [], serviceSelectors: [] };
 
 function svc(name: string, ips: string[]): ServiceState {
   return {

@@ -191,7 +191,7 @@ export class BgpAnnouncer implements Announcer {
   #sessionOptions(p: PeerPlan, password: string | undefined): SessionOptions {
     const peer = p.peer;
     const identity = grIdentity(peer);
-    const gr = peer.enableGracefulRestart === true;
+    const gr = peer.enableGracefulRestart;
     const opts: SessionOptions = {
       localAsn: peer.myASN, peerAsn: peer.peerASN, bgpId: p.routerId, holdTime: peer.holdTime,
       connectRetryTime: peer.connectTime ?? this.#o.connectTime, passive: false,

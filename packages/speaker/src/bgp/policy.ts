@@ -4,27 +4,17 @@
 // logs, status and tests say why a route is or is not announced.
 import {
   anySelectorMatches, formatIP, parseIP, rangeContains, tryParseIP,
-  type BGPAdv, type Config, type Family, type LabelSelector, type Peer, type Pool,
+  type BGPAdv, type Config, type Family, type Peer, type Pool,
 } from '@portico/shared';
 import { isIP } from 'node:net';
 import type { NodeState, ServiceState, World } from '../world/types.ts';
 import type { Advertisement } from './session.ts';
 
-/**
- * A BGPPeer as policy reads it. `enableGracefulRestart` and `connectTime` are
- * BGPPeer fields the shared config model does not carry yet; they are read
- * when present so that the speaker honours them as soon as it does.
- */
-export interface PeerSettings extends Peer {
-  readonly enableGracefulRestart?: boolean;
-  /** Seconds between connection attempts (the base of the backoff). */
-  readonly connectTime?: number;
-}
+/** A BGPPeer as policy reads it (the shared model carries every field policy needs). */
+export type PeerSettings = Peer;
 
-/** A BGPAdvertisement as policy reads it (`serviceSelectors`: see PeerSettings). */
-export interface AdvSettings extends BGPAdv {
-  readonly serviceSelectors?: readonly LabelSelector[];
-}
+/** A BGPAdvertisement as policy reads it. */
+export type AdvSettings = BGPAdv;
 
 /** Why this node has a session with a peer. */
 export type PeerReason =
@@ -264,9 +254,9 @@ function decideIP(
   const family = familyOf(ip);
   const pool = poolOf(config, svc, ip);
   if (!pool) return { ip, announce: false, reason: 'no-pool' };
-  const forPool = (config.bgpAdvertisements as readonly AdvSettings[]).filter((a) => selectsPool(a, pool));
+  const forPool = config.bgpAdvertisements.filter((a) => selectsPool(a, pool));
   if (forPool.length === 0) return { ip, announce: false, reason: 'no-advertisement', pool: pool.name };
-  const forService = forPool.filter((a) => !a.serviceSelectors?.length || anySelectorMatches(a.serviceSelectors, svc.labels));
+  const forService = forPool.filter((a) => a.serviceSelectors.length === 0 || anySelectorMatches(a.serviceSelectors, svc.labels));
   if (forService.length === 0) return { ip, announce: false, reason: 'service-not-selected', pool: pool.name };
   const forNode = forService.filter((a) => a.nodeSelectors.length === 0 || (self !== undefined && anySelectorMatches(a.nodeSelectors, self.labels)));
   const advertisements = forNode.map((a) => a.name);
