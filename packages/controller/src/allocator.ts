@@ -60,6 +60,15 @@ interface PoolState {
 
 interface Held { readonly pool: string; readonly ips: readonly IP[]; readonly request: ServiceRequest }
 
+/** An accepted spec.externalIP, reserved so that no LoadBalancer Service is given it. */
+interface ExternalEntry {
+  readonly ip: IP;
+  readonly owner: string;
+  /** The pool holding it ('' when none does any more) and its index there (-1 when it has none, e.g. a buggy address). */
+  pool: string;
+  index: bigint;
+}
+
 const ipKey = (ip: IP): string => `${ip.family}/${ip.value}`;
 
 /** Families a Service gets: the required ones and the ones it would like. */
@@ -102,6 +111,9 @@ export class Allocator {
   private readonly held = new Map<string, Held>();
   /** sharing key -> keys of IPs whose users share with that key, so finding a shareable IP never scans every IP. */
   private readonly shared = new Map<string, Set<string>>();
+  /** ip key -> accepted externalIP; service key -> its accepted externalIPs. */
+  private readonly externals = new Map<string, ExternalEntry>();
+  private readonly externalsBy = new Map<string, readonly IP[]>();
 
   constructor(pools: readonly Pool[] = []) {
     this.setPools(pools);
@@ -147,6 +159,82 @@ export class Allocator {
       const first = h.ips[0] && this.ips.get(ipKey(h.ips[0]));
       if (first && first.index >= 0n && first.pool !== h.pool) this.held.set(key, { ...h, pool: first.pool });
     }
+    // Reservations follow their address; one no pool holds any more is dropped when its Service is next reconciled.
+    for (const x of this.externals.values()) {
+      const place = this.place(x.ip);
+      x.pool = place.pool;
+      x.index = place.index;
+      if (place.index >= 0n) this.pools.get(place.pool)!.free[x.ip.family].take(place.index);
+    }
+  }
+
+  /** The pools in force, in automatic-choice order. */
+  poolList(): readonly Pool[] {
+    return this.ordered;
+  }
+
+  /** Who holds an address: LoadBalancer users first (an address is never both). */
+  holderOf(ip: IP): { kind: 'load-balancer' | 'external-ip'; services: string[] } | undefined {
+    const e = this.ips.get(ipKey(ip));
+    if (e) return { kind: 'load-balancer', services: [...e.users.keys()].sort() };
+    const x = this.externals.get(ipKey(ip));
+    return x ? { kind: 'external-ip', services: [x.owner] } : undefined;
+  }
+
+  /** The externalIPs reserved for a Service. */
+  externalIPs(key: string): readonly IP[] {
+    return this.externalsBy.get(key) ?? [];
+  }
+
+  /**
+   * Replaces the externalIPs reserved for a Service (decided by
+   * judgeExternalIPs). An address held by a LoadBalancer allocation or by
+   * another Service is never taken. Returns the addresses reserved and whether
+   * any earlier reservation was given up (another Service may want it).
+   */
+  setExternalIPs(key: string, ips: readonly IP[]): { reserved: IP[]; freed: boolean } {
+    const want = new Set(ips.map(ipKey));
+    let freed = false;
+    for (const ip of this.externalsBy.get(key) ?? []) {
+      if (want.has(ipKey(ip))) continue;
+      this.unreserve(ip);
+      freed = true;
+    }
+    const reserved: IP[] = [];
+    for (const ip of ips) {
+      const k = ipKey(ip);
+      const x = this.externals.get(k);
+      if (x) { if (x.owner === key && !reserved.some((r) => ipKey(r) === k)) reserved.push(ip); continue; }
+      if (this.ips.has(k)) continue;
+      const place = this.place(ip);
+      if (place.index >= 0n) this.pools.get(place.pool)!.free[ip.family].take(place.index);
+      this.externals.set(k, { ip, owner: key, pool: place.pool, index: place.index });
+      reserved.push(ip);
+    }
+    if (reserved.length > 0) this.externalsBy.set(key, reserved); else this.externalsBy.delete(key);
+    return { reserved, freed };
+  }
+
+  /** Frees every externalIP reserved for a Service; true when there were some. */
+  releaseExternalIPs(key: string): boolean {
+    return this.setExternalIPs(key, []).freed;
+  }
+
+  private unreserve(ip: IP): void {
+    const k = ipKey(ip);
+    const x = this.externals.get(k);
+    if (!x) return;
+    this.externals.delete(k);
+    if (x.index >= 0n) this.pools.get(x.pool)?.free[ip.family].give(x.index);
+  }
+
+  /** The pool whose ranges hold an address and its index there (-1 when unusable for allocation). */
+  private place(ip: IP): { pool: string; index: bigint } {
+    for (const state of this.pools.values()) {
+      if (!state.spaces[ip.family].contains(ip.value)) continue;
+      return { pool: state.pool.name, index: state.spaces[ip.family].indexOf(ip.value) ?? -1n };
+    }
+    return { pool: '', index: -1n };
   }
 
   /** The IPs and pool a Service holds now. */
@@ -356,6 +444,8 @@ export class Allocator {
   /** Adds the Service as a user of the IP; returns why not when it cannot. */
   private use(state: PoolState, ip: IP, index: bigint, req: ServiceRequest): string | undefined {
     const k = ipKey(ip);
+    const x = this.externals.get(k);
+    if (x) return `IP ${formatIP(ip)} is an accepted externalIP of ${x.owner}`;
     const e = this.ips.get(k);
     if (e) {
       if (e.users.has(req.key)) return undefined;

@@ -325,7 +325,9 @@ export class Controller {
         }
         for (const s of this.services.list()) {
           const k = `${s.metadata?.namespace}/${s.metadata?.name}`;
-          if (!this.allocator.get(k)) this.queue.add(k);
+          // Services without IPs, and Services with externalIPs not (all) accepted: one may be free now.
+          const wantsExternal = (s.spec?.externalIPs?.length ?? 0) > this.allocator.externalIPs(k).length;
+          if (!this.allocator.get(k) || wantsExternal) this.queue.add(k);
         }
         break;
     }

@@ -1,7 +1,7 @@
 // The reconciler against a fake API server that applies its writes to stored
 // Service objects: tests check what the objects hold, not which calls were made.
 import { strict as assert } from 'node:assert';
-import { ANNOTATIONS, parseRange, type Pool } from '@portico/shared';
+import { ANNOTATIONS, parseIP, parseRange, type Pool } from '@portico/shared';
 import { Allocator } from './allocator.ts';
 import { ServiceReconciler, type ServiceSink } from './reconciler.ts';
 import type { ServiceObject } from './service.ts';
@@ -178,5 +178,153 @@ describe('service reconciler', function () {
     const r = await rec.reconcile('default/web', null);
     assert.equal(r.outcome, 'reprocess-all');
     assert.equal(alloc.usage('p')!.IPv4.assigned, 0n);
+  });
+});
+
+describe('service reconciler: opt-in externalIPs', function () {
+  const EXT = ANNOTATIONS.externalIPs;
+  const pools = (): Pool[] => [
+    pool('lb', ['203.0.113.0/29']),
+    pool('ext', ['203.0.113.16/30', '2001:db8:e::/64'], { allowExternalIPs: true, autoAssign: false }),
+    pool('ext-team', ['203.0.113.24/30'], { allowExternalIPs: true, namespaces: ['team'] }),
+  ];
+  const ann = (c: FakeCluster, key: string): string | undefined => c.services.get(key)!.metadata!.annotations![EXT];
+  const warnings = (c: FakeCluster, key: string): string[] => c.events.filter((e) => e.startsWith(`${key} Warning ExternalIPIgnored`)).map((e) => e.slice(e.indexOf(':') + 2));
+
+  it('records the accepted externalIPs of a ClusterIP Service and names each ignored one with its reason', async function () {
+    const c = new FakeCluster();
+    c.add('web', { type: 'ClusterIP', externalIPs: ['203.0.113.17', '2001:db8:e::5', '203.0.113.3', '198.51.100.9', '203.0.113.25', 'nonsense'] });
+    const { rec } = controller(c, pools());
+    const r = await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(r.reason, 'not-ours', 'no LoadBalancer allocation for a ClusterIP Service');
+    assert.deepEqual(r.externalIPs!.map((d) => `${d.ip} ${d.reason}`), [
+      '203.0.113.17 accepted', '2001:db8:e::5 accepted', '203.0.113.3 no-pool-allows', '198.51.100.9 no-pool-allows', '203.0.113.25 namespace-not-admitted', 'nonsense invalid',
+    ]);
+    assert.equal(ann(c, 'default/web'), '203.0.113.17,2001:db8:e::5');
+    assert.deepEqual(c.ips('default/web'), [], 'no status is written');
+    assert.match(c.events.join('\n'), /default\/web Normal ExternalIPAccepted: externalIPs 203\.0\.113\.17, 2001:db8:e::5 recorded/);
+    assert.deepEqual(warnings(c, 'default/web'), [
+      'externalIP 203.0.113.3 ignored (no-pool-allows): 203.0.113.3 is in pool "lb", which does not set allowExternalIPs: true',
+      'externalIP 198.51.100.9 ignored (no-pool-allows): 198.51.100.9 is in no address pool; externalIPs must be inside a pool with allowExternalIPs: true',
+      'externalIP 203.0.113.25 ignored (namespace-not-admitted): pool "ext-team" does not admit Services of namespace default with these labels',
+      'externalIP nonsense ignored (invalid): "nonsense" is not an IP address',
+    ]);
+    const writes = c.writes;
+    await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(c.writes, writes, 'a second pass writes nothing');
+  });
+
+  it('a LoadBalancer Service never gets a reserved externalIP, and an externalIP never takes an allocated IP', async function () {
+    const c = new FakeCluster();
+    c.add('ext-user', { type: 'NodePort', externalIPs: ['203.0.113.16'] });
+    c.add('lb-auto', {}, { [ANNOTATIONS.addressPool]: 'ext' });
+    c.add('lb-asks', { loadBalancerIP: '203.0.113.16' });
+    const { rec } = controller(c, pools());
+    await rec.reconcile('default/ext-user', c.get('default/ext-user'));
+    await rec.reconcile('default/lb-auto', c.get('default/lb-auto'));
+    await rec.reconcile('default/lb-asks', c.get('default/lb-asks'));
+    assert.equal(ann(c, 'default/ext-user'), '203.0.113.16');
+    assert.deepEqual(c.ips('default/lb-auto'), ['203.0.113.17:VIP'], 'the first free address skips the reserved one');
+    assert.deepEqual(c.ips('default/lb-asks'), []);
+    assert.match(c.events.join('\n'), /default\/lb-asks Warning AllocationFailed: PORTICO_IP_IN_USE: IP 203\.0\.113\.16 is an accepted externalIP of default\/ext-user/);
+    // The other way round: a Service listing an allocated LoadBalancer IP.
+    c.add('late', { type: 'ClusterIP', externalIPs: ['203.0.113.17'] });
+    await rec.reconcile('default/late', c.get('default/late'));
+    assert.equal(ann(c, 'default/late'), undefined);
+    assert.deepEqual(warnings(c, 'default/late'), ['externalIP 203.0.113.17 ignored (in-use): 203.0.113.17 is the LoadBalancer IP of default/lb-auto']);
+  });
+
+  it('a LoadBalancer Service can have accepted externalIPs next to its allocated IP', async function () {
+    const c = new FakeCluster();
+    c.add('both', { externalIPs: ['203.0.113.18'] });
+    const { rec } = controller(c, pools());
+    const r = await rec.reconcile('default/both', c.get('default/both'));
+    assert.deepEqual([r.outcome, r.reason], ['success', 'allocated']);
+    assert.deepEqual(c.ips('default/both'), ['203.0.113.0:VIP']);
+    assert.equal(ann(c, 'default/both'), '203.0.113.18');
+  });
+
+  it('a second Service listing an accepted externalIP is refused until the first lets it go', async function () {
+    const c = new FakeCluster();
+    c.add('first', { type: 'ClusterIP', externalIPs: ['203.0.113.19'] });
+    c.add('second', { type: 'ClusterIP', externalIPs: ['203.0.113.19'] });
+    const { rec, all } = controller(c, pools());
+    await all();
+    assert.deepEqual([ann(c, 'default/first'), ann(c, 'default/second')], ['203.0.113.19', undefined]);
+    assert.deepEqual(warnings(c, 'default/second'), ['externalIP 203.0.113.19 ignored (in-use): 203.0.113.19 is already an accepted externalIP of default/first']);
+    c.services.get('default/first')!.spec!.externalIPs = [];
+    const r = await rec.reconcile('default/first', c.get('default/first'));
+    assert.equal(r.outcome, 'reprocess-all', 'a freed externalIP makes the others look again');
+    assert.equal(ann(c, 'default/first'), undefined, 'the annotation is removed');
+    await rec.reconcile('default/second', c.get('default/second'));
+    assert.equal(ann(c, 'default/second'), '203.0.113.19');
+  });
+
+  it('a restart rebuilds reservations from the annotations before anything else and writes nothing', async function () {
+    const c = new FakeCluster();
+    c.add('lb', {}, {});
+    c.add('ext', { type: 'ClusterIP', externalIPs: ['203.0.113.16', '2001:db8:e::1'] });
+    c.add('ext-later', { type: 'ClusterIP', externalIPs: ['203.0.113.16'] });
+    const first = controller(c, pools());
+    await first.all();
+    assert.equal(ann(c, 'default/ext'), '203.0.113.16,2001:db8:e::1');
+    const writes = c.writes;
+    const second = controller(c, pools());
+    const rb = second.rec.rebuild([...c.services.values()]);
+    assert.deepEqual([rb.kept, rb.externalKept, rb.externalDropped], [1, 2, []]);
+    // A new LoadBalancer Service handled first (a watch event racing the others) cannot take the reserved address.
+    c.add('newcomer', {}, { [ANNOTATIONS.addressPool]: 'ext' });
+    await second.rec.reconcile('default/newcomer', c.get('default/newcomer'));
+    assert.deepEqual(c.ips('default/newcomer'), ['203.0.113.17:VIP']);
+    const afterNew = c.writes;
+    await second.all();
+    assert.equal(c.writes, afterNew, 'nothing else was rewritten');
+    assert.ok(afterNew > writes);
+    assert.deepEqual([ann(c, 'default/ext'), ann(c, 'default/ext-later')], ['203.0.113.16,2001:db8:e::1', undefined], 'the older Service keeps its externalIP');
+  });
+
+  it('rebuild ignores an annotation the Service no longer backs with spec.externalIPs, or that someone else wrote outside an allowing pool', async function () {
+    const c = new FakeCluster();
+    c.add('stale', { type: 'ClusterIP', externalIPs: [] }, { [EXT]: '203.0.113.16' });
+    c.add('forged', { type: 'ClusterIP', externalIPs: ['203.0.113.1'] }, { [EXT]: '203.0.113.1' });
+    const { rec, alloc, all } = controller(c, pools());
+    const rb = rec.rebuild([...c.services.values()]);
+    assert.deepEqual([rb.externalKept, rb.externalDropped], [0, ['default/stale: 203.0.113.16', 'default/forged: 203.0.113.1']]);
+    assert.equal(alloc.holderOf(parseIP('203.0.113.16')), undefined);
+    assert.equal(alloc.holderOf(parseIP('203.0.113.1')), undefined);
+    await all();
+    assert.deepEqual([ann(c, 'default/stale'), ann(c, 'default/forged')], [undefined, undefined], 'the controller removes what it would not have written');
+  });
+
+  it('turning allowExternalIPs off withdraws the externalIP with a Warning; a configured class leaves ClusterIP Services alone', async function () {
+    const c = new FakeCluster();
+    c.add('web', { type: 'ClusterIP', externalIPs: ['203.0.113.17'] });
+    const { rec, alloc } = controller(c, pools());
+    await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(ann(c, 'default/web'), '203.0.113.17');
+    alloc.setPools(pools().map((p) => (p.name === 'ext' ? { ...p, allowExternalIPs: false } : p)));
+    const r = await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(r.outcome, 'reprocess-all');
+    assert.equal(ann(c, 'default/web'), undefined);
+    assert.deepEqual(warnings(c, 'default/web'), ['externalIP 203.0.113.17 ignored (no-pool-allows): 203.0.113.17 is in pool "ext", which does not set allowExternalIPs: true']);
+
+    const c2 = new FakeCluster();
+    c2.add('web', { type: 'ClusterIP', externalIPs: ['203.0.113.17'] });
+    c2.add('classed', { loadBalancerClass: 'portico.dev/lb', externalIPs: ['203.0.113.18'] });
+    const classed = controller(c2, pools(), 'portico.dev/lb');
+    await classed.all();
+    assert.deepEqual([ann(c2, 'default/web'), ann(c2, 'default/classed')], [undefined, '203.0.113.18']);
+    assert.equal(c2.events.filter((e) => e.startsWith('default/web')).length, 0, 'not a word about a Service another instance speaks for');
+  });
+
+  it('a deleted Service frees its externalIPs', async function () {
+    const c = new FakeCluster();
+    c.add('web', { type: 'ClusterIP', externalIPs: ['203.0.113.17'] });
+    const { rec, alloc } = controller(c, pools());
+    await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(alloc.usage('ext')!.IPv4.assigned, 1n);
+    const r = await rec.reconcile('default/web', null);
+    assert.equal(r.outcome, 'reprocess-all');
+    assert.equal(alloc.usage('ext')!.IPv4.assigned, 0n);
   });
 });

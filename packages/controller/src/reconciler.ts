@@ -1,16 +1,26 @@
 // The level-based Service reconciler: current object (or null when deleted)
 // -> allocation -> desired status and annotation -> write only the difference.
 // It returns an outcome the work queue acts on, and a reason saying why.
-import { ANNOTATIONS, formatIP, isPorticoError, type IP, type Logger, nullLogger } from '@portico/shared';
+import { ANNOTATIONS, formatIP, isPorticoError, tryParseIP, type IP, type Logger, nullLogger } from '@portico/shared';
 import type { Allocator } from './allocator.ts';
-import { classify, statusIPs, toRequest, type ServiceObject } from './service.ts';
+import { judgeExternalIPs, parseRecorded, type ExternalIPDecision } from './external-ips.ts';
+import { classify, handlesExternalIPs, serviceKey, statusIPs, toRequest, type ServiceObject } from './service.ts';
 
 export type Outcome = 'success' | 'retry' | 'give-up' | 'reprocess-all';
 
 export type Reason =
   | 'deleted' | 'not-ours' | 'allocated' | 'unchanged' | 'released' | 'allocation-failed' | 'bad-request' | 'write-failed';
 
-export interface Result { readonly outcome: Outcome; readonly reason: Reason; readonly message?: string }
+export interface Result {
+  readonly outcome: Outcome;
+  /** Why, for the LoadBalancer allocation. */
+  readonly reason: Reason;
+  readonly message?: string;
+  /** One decision per spec.externalIP, when this Portico handles the Service's externalIPs. */
+  readonly externalIPs?: readonly ExternalIPDecision[];
+}
+
+export type EventReason = 'IPAllocated' | 'AllocationFailed' | 'IPReleased' | 'ExternalIPAccepted' | 'ExternalIPIgnored';
 
 export interface IngressEntry { ip: string; ipMode: 'VIP' }
 
@@ -18,7 +28,7 @@ export interface IngressEntry { ip: string; ipMode: 'VIP' }
 export interface ServiceSink {
   setIngress(namespace: string, name: string, ingress: IngressEntry[]): Promise<void>;
   setAnnotations(namespace: string, name: string, annotations: Record<string, string | null>): Promise<void>;
-  event(svc: ServiceObject, type: 'Normal' | 'Warning', reason: 'IPAllocated' | 'AllocationFailed' | 'IPReleased', message: string): Promise<void>;
+  event(svc: ServiceObject, type: 'Normal' | 'Warning', reason: EventReason, message: string): Promise<void>;
 }
 
 export interface ReconcilerDeps {
@@ -51,7 +61,7 @@ export class ServiceReconciler {
    * restart never moves or duplicates an IP. Services are taken oldest first,
    * so if two claim one IP the older keeps it.
    */
-  rebuild(services: readonly ServiceObject[]): { kept: number; conflicts: string[] } {
+  rebuild(services: readonly ServiceObject[]): { kept: number; conflicts: string[]; externalKept: number; externalDropped: string[] } {
     const ordered = [...services].sort((a, b) => {
       const ta = a.metadata?.creationTimestamp ?? '';
       const tb = b.metadata?.creationTimestamp ?? '';
@@ -72,15 +82,91 @@ export class ServiceReconciler {
       if (r.ok) kept++;
       else conflicts.push(`${req.key}: ${r.message}`);
     }
-    this.log.info('allocations rebuilt from Service status', { kept, conflicts: conflicts.length });
-    return { kept, conflicts };
+    // Then the externalIPs recorded on each Service, after every LoadBalancer IP:
+    // an allocated address is never given up for an externalIP.
+    let externalKept = 0;
+    const externalDropped: string[] = [];
+    for (const svc of ordered) {
+      const recorded = parseRecorded(svc.metadata?.annotations?.[ANNOTATIONS.externalIPs]);
+      if (recorded.length === 0 || !handlesExternalIPs(svc, this.d.loadBalancerClass)) continue;
+      // Only what the Service still lists, re-judged against the current pools and holders.
+      const listed = new Set((svc.spec?.externalIPs ?? []).map((s) => { const ip = tryParseIP(s.trim()); return ip ? formatIP(ip) : s; }));
+      const decisions = this.judge(svc, recorded.map(formatIP).filter((ip) => listed.has(ip)));
+      const { reserved } = this.d.allocator.setExternalIPs(serviceKey(svc), decisions.flatMap((d) => (d.reason === 'accepted' && d.parsed ? [d.parsed] : [])));
+      externalKept += reserved.length;
+      for (const ip of recorded) if (!reserved.some((r) => formatIP(r) === formatIP(ip))) externalDropped.push(`${serviceKey(svc)}: ${formatIP(ip)}`);
+    }
+    this.log.info('allocations rebuilt from Service status', { kept, conflicts: conflicts.length, externalIPs: externalKept, externalIPsDropped: externalDropped.length });
+    return { kept, conflicts, externalKept, externalDropped };
   }
 
   async reconcile(key: string, svc: ServiceObject | null): Promise<Result> {
-    const { allocator, sink } = this.d;
     if (!svc) {
-      return allocator.release(key) ? { outcome: 'reprocess-all', reason: 'deleted' } : { outcome: 'success', reason: 'deleted' };
+      const freedLB = this.d.allocator.release(key);
+      const freedExt = this.d.allocator.releaseExternalIPs(key);
+      return { outcome: freedLB || freedExt ? 'reprocess-all' : 'success', reason: 'deleted' };
     }
+    const lb = await this.reconcileLoadBalancer(key, svc);
+    const ext = await this.reconcileExternalIPs(key, svc);
+    // A failed write wins (retry), then a release others may be waiting for.
+    const outcome: Outcome = lb.outcome === 'retry' || ext.outcome === 'retry' ? 'retry'
+      : lb.outcome === 'reprocess-all' || ext.outcome === 'reprocess-all' ? 'reprocess-all'
+        : lb.outcome;
+    return { ...lb, outcome, ...(ext.decisions ? { externalIPs: ext.decisions } : {}), ...(ext.outcome === 'retry' && lb.outcome !== 'retry' ? { message: ext.message } : {}) };
+  }
+
+  private judge(svc: ServiceObject, ips: readonly string[]): ExternalIPDecision[] {
+    const ns = svc.metadata?.namespace ?? '';
+    return judgeExternalIPs(
+      { key: serviceKey(svc), namespace: ns, labels: svc.metadata?.labels ?? {}, namespaceLabels: this.d.namespaceLabels(ns) },
+      ips, this.d.allocator.poolList(), (ip) => this.d.allocator.holderOf(ip),
+    );
+  }
+
+  /**
+   * spec.externalIPs: record the accepted ones in the portico.dev/external-ips
+   * annotation (what the speakers announce), reserve them in the allocator, and
+   * say with a Warning Event why each other one is ignored.
+   */
+  private async reconcileExternalIPs(key: string, svc: ServiceObject): Promise<{ outcome: Outcome; decisions?: ExternalIPDecision[]; message?: string }> {
+    const { allocator, sink } = this.d;
+    const ns = svc.metadata?.namespace ?? '';
+    const name = svc.metadata?.name ?? '';
+    const recorded = svc.metadata?.annotations?.[ANNOTATIONS.externalIPs];
+    if (!handlesExternalIPs(svc, this.d.loadBalancerClass)) {
+      // Another Portico instance may own the annotation now: remove it only if we held something for this Service.
+      const freed = allocator.releaseExternalIPs(key);
+      if (freed && recorded !== undefined) {
+        try { await sink.setAnnotations(ns, name, { [ANNOTATIONS.externalIPs]: null }); } catch (err) { return { outcome: 'retry', message: this.writeFailed(key, err).message }; }
+      }
+      return { outcome: freed ? 'reprocess-all' : 'success' };
+    }
+    const decisions = this.judge(svc, svc.spec?.externalIPs ?? []);
+    const accepted = decisions.flatMap((d) => (d.reason === 'accepted' && d.parsed ? [d.parsed] : []));
+    const { reserved, freed } = allocator.setExternalIPs(key, accepted);
+    const want = reserved.map(formatIP).join(',');
+    const before = new Set(parseRecorded(recorded).map(formatIP));
+    try {
+      if (want !== (recorded ?? '')) {
+        await sink.setAnnotations(ns, name, { [ANNOTATIONS.externalIPs]: want === '' ? null : want });
+        const added = reserved.map(formatIP).filter((ip) => !before.has(ip));
+        if (added.length > 0) {
+          await sink.event(svc, 'Normal', 'ExternalIPAccepted', `externalIPs ${added.join(', ')} recorded for the speakers to announce`);
+          this.log.info('external ip accepted', { service: key, ips: added });
+        }
+      }
+      for (const d of decisions) {
+        if (d.reason === 'accepted') continue;
+        await sink.event(svc, 'Warning', 'ExternalIPIgnored', `externalIP ${d.ip} ignored (${d.reason}): ${d.message}`);
+      }
+    } catch (err) {
+      return { outcome: 'retry', decisions, message: this.writeFailed(key, err).message };
+    }
+    return { outcome: freed ? 'reprocess-all' : 'success', decisions };
+  }
+
+  private async reconcileLoadBalancer(key: string, svc: ServiceObject): Promise<Result> {
+    const { allocator, sink } = this.d;
     const ns = svc.metadata?.namespace ?? '';
     const name = svc.metadata?.name ?? '';
     const ourPool = svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool];

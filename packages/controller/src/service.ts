@@ -36,6 +36,18 @@ export function classify(svc: ServiceObject, ourClass: string | undefined): Clas
   return { mine: true };
 }
 
+/**
+ * Whether this Portico handles the Service's spec.externalIPs: a LoadBalancer
+ * Service of its class, or a Service of another type (ClusterIP, NodePort)
+ * when it answers to Services without a class: those types have no class, so
+ * exactly one Portico instance, the classless one, speaks for them.
+ */
+export function handlesExternalIPs(svc: ServiceObject, ourClass: string | undefined): boolean {
+  const c = classify(svc, ourClass);
+  if (c.mine) return true;
+  return c.why === 'not-load-balancer' && ourClass === undefined && svc.spec?.type !== 'ExternalName';
+}
+
 export const serviceKey = (svc: ServiceObject): string => `${svc.metadata?.namespace ?? ''}/${svc.metadata?.name ?? ''}`;
 
 /** IPs in status.loadBalancer.ingress (hostnames and junk ignored). */

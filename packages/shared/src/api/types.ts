@@ -19,6 +19,8 @@ export const ANNOTATIONS = {
   allowSharedIP: 'portico.dev/allow-shared-ip',
   /** Written by the controller: the pool the Service's IPs came from. */
   allocatedFromPool: 'portico.dev/ip-allocated-from-pool',
+  /** Written by the controller: the Service's spec.externalIPs it accepted (comma-separated), which the speakers announce. */
+  externalIPs: 'portico.dev/external-ips',
 } as const;
 
 export interface ObjectMeta {
