@@ -105,20 +105,23 @@ describe('layer-2 announcer', () => {
   const owner = best(IP, NODES);
   const other = NODES.find((n) => n !== owner)!;
 
-  it('the elected node answers on the default interface, announces 3 times spaced beyond locktime, sets strict ARP, reports once', () => {
+  it('the elected node answers on the default interface, announces at once, once more quickly, then twice spaced beyond locktime; sets strict ARP, reports once', () => {
     const { a, timers, links, events, annotations, sysctls } = setup(owner);
     a.update(world(owner, [service('web', [IP, '2001:db8:10::7'])]));
     assert.deepEqual([...a.owned()], [['eth0', ['2001:db8:10::7', IP]]]);
     assert.deepEqual(sysctls, ['net.ipv4.conf.eth0.arp_ignore=1', 'net.ipv4.conf.eth0.arp_announce=2']);
     const link = links.get('eth0')!;
     assert.equal(link.sent.length, 3, 'gratuitous request + reply for IPv4, one unsolicited NA');
-    timers.advance(1099);
-    assert.equal(link.sent.length, 3, 'no repeat within the receivers\' locktime');
+    timers.advance(300);
+    assert.equal(link.sent.length, 6, 'the quick repeat');
+    timers.advance(799);
+    assert.equal(link.sent.length, 6, 'nothing more within the receivers\' locktime of the first');
     timers.advance(1);
-    timers.advance(1100);
     assert.equal(link.sent.length, 9);
+    timers.advance(1100);
+    assert.equal(link.sent.length, 12);
     timers.advance(10_000);
-    assert.equal(link.sent.length, 9, 'three rounds, then quiet');
+    assert.equal(link.sent.length, 12, 'four rounds, then quiet');
     assert.deepEqual(arpOps(link.sent.filter((f) => ethernet.decode(f).etherType === 0x0806)).slice(0, 2), [`request ${IP}`, `reply ${IP}`]);
     assert.deepEqual(events, [`web nodeAssigned: announcing from node "${owner}" with protocol "layer2" on eth0`]);
     assert.deepEqual(annotations, [{ [ANNOUNCED_BY]: owner, 'portico.dev/layer2-interfaces': 'eth0' }]);
@@ -137,7 +140,7 @@ describe('layer-2 announcer', () => {
   it('a liveness change re-elects at once, without a new World: the next node takes over, the old owner back makes it stop', () => {
     const survivors = NODES.filter((n) => n !== owner);
     const heir = best(IP, survivors);
-    const { a, membership, links } = setup(heir);
+    const { a, membership, links, timers } = setup(heir);
     a.update(world(heir, [service('web', [IP])]));
     assert.deepEqual([...a.owned()], []);
     membership.set(survivors);
@@ -145,6 +148,8 @@ describe('layer-2 announcer', () => {
     assert.equal(links.get('eth0')!.sent.length, 2, 'gratuitous request and reply at once');
     membership.set(NODES);
     assert.deepEqual([...a.owned()], [['eth0', []]], 'stops answering at once when the owner is back');
+    timers.advance(5000);
+    assert.equal(links.get('eth0')!.sent.length, 2, 'and its pending announcements are cancelled');
   });
 
   it('claims nothing before membership settled or without a heartbeat key, then claims on its own', () => {

@@ -60,6 +60,13 @@ export interface L2AnnouncerOptions {
   announceCount?: number;
   /** Spacing of the repeats: beyond the receivers' ARP locktime (1 s by default on Linux). */
   announceSpacingMs?: number;
+  /**
+   * One extra round this soon after the first (0 = none): a lost first frame
+   * (or an NA that met a neighbour entry mid-transition) would otherwise cost
+   * a whole spacing. Harmless when the first was taken: ARP ignores it
+   * within locktime, NDP sees the same address.
+   */
+  quickRepeatMs?: number;
   /** Re-announce every owned IP this often (switches whose tables age out); 0 = never. */
   refreshMs?: number;
   /** Least time between two status writes for one Service while its annotations disagree with this owner. */
@@ -108,7 +115,7 @@ export class L2Announcer implements Announcer {
   constructor(opts: L2AnnouncerOptions) {
     this.o = {
       interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
-      announceCount: 3, announceSpacingMs: 1100, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000,
+      announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000,
       ...opts,
     };
     this.membership = opts.membership(() => this.reconcile('membership'));
@@ -162,7 +169,10 @@ export class L2Announcer implements Announcer {
     for (const [ifname, r] of this.responders) {
       const { added, removed } = r.setOwned(plan.owned.get(ifname) ?? []);
       for (const ip of removed) this.cancelRepeats(ifname, ip);
-      for (const ip of added) this.announce(ifname, ip, this.o.announceCount);
+      for (const ip of added) {
+        this.announce(ifname, ip, this.o.announceCount);
+        if (this.o.quickRepeatMs > 0) this.quickRepeat(ifname, ip);
+      }
       this.o.metrics.ownedIPs.set({ interface: ifname }, r.owned().length);
       if (added.length || removed.length) this.o.log.debug('owned IPs changed', { interface: ifname, added, removed, cause });
     }
@@ -256,10 +266,20 @@ export class L2Announcer implements Announcer {
     }
   }
 
-  private cancelRepeats(ifname: string, ip: string): void {
-    const key = `${ifname} ${ip}`;
+  private quickRepeat(ifname: string, ip: string): void {
+    const key = `quick ${ifname} ${ip}`;
     this.o.timers.clearTimeout(this.repeats.get(key));
-    this.repeats.delete(key);
+    this.repeats.set(key, this.o.timers.setTimeout(() => {
+      this.repeats.delete(key);
+      if (!this.stopped) this.responders.get(ifname)?.announce(ip);
+    }, this.o.quickRepeatMs));
+  }
+
+  private cancelRepeats(ifname: string, ip: string): void {
+    for (const key of [`${ifname} ${ip}`, `quick ${ifname} ${ip}`]) {
+      this.o.timers.clearTimeout(this.repeats.get(key));
+      this.repeats.delete(key);
+    }
   }
 
   private scheduleRefresh(): void {
