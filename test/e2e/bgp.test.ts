@@ -1,23 +1,28 @@
-// Portico's BGP announcer against real FRR, BIRD and GoBGP in the lab: the
-// announcer runs as a process in each node's namespace, fed World snapshots
-// built from the lab's real pods (packages/speaker/src/bgp/testdata/announcer-node.ts),
-// and the tests read what the routers hold: their RIBs, FRR's kernel table,
-// and what a client behind FRR gets back from the Service's pods.
+// Portico's BGP speaker against real FRR, BIRD and GoBGP in the lab, installed
+// the way a user installs it: manifests/portico.yaml applied, the controller
+// and one speaker per node run with the manifests' command lines and their
+// ServiceAccounts' tokens (test/lab/portico.ts), and the configuration given
+// as IPAddressPool, BGPPeer, BGPAdvertisement, Community and Secret objects.
+// The tests read what the routers hold: their RIBs, FRR's kernel table, and
+// what a client behind FRR gets back from the Service's pods through the
+// speakers' dataplane.
 import { strict as assert } from 'node:assert';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { addRouter, repoRoot, run, waitFor, type Lab, type Router } from '../lab/index.ts';
+import { addRouter, installPortico, run, waitFor, type Lab, type PorticoInstall, type Router } from '../lab/index.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
-const RUNNER = path.join(repoRoot, 'packages/speaker/src/bgp/testdata/announcer-node.ts');
 const VIP4 = '203.0.113.50';
 const VIP6 = '2001:db8:ff::50';
 const LOCAL_VIP = '203.0.113.51';
+const UNSELECTED_VIP = '203.0.113.52';
 const BEHIND = { net: '100.64.200.0/24', router: '100.64.200.1', client: '100.64.200.2' };
 const NODE_AS = 64512;
 const ROUTER_AS = 64513;
 const MD5_AS = 64514;
 const NS = 'portico-system';
+const APP = 'pbgp-e2e';
+const POOL = 'bgp-pool';
+/** The label the BGPAdvertisement's serviceSelectors ask for. */
+const SELECTED = { 'portico.dev/e2e-bgp': 'announce' };
 
 interface FrrPath {
   aspath?: { string?: string };
@@ -30,78 +35,44 @@ interface FrrPath {
   multipath?: boolean;
 }
 
-interface PodInfo { name: string; node: string; ip: string; ipv6: string | undefined; ready: boolean }
+type Obj = Record<string, unknown>;
 
-describe('BGP announcer interop (e2e, root): FRR, BIRD and GoBGP', function () {
+describe('BGP speaker interop (e2e, root): the installed speaker with FRR, BIRD and GoBGP', function () {
   this.timeout(180_000);
   let lab: Lab;
   let frr: Router;
   let bird: Router;
   let gobgp: Router;
   let md5: Router;
-  let dir = '';
-  let pods: PodInfo[] = [];
-  const speakers: string[] = [];
+  let install: PorticoInstall | undefined;
   const cleanups: (() => Promise<unknown>)[] = [];
 
   const nodeIP = (i: number): string => lab.nodes[i]!.ipv4;
   const nodeIP6 = (i: number): string => lab.nodes[i]!.ipv6;
 
-  // ---- the World each node's announcer gets ----
-
-  interface Scenario { web: boolean; local: boolean; md5: 'none' | 'wrong' | 'secret' }
-  let scenario: Scenario = { web: true, local: true, md5: 'none' };
-
-  function worldJson(self: string): unknown {
-    const only = (n: string) => [{ matchLabels: { 'kubernetes.io/hostname': n } }];
-    const peers: Record<string, unknown>[] = [
-      { name: 'frr-v4', myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv4, enableGracefulRestart: true },
-      { name: 'frr-v6', myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv6, nodeSelectors: only('node-1') },
-      { name: 'bird-v4', myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv4, nodeSelectors: only('node-1') },
-      { name: 'bird-v6', myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv6, nodeSelectors: only('node-1') },
-      { name: 'gobgp-v4', myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv4, nodeSelectors: only('node-1') },
-      { name: 'gobgp-v6', myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv6, nodeSelectors: only('node-1') },
-    ];
-    if (scenario.md5 !== 'none') {
-      peers.push({
-        name: 'md5', myASN: NODE_AS, peerASN: MD5_AS, peerAddress: md5.ipv4, nodeSelectors: only('node-3'),
-        ...(scenario.md5 === 'wrong' ? { password: 'not-the-password' } : { passwordSecret: { name: 'pbgp-md5', namespace: NS } }),
-      });
-    }
-    const endpoints = (list: PodInfo[]) => list.flatMap((p) => [
-      { ip: p.ip, family: 'IPv4', node: p.node, ready: p.ready, serving: p.ready, terminating: false, ports: {}, pod: p.name },
-      ...(p.ipv6 ? [{ ip: p.ipv6, family: 'IPv6', node: p.node, ready: p.ready, serving: p.ready, terminating: false, ports: {}, pod: p.name }] : []),
-    ]);
-    const services: Record<string, unknown>[] = [];
-    if (scenario.web) services.push({ namespace: 'default', name: 'bgp-web', ips: [VIP4, VIP6], pool: 'bgp-pool', endpoints: endpoints(pods) });
-    if (scenario.local) services.push({ namespace: 'default', name: 'bgp-local', ips: [LOCAL_VIP], pool: 'bgp-pool', externalTrafficPolicy: 'Local', endpoints: endpoints(pods.filter((p) => p.node === 'node-2')) });
-    return {
-      self,
-      config: {
-        pools: [{ name: 'bgp-pool', ranges: ['203.0.113.48/28', '2001:db8:ff::/64'] }],
-        peers,
-        bgpAdvertisements: [{ name: 'bgp-adv', pools: ['bgp-pool'], localPref: 50, communities: ['64512:100', 'large:64512:7:8'] }],
-      },
-      services,
-      nodes: lab.nodes.map((n) => ({ name: n.name, addresses: [n.ipv4, n.ipv6] })),
-    };
+  async function apply(...items: Obj[]): Promise<void> {
+    const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+    assert.equal(r.code, 0, r.stderr);
   }
+  const only = (n: string): Obj[] => [{ matchLabels: { 'kubernetes.io/hostname': n } }];
+  /** Short timers so sessions come up and fail fast (connectTime is the retry base). */
+  const peer = (name: string, spec: Obj): Obj => ({
+    apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name, namespace: NS }, spec: { holdTime: '9s', connectTime: '1s', ...spec },
+  });
+  const service = (name: string, ips: string[], extra: { labels?: Record<string, string>; selector?: Record<string, string>; local?: boolean } = {}): Obj => ({
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name, namespace: APP, labels: extra.labels ?? SELECTED, annotations: { 'portico.dev/address-pool': POOL, 'portico.dev/loadBalancerIPs': ips.join(',') } },
+    spec: {
+      type: 'LoadBalancer', selector: extra.selector ?? { app: 'bgp-web' }, ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 80 }],
+      ...(ips.length === 2 ? { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] } : { ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv4'] }),
+      ...(extra.local ? { externalTrafficPolicy: 'Local' } : {}),
+    },
+  });
+  const webService = (): Obj => service('bgp-web', [VIP4, VIP6]);
 
-  const worldFile = (node: string): string => path.join(dir, `world-${node}.json`);
-
-  function publish(next: Partial<Scenario> = {}): void {
-    scenario = { ...scenario, ...next };
-    for (const n of lab.nodes) {
-      const tmp = `${worldFile(n.name)}.tmp`;
-      writeFileSync(tmp, JSON.stringify(worldJson(n.name)));
-      renameSync(tmp, worldFile(n.name));
-    }
-  }
-
-  function startSpeaker(node: string): void {
-    const key = `bgp-speaker-${node}`;
-    lab.spawn(key, node, [process.execPath, RUNNER, '--world', worldFile(node), '--state-dir', path.join(dir, `state-${node}`), '--kubeconfig', lab.segmentKubeconfig, '--namespace', NS]);
-    if (!speakers.includes(key)) speakers.push(key);
+  async function ingressOf(name: string): Promise<string[]> {
+    const j = JSON.parse(await lab.kubectl('get', 'service', name, '-n', APP, '-o', 'json')) as { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } };
+    return (j.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '');
   }
 
   // ---- router queries ----
@@ -133,35 +104,16 @@ describe('BGP announcer interop (e2e, root): FRR, BIRD and GoBGP', function () {
   before(async function () {
     requireE2e(this);
     lab = await sharedLab();
-    dir = path.join(lab.dir, 'bgp-e2e');
-    mkdirSync(dir, { recursive: true });
-    await lab.kubectlResult(['create', 'namespace', NS]);
-    await lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']);
+    try {
+      await setUp();
+    } catch (err) {
+      await tearDown();
+      throw err;
+    }
+  });
 
-    // One web pod per node: the Service's real endpoints.
-    const podYaml = lab.nodes.map((n) => `
-apiVersion: v1
-kind: Pod
-metadata: {name: bgp-web-${n.name}, labels: {app: bgp-web}}
-spec:
-  nodeName: ${n.name}
-  containers:
-  - name: web
-    image: portico.dev/lab-web
-    ports: [{containerPort: 80}]
-    readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}
-`).join('---\n');
-    await lab.kubectlResult(['apply', '-f', '-'], podYaml);
-    cleanups.push(() => lab.kubectlResult(['delete', 'pod', '-l', 'app=bgp-web', '--wait=false']));
-    pods = await waitFor('the three bgp-web pods Ready', async () => {
-      const j = JSON.parse(await lab.kubectl('get', 'pods', '-l', 'app=bgp-web', '-o', 'json')) as { items: { metadata: { name: string }; spec: { nodeName: string }; status: { podIPs?: { ip: string }[]; conditions?: { type: string; status: string }[] } }[] };
-      const list = j.items.map((p) => ({
-        name: p.metadata.name, node: p.spec.nodeName, ip: p.status.podIPs?.find((x) => !x.ip.includes(':'))?.ip ?? '', ipv6: p.status.podIPs?.find((x) => x.ip.includes(':'))?.ip,
-        ready: p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true,
-      }));
-      return list.length === 3 && list.every((p) => p.ready && p.ip) ? list : undefined;
-    }, 60_000, 250);
-
+  async function setUp(): Promise<void> {
+    // Routers first: they are passive, and the speakers find them at once.
     const n = [0, 1, 2].map(nodeIP);
     const n1v6 = nodeIP6(0);
     frr = await addRouter(lab, {
@@ -255,15 +207,69 @@ router bgp ${MD5_AS}
 `,
     });
 
-    publish();
-    for (const node of lab.nodes) startSpeaker(node.name);
-  });
+    cleanups.push(() => frr.stop(), () => bird.stop(), () => gobgp.stop(), () => md5.stop());
+
+    install = await installPortico(lab, { replicas: 1 });
+    cleanups.push(async () => {
+      await install?.stop();
+      // The dataplane leaves its table in place on stop (traffic keeps flowing across a restart); the test is done with it.
+      for (const node of lab.nodes) await lab.exec(node.name, ['nft', 'delete', 'table', 'inet', 'portico'], { allowFail: true });
+    });
+    await lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']);
+    cleanups.push(() => lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']));
+    cleanups.push(() => lab.kubectlResult(['delete', 'bgppeers,bgpadvertisements,communities', '-n', NS, '-l', 'portico.dev/e2e=bgp', '--ignore-not-found']));
+    cleanups.push(() => lab.kubectlResult(['delete', 'ipaddresspools', POOL, '-n', NS, '--ignore-not-found']));
+    const label = { 'portico.dev/e2e': 'bgp' };
+    await apply(
+      { apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name: POOL, namespace: NS }, spec: { addresses: ['203.0.113.48/28', '2001:db8:ff::/64'], autoAssign: false } },
+      { apiVersion: 'portico.dev/v1beta1', kind: 'Community', metadata: { name: 'bgp-e2e', namespace: NS, labels: label }, spec: { communities: [{ name: 'portico-large', value: 'large:64512:7:8' }] } },
+      {
+        apiVersion: 'portico.dev/v1beta1', kind: 'BGPAdvertisement', metadata: { name: 'bgp-adv', namespace: NS, labels: label },
+        spec: { ipAddressPools: [POOL], localPref: 50, communities: ['64512:100', 'portico-large'], serviceSelectors: [{ matchLabels: SELECTED }] },
+      },
+      ...[
+        peer('frr-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv4, enableGracefulRestart: true }),
+        peer('frr-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv6, nodeSelectors: only('node-1') }),
+        peer('bird-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv4, nodeSelectors: only('node-1') }),
+        peer('bird-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv6, nodeSelectors: only('node-1') }),
+        peer('gobgp-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv4, nodeSelectors: only('node-1') }),
+        peer('gobgp-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv6, nodeSelectors: only('node-1') }),
+      ].map((p) => ({ ...p, metadata: { ...(p.metadata as Obj), labels: label } })),
+    );
+
+    // One web pod per node: the Services' real endpoints; only node-2's backs the Local Service.
+    await lab.kubectlResult(['create', 'namespace', APP]);
+    cleanups.push(() => lab.kubectlResult(['delete', 'namespace', APP, '--wait=false']));
+    await apply(...lab.nodes.map((n): Obj => ({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: `bgp-web-${n.name}`, namespace: APP, labels: { app: 'bgp-web', ...(n.name === 'node-2' ? { 'bgp-local': 'yes' } : {}) } },
+      spec: {
+        nodeName: n.name,
+        containers: [{ name: 'web', image: 'portico.dev/lab-web', ports: [{ containerPort: 80 }], readinessProbe: { httpGet: { path: '/healthz', port: 80 }, periodSeconds: 1 } }],
+      },
+    })));
+    await apply(
+      webService(),
+      service('bgp-local', [LOCAL_VIP], { selector: { app: 'bgp-web', 'bgp-local': 'yes' }, local: true }),
+      // In the pool, but the BGPAdvertisement's serviceSelectors do not select it.
+      service('bgp-unselected', [UNSELECTED_VIP], { labels: {} }),
+    );
+    for (const [name, want] of [['bgp-web', [VIP4, VIP6]], ['bgp-local', [LOCAL_VIP]], ['bgp-unselected', [UNSELECTED_VIP]]] as const) {
+      await waitFor(`${name} to get ${want.join(', ')} from the controller`, async () => {
+        const ips = await ingressOf(name);
+        return ips.length === want.length && want.every((ip) => ips.includes(ip)) || undefined;
+      }, 60_000, 200);
+    }
+  }
+
+  async function tearDown(): Promise<void> {
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+    cleanups.length = 0;
+  }
 
   after(async function () {
-    this.timeout(60_000);
+    this.timeout(90_000);
     if (!lab) return;
-    for (const key of speakers) await lab.stopProcess(key).catch(() => undefined);
-    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+    await tearDown();
   });
 
   it('sessions come up: eBGP over IPv4 from 3 nodes and iBGP over IPv6 from node-1 (FRR), both from node-1 (BIRD, GoBGP)', async () => {
@@ -373,9 +379,32 @@ router bgp ${MD5_AS}
     assert.equal(again[0]?.nexthops?.[0]?.ip, nodeIP(1));
   });
 
-  it('a client behind FRR reaches the Service\'s pods through it', async () => {
-    // A namespace behind the router, and the minimal node forwarding the dataplane will replace:
-    // each node DNATs the VIP to its own pod and routes the client network back through FRR.
+  it('serviceSelectors: a Service of the pool that the BGPAdvertisement does not select is never announced', async () => {
+    // By now every selected prefix is in FRR (tests above); the unselected one had as long to show up.
+    assert.deepEqual(await frrPaths(frr, `${UNSELECTED_VIP}/32`), []);
+    assert.ok(!(await birdRoutes('n1v4')).includes(`${UNSELECTED_VIP}/32`));
+  });
+
+  it('the layer-2 announcer in the same speakers stays idle without an L2Advertisement', async () => {
+    const j = JSON.parse(await lab.kubectl('get', 'services', '-n', APP, '-o', 'json')) as { items: { metadata: { name: string; annotations?: Record<string, string> } }[] };
+    for (const s of j.items) {
+      assert.deepEqual(Object.keys(s.metadata.annotations ?? {}).filter((k) => k.startsWith('portico.dev/layer2-')), [], `${s.metadata.name} got layer-2 annotations`);
+    }
+    const events = JSON.parse(await lab.kubectl('get', 'events', '-n', APP, '-o', 'json')) as { items: { reason: string; involvedObject: { name: string } }[] };
+    assert.deepEqual(events.items.filter((e) => e.reason === 'nodeAssigned').map((e) => e.involvedObject.name), [], 'no layer-2 owner was assigned');
+    // ARP for the VIP from a client on the segment goes unanswered: no node claims it in layer 2.
+    await lab.exec('client', ['ip', 'route', 'replace', `${VIP4}/32`, 'dev', 'eth0']);
+    try {
+      await lab.exec('client', ['ping', '-c', '1', '-W', '1', VIP4], { allowFail: true });
+      const neigh = (await lab.exec('client', ['ip', 'neigh', 'show', VIP4])).stdout;
+      assert.doesNotMatch(neigh, /lladdr/, `a node answered ARP for the BGP VIP: ${neigh}`);
+    } finally {
+      await lab.exec('client', ['ip', 'route', 'del', `${VIP4}/32`, 'dev', 'eth0'], { allowFail: true });
+    }
+  });
+
+  it('a client behind FRR reaches the Service\'s pods through it and the speakers\' dataplane', async () => {
+    // A namespace behind the router; the nodes route its network back through FRR (the lab's routing, not Portico's).
     const bhd = lab.nsName('bhd');
     await run(['ip', 'netns', 'add', bhd]);
     cleanups.push(() => run(['ip', 'netns', 'del', bhd], { allowFail: true }));
@@ -383,28 +412,36 @@ router bgp ${MD5_AS}
     await lab.exec(frr.host.name, ['sh', '-c', `ip addr add ${BEHIND.router}/24 dev eth1 && ip link set eth1 up && sysctl -qw net.ipv4.ip_forward=1`]);
     await lab.exec('bhd', ['sh', '-c', `ip link set lo up && ip addr add ${BEHIND.client}/24 dev eth0 && ip link set eth0 up && ip route add default via ${BEHIND.router}`]);
     for (const node of lab.nodes) {
-      const pod = pods.find((p) => p.node === node.name)!;
       await lab.exec(node.name, ['ip', 'route', 'replace', BEHIND.net, 'via', frr.ipv4]);
       cleanups.push(() => lab.exec(node.name, ['ip', 'route', 'del', BEHIND.net], { allowFail: true }));
-      await lab.exec(node.name, ['nft', '-f', '-'], {
-        input: `table ip pbgp_e2e {\n chain pre {\n  type nat hook prerouting priority -100;\n  ip daddr ${VIP4} tcp dport 80 dnat to ${pod.ip}:80\n }\n}\n`,
-      });
-      cleanups.push(() => lab.exec(node.name, ['nft', 'delete', 'table', 'ip', 'pbgp_e2e'], { allowFail: true }));
     }
+    // Forwarding is the speakers' own nftables dataplane (no ip_vs here): its table holds the VIPs.
+    const table = await waitFor('table inet portico with the VIP on node-1', async () => {
+      const r = await lab.exec('node-1', ['nft', 'list', 'table', 'inet', 'portico'], { allowFail: true });
+      return r.code === 0 && r.stdout.includes(VIP4) ? r.stdout : undefined;
+    }, 20_000, 200);
+    assert.ok(table.includes(LOCAL_VIP), 'the Local VIP is programmed too');
+    const nodes = new Set(lab.nodes.map((n) => n.ipv4));
     const answers = new Set<string>();
     for (let i = 0; i < 12; i++) {
       // Different source ports do not move an L3-hashed flow; the answer proves the path, whichever node it took.
       const body = await lab.curl('bhd', `http://${VIP4}/`, { timeoutS: 3 });
       const a = JSON.parse(body) as { pod: string; client: string };
-      assert.equal(a.client, BEHIND.client, 'the pod sees the client\'s own address');
+      // Cluster policy: a pod on the receiving node sees the client; one on another node sees that node (masqueraded).
+      assert.ok(a.client === BEHIND.client || nodes.has(a.client), `the pod saw ${a.client}`);
       answers.add(a.pod);
     }
     assert.ok([...answers].every((p) => p.startsWith('bgp-web-')), [...answers].join(','));
+    // Local policy: only node-2 announces, its own pod answers and sees the client's own address.
+    for (let i = 0; i < 3; i++) {
+      const a = JSON.parse(await lab.curl('bhd', `http://${LOCAL_VIP}/`, { timeoutS: 3 })) as { pod: string; client: string };
+      assert.deepEqual([a.pod, a.client], ['bgp-web-node-2', BEHIND.client]);
+    }
   });
 
   it('graceful restart: a restarted speaker\'s route stays in FRR (stale) and is refreshed', async () => {
-    const key = 'bgp-speaker-node-1';
-    await lab.stopProcess(key);
+    const speakers = install!.speakers!;
+    await lab.stopOnNodes(speakers, 'node-1');
     const stale = await waitFor('node-1\'s path marked stale', async () => {
       const p = fromPeer(await frrPaths(frr, `${VIP4}/32`), nodeIP(0));
       return p?.stale ? p : undefined;
@@ -412,7 +449,7 @@ router bgp ${MD5_AS}
     assert.equal(stale.nexthops?.[0]?.ip, nodeIP(0));
     const kernel = (await lab.exec(frr.host.name, ['ip', 'route', 'show', `${VIP4}/32`])).stdout;
     assert.ok(kernel.includes(`via ${nodeIP(0)} `), `FRR still forwards to node-1 while it restarts: ${kernel}`);
-    startSpeaker('node-1');
+    await lab.restartOnNode(speakers, 'node-1');
     await waitFor('node-1\'s path fresh again', async () => {
       const p = fromPeer(await frrPaths(frr, `${VIP4}/32`), nodeIP(0));
       return p && !p.stale ? p : undefined;
@@ -422,7 +459,7 @@ router bgp ${MD5_AS}
   });
 
   it('deleting the Service withdraws its routes from every router', async () => {
-    publish({ web: false });
+    await lab.kubectl('delete', 'service', 'bgp-web', '-n', APP);
     await waitFor('FRR withdrawal', async () => (await frrPaths(frr, `${VIP4}/32`)).length === 0 && (await frrPaths(frr, `${VIP6}/128`)).length === 0, 10_000, 100);
     await waitFor('BIRD withdrawal', async () => !(await birdRoutes('n1v4')).includes(`${VIP4}/32`), 10_000, 100);
     await waitFor('GoBGP withdrawal', async () => !(await gobgpAdjIn(nodeIP(0), 'ipv4'))[`${VIP4}/32`], 10_000, 100);
@@ -432,7 +469,11 @@ router bgp ${MD5_AS}
   });
 
   it('TCP MD5: a wrong password keeps the session down with a clear Event; the password from a Secret brings it up', async () => {
-    publish({ md5: 'wrong' });
+    const md5Peer = (auth: Obj): Obj => ({
+      ...peer('md5', { myASN: NODE_AS, peerASN: MD5_AS, peerAddress: md5.ipv4, nodeSelectors: only('node-3'), ...auth }),
+      metadata: { name: 'md5', namespace: NS, labels: { 'portico.dev/e2e': 'bgp' } },
+    });
+    await apply(md5Peer({ password: 'not-the-password' }));
     const event = await waitFor('the BGPAuthenticationFailed Event', async () => {
       const j = JSON.parse(await lab.kubectl('get', 'events', '-n', NS, '--field-selector', 'reason=BGPAuthenticationFailed', '-o', 'json')) as { items: { message: string; involvedObject: { kind: string; name: string } }[] };
       return j.items.find((e) => e.involvedObject.name === 'md5');
@@ -441,12 +482,11 @@ router bgp ${MD5_AS}
     assert.match(event.message, /TCP MD5/);
     assert.notEqual((await frrNeighbors(md5))[nodeIP(2)], 'Established');
     await lab.kubectl('create', 'secret', 'generic', 'pbgp-md5', '-n', NS, '--from-literal=password=portico-md5-secret');
-    cleanups.push(() => lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']));
-    publish({ md5: 'secret' });
+    await apply(md5Peer({ passwordSecret: { name: 'pbgp-md5', namespace: NS } }));
     await waitFor('the signed session Established', async () => (await frrNeighbors(md5))[nodeIP(2)] === 'Established', 30_000, 250);
     // The web Service was deleted above: bring it back and see node-3 announce it over the signed session.
-    publish({ web: true });
-    const p = await waitFor('the /32 in b-md5', async () => (await frrPaths(md5, `${VIP4}/32`))[0], 20_000, 200);
+    await apply(webService());
+    const p = await waitFor('the /32 in b-md5', async () => (await frrPaths(md5, `${VIP4}/32`))[0], 30_000, 200);
     assert.equal(p.nexthops?.[0]?.ip, nodeIP(2));
   });
 });

@@ -1,5 +1,5 @@
 // Portico's BGP announcer as a process of its own, fed World snapshots from a
-// JSON file, for the end-to-end tests and the bgp-10k benchmark that run it
+// JSON file, for the bgp-10k benchmark, which runs it
 // inside a lab node's network namespace (a process lives in one namespace).
 //   node announcer-node.ts --world FILE [--state-dir DIR] [--kubeconfig FILE] [--namespace NS]
 // The file is re-read whenever it changes (write it atomically: tmp + rename).
