@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { fuzzDecode } from '../codec/check.ts';
 import { arp } from './arp.ts';
 import { gratuitousArpReply, gratuitousArpRequest, unsolicitedNeighborAdvertisement } from './announce.ts';
-import { decide, type DecideContext, type Decision, type Reason } from './decide.ts';
+import { decide, decideDecoded, type DecideContext, type Decision, type Reason } from './decide.ts';
 import { ethernet } from './ethernet.ts';
 import { arpAndNeighborSolicitationProgram, assemble, runFilter } from './filter.ts';
 import { checksumValid } from './icmpv6.ts';
@@ -164,5 +164,28 @@ describe('socket filter (classic BPF)', () => {
     const bytes = assemble(program);
     assert.equal(bytes.length, program.length * 8);
     assert.equal(bytes[8 + 2], program[1]!.jt);
+  });
+});
+
+describe('decide: the ARP fast path agrees with the codecs', () => {
+  it('gives the same Decision (reply bytes included) as decideDecoded for captured and mutated frames', () => {
+    const owned = ['198.51.100.2', '203.0.113.7', '0.0.0.0'];
+    const seeds = [...allVectors().values(), arpRequest('198.51.100.1', '198.51.100.2'), arpRequest('0.0.0.0', '203.0.113.7'), arpRequest('203.0.113.7', '203.0.113.7')];
+    let seed = 12345;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    let compared = 0;
+    for (const base of seeds) {
+      for (let i = 0; i < 400; i++) {
+        const f = Buffer.from(base);
+        // Mutate the bytes the fast path reads more often than the rest.
+        for (let k = rnd(3); k >= 0; k--) f[rnd(2) ? 12 + rnd(30) : rnd(f.length)] = rnd(4) === 0 ? 0 : rnd(256);
+        const frame = rnd(5) === 0 ? Buffer.concat([f, Buffer.alloc(rnd(20))]) : f;
+        for (const c of [ctx(owned), ctx(owned, A_MAC), ctx(owned, PORTICO_MAC, 5)]) {
+          assert.deepEqual(decide(frame, c), decideDecoded(frame, c), `frame ${frame.toString('hex')}`);
+          compared++;
+        }
+      }
+    }
+    assert.ok(compared > 5000);
   });
 });

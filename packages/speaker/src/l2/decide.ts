@@ -3,7 +3,7 @@
 // answer. No sockets, no clock; every outcome carries an enumerated reason.
 import { CodecError } from '../codec/errors.ts';
 import { arp, ARP_REPLY, ARP_REQUEST } from './arp.ts';
-import { ALL_NODES, ipv6MulticastMac, isIPv6Multicast, solicitedNodeMulticast, UNSPECIFIED_V6 } from './address.ts';
+import { ALL_NODES, formatMac, ipv6MulticastMac, isIPv6Multicast, solicitedNodeMulticast, UNSPECIFIED_V6 } from './address.ts';
 import { neighborAdvertisementFrame, NDP_HOP_LIMIT } from './announce.ts';
 import { ethernet, ETHERTYPE_ARP, ETHERTYPE_IPV6, type EthernetFrame } from './ethernet.ts';
 import { checksumValid, ICMPV6_NEIGHBOR_SOLICITATION } from './icmpv6.ts';
@@ -64,6 +64,46 @@ const ignore = (reason: IgnoreReason, extra: { protocol?: Protocol; ip?: string;
 
 /** Decides what to do with one received Ethernet frame. Never throws on bad input. */
 export function decide(frame: Uint8Array, ctx: DecideContext): Decision {
+  return decideArpFast(frame, ctx) ?? decideDecoded(frame, ctx);
+}
+
+let macCache: { text: string; bytes: Buffer } = { text: '', bytes: Buffer.alloc(6) };
+
+/**
+ * The common case without building objects: an untagged Ethernet/IPv4 ARP
+ * frame, read at fixed offsets (RFC 826), the reply written in place. Returns
+ * undefined for anything else, which decideDecoded() handles; both give the
+ * same Decision for every frame (decide.test.ts checks it on mutated frames).
+ *
+ *   0 dst(6) 6 src(6) 12 0x0806 | 14 htype=1 16 ptype=0x0800 18 hlen=6 19 plen=4
+ *   20 oper 22 sender MAC 28 sender IP 32 target MAC 38 target IP (42 bytes)
+ */
+function decideArpFast(f: Uint8Array, ctx: DecideContext): Decision | undefined {
+  if (f.length < 42 || (ctx.vlanTci ?? -1) >= 0) return undefined;
+  if (f[12] !== 0x08 || f[13] !== 0x06 || f[14] !== 0 || f[15] !== 1 || f[16] !== 0x08 || f[17] !== 0 || f[18] !== 6 || f[19] !== 4) return undefined;
+  if (macCache.text !== ctx.mac) macCache = { text: ctx.mac, bytes: Buffer.from(ctx.mac.split(':').map((h) => parseInt(h, 16))) };
+  const mac = macCache.bytes;
+  if (f[6] === mac[0] && f[7] === mac[1] && f[8] === mac[2] && f[9] === mac[3] && f[10] === mac[4] && f[11] === mac[5]) return ignore('own-frame');
+  const targetIp = `${f[38]}.${f[39]}.${f[40]}.${f[41]}`;
+  if (f[28] === f[38] && f[29] === f[39] && f[30] === f[40] && f[31] === f[41]) return ignore('gratuitous', { protocol: 'arp', ip: targetIp });
+  const op = (f[20]! << 8) | f[21]!;
+  if (op !== ARP_REQUEST) return ignore('not-a-request', { protocol: 'arp', ip: targetIp, detail: `operation ${op}` });
+  if (!ctx.owned.has(targetIp)) return ignore('not-owner', { protocol: 'arp', ip: targetIp });
+  const reply = Buffer.alloc(42);
+  reply.set(f.subarray(22, 28), 0); // to the asker
+  mac.copy(reply, 6);
+  reply[12] = 0x08; reply[13] = 0x06; reply[14] = 0; reply[15] = 1; reply[16] = 0x08; reply[17] = 0; reply[18] = 6; reply[19] = 4;
+  reply[20] = 0; reply[21] = ARP_REPLY;
+  mac.copy(reply, 22); // sender: us, with the asked IP
+  reply.set(f.subarray(38, 42), 28);
+  reply.set(f.subarray(22, 28), 32); // target: the asker
+  reply.set(f.subarray(28, 32), 38);
+  const probe = f[28] === 0 && f[29] === 0 && f[30] === 0 && f[31] === 0;
+  return { action: 'reply', reason: probe ? 'reply-probe' : 'reply', protocol: 'arp', ip: targetIp, requester: formatMac(f, 22), frame: reply };
+}
+
+/** The same decision through the codecs: every frame decide() does not take the fast path for. */
+export function decideDecoded(frame: Uint8Array, ctx: DecideContext): Decision {
   let eth: EthernetFrame;
   try {
     eth = ethernet.decode(frame);
