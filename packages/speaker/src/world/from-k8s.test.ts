@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { endpointsOf, nodeState, serviceState, serviceVerdict, type EndpointSliceObject, type ServiceObject } from './from-k8s.ts';
+import { acceptedExternalIPs, endpointsOf, nodeState, serviceState, serviceVerdict, type EndpointSliceObject, type ServiceObject } from './from-k8s.ts';
 
 const svc = (over: Partial<ServiceObject['spec']> = {}, ingress: string[] = ['203.0.113.10'], annotations: Record<string, string> = {}): ServiceObject => ({
   metadata: { name: 'web', namespace: 'shop', uid: 'u1', annotations: { 'portico.dev/ip-allocated-from-pool': 'default', ...annotations } },
@@ -23,6 +23,47 @@ describe('world: Kubernetes objects to domain values', () => {
       ['a pending Service', svc({}, []), undefined, 'no-ip'],
     ];
     for (const [what, s, cls, want] of cases) it(`${what}: ${want}`, () => assert.equal(serviceVerdict(s, cls), want));
+  });
+
+  describe('accepted externalIPs', () => {
+    const EXT = 'portico.dev/external-ips';
+    const ext = (type: string, externalIPs: string[], recorded: string | undefined, ingress: string[] = []): ServiceObject => {
+      const s = svc({ type, externalIPs }, ingress, recorded === undefined ? {} : { [EXT]: recorded });
+      delete s.metadata!.annotations!['portico.dev/ip-allocated-from-pool'];
+      return s;
+    };
+    const cases: [string, ServiceObject, string | undefined, string, string[]][] = [
+      ['a ClusterIP Service with an accepted externalIP', ext('ClusterIP', ['203.0.113.17'], '203.0.113.17'), undefined, 'included', ['203.0.113.17']],
+      ['a NodePort Service with accepted externalIPs of both families', ext('NodePort', ['2001:db8:e::5', '203.0.113.17'], '203.0.113.17,2001:db8:e::5'), undefined, 'included', ['203.0.113.17', '2001:db8:e::5']],
+      ['a ClusterIP Service whose externalIPs were all ignored', ext('ClusterIP', ['203.0.113.3'], undefined), undefined, 'not-load-balancer', []],
+      ['an annotation naming an address the Service does not list (stale or hand-written)', ext('ClusterIP', ['203.0.113.17'], '203.0.113.17,203.0.113.99'), undefined, 'included', ['203.0.113.17']],
+      ['an annotation alone, without spec.externalIPs', ext('ClusterIP', [], '203.0.113.99'), undefined, 'not-load-balancer', []],
+      ['a ClusterIP Service when we answer to a class (it has none)', ext('ClusterIP', ['203.0.113.17'], '203.0.113.17'), 'portico.dev/lb', 'not-load-balancer', []],
+      ['an ExternalName Service', ext('ExternalName', ['203.0.113.17'], '203.0.113.17'), undefined, 'not-load-balancer', []],
+      ['a pending LoadBalancer Service with an accepted externalIP', ext('LoadBalancer', ['203.0.113.17'], '203.0.113.17'), undefined, 'included', ['203.0.113.17']],
+      ['a LoadBalancer Service: its IPs first, then the externalIPs, written long or not', ext('LoadBalancer', ['2001:0db8:e::0005', '203.0.113.17'], '2001:db8:e::5,203.0.113.17', ['203.0.113.10']), undefined, 'included', ['203.0.113.10', '2001:db8:e::5', '203.0.113.17']],
+      ['an externalIP equal to the LoadBalancer IP counts once', ext('LoadBalancer', ['203.0.113.10'], '203.0.113.10', ['203.0.113.10']), undefined, 'included', ['203.0.113.10']],
+      ['a LoadBalancer Service of another class', { ...ext('LoadBalancer', ['203.0.113.17'], '203.0.113.17'), spec: { type: 'LoadBalancer', loadBalancerClass: 'example.com/other', externalIPs: ['203.0.113.17'] } }, undefined, 'other-class', []],
+    ];
+    for (const [what, s, cls, verdict, ips] of cases) {
+      it(`${what}: ${verdict} with ${ips.join(', ') || 'nothing'}`, () => {
+        assert.equal(serviceVerdict(s, cls), verdict);
+        const state = serviceState(s, [], cls);
+        assert.deepEqual(state?.ips ?? [], ips);
+      });
+    }
+
+    it('only what the controller recorded counts, whatever spec.externalIPs says', () => {
+      assert.deepEqual(acceptedExternalIPs(ext('ClusterIP', ['203.0.113.17', '203.0.113.18'], '203.0.113.18')), ['203.0.113.18']);
+      assert.deepEqual(acceptedExternalIPs(ext('ClusterIP', ['203.0.113.17'], ' 203.0.113.17 ,junk,')), ['203.0.113.17']);
+    });
+
+    it('a Service with only externalIPs keeps its ports for the dataplane and has no pool', () => {
+      const s = serviceState(ext('ClusterIP', ['203.0.113.17'], '203.0.113.17'), [], undefined)!;
+      assert.equal(s.key, 'shop/web');
+      assert.equal(s.pool, undefined);
+      assert.deepEqual(s.ports.map((p) => `${p.protocol}/${p.port}`), ['TCP/80']);
+    });
   });
 
   it('keeps the IPs in status order, the pool, the policy and the affinity', () => {

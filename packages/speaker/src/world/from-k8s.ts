@@ -1,6 +1,6 @@
 // Kubernetes objects (plain JSON) -> the speaker's domain values. Pure: the
 // watcher feeds it what the informers hold.
-import { ANNOTATIONS } from '@portico/shared';
+import { ANNOTATIONS, formatIP, tryParseIP } from '@portico/shared';
 import type { EndpointState, IPFamily, NodeState, ServicePort, ServiceState } from './types.ts';
 
 type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -15,6 +15,7 @@ export interface ServiceObject {
     sessionAffinity?: string;
     sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
     ports?: { name?: string; protocol?: string; port: number; targetPort?: number | string; nodePort?: number }[];
+    externalIPs?: string[];
   };
   status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } };
 }
@@ -43,10 +44,32 @@ export const EXCLUDE_LABEL = 'node.kubernetes.io/exclude-from-external-load-bala
 export type ServiceVerdict = 'included' | 'not-load-balancer' | 'other-class' | 'no-ip';
 
 export function serviceVerdict(svc: ServiceObject, loadBalancerClass: string | undefined): ServiceVerdict {
-  if (svc.spec?.type !== 'LoadBalancer') return 'not-load-balancer';
+  if (svc.spec?.type !== 'LoadBalancer') {
+    // ClusterIP and NodePort Services have no class: the classless Portico speaks for their externalIPs.
+    const external = loadBalancerClass === undefined && svc.spec?.type !== 'ExternalName' && acceptedExternalIPs(svc).length > 0;
+    return external ? 'included' : 'not-load-balancer';
+  }
   if ((svc.spec.loadBalancerClass ?? undefined) !== loadBalancerClass) return 'other-class';
-  if (!svc.status?.loadBalancer?.ingress?.some((i) => i.ip)) return 'no-ip';
+  if (!svc.status?.loadBalancer?.ingress?.some((i) => i.ip) && acceptedExternalIPs(svc).length === 0) return 'no-ip';
   return 'included';
+}
+
+/**
+ * The externalIPs the controller accepted (annotation portico.dev/external-ips)
+ * that the Service still lists in spec.externalIPs: a stale or hand-written
+ * annotation alone never makes a speaker announce an address.
+ */
+export function acceptedExternalIPs(svc: ServiceObject): string[] {
+  const recorded = svc.metadata?.annotations?.[ANNOTATIONS.externalIPs];
+  if (!recorded) return [];
+  const canon = (s: string): string | undefined => { const ip = tryParseIP(s.trim()); return ip && formatIP(ip); };
+  const listed = new Set((svc.spec?.externalIPs ?? []).map(canon));
+  const out: string[] = [];
+  for (const part of recorded.split(',')) {
+    const ip = canon(part);
+    if (ip !== undefined && listed.has(ip) && !out.includes(ip)) out.push(ip);
+  }
+  return out;
 }
 
 export function endpointsOf(slices: readonly EndpointSliceObject[]): EndpointState[] {
@@ -89,13 +112,20 @@ export function serviceState(svc: ServiceObject, slices: readonly EndpointSliceO
     uid: svc.metadata?.uid ?? '',
     labels: svc.metadata?.labels ?? {},
     annotations: svc.metadata?.annotations ?? {},
-    ips: (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])),
+    ips: ipsOf(svc),
     pool: svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool],
     externalTrafficPolicy: svc.spec?.externalTrafficPolicy === 'Local' ? 'Local' : 'Cluster',
     sessionAffinity: { clientIP, timeoutSeconds: clientIP ? (svc.spec?.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800) : 0 },
     ports,
     endpoints: endpointsOf(slices),
   };
+}
+
+/** LoadBalancer IPs first, in status order (the first decides ownership), then accepted externalIPs not already among them. */
+function ipsOf(svc: ServiceObject): string[] {
+  const lb = svc.spec?.type === 'LoadBalancer' ? (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])) : [];
+  const have = new Set(lb.map((ip) => { const p = tryParseIP(ip); return p ? formatIP(p) : ip; }));
+  return [...lb, ...acceptedExternalIPs(svc).filter((ip) => !have.has(ip))];
 }
 
 export function nodeState(node: NodeObject): NodeState {

@@ -35,7 +35,11 @@ export interface ServiceState {
   uid: string;
   labels: Readonly<Record<string, string>>;
   annotations: Readonly<Record<string, string>>;
-  /** The IPs to announce: status.loadBalancer.ingress, in the controller's order (the first decides ownership). */
+  /**
+   * The IPs to announce: status.loadBalancer.ingress in the controller's order
+   * (the first decides ownership), then the externalIPs the controller accepted
+   * (annotation portico.dev/external-ips, only those still in spec.externalIPs).
+   */
   ips: readonly string[];
   /** The pool the controller allocated from (annotation portico.dev/ip-allocated-from-pool). */
   pool: string | undefined;
@@ -60,7 +64,7 @@ export interface World {
   self: string;
   /** The last good configuration (undefined until one has been read). */
   config: Config | undefined;
-  /** LoadBalancer Services of Portico's class that have IPs, by key. */
+  /** Services with something to announce, by key: LoadBalancer Services of Portico's class with IPs, and Services with accepted externalIPs. */
   services: ReadonlyMap<string, ServiceState>;
   nodes: ReadonlyMap<string, NodeState>;
 }
