@@ -95,7 +95,7 @@ export class L2Announcer implements Announcer {
   private readonly o: Required<Omit<L2AnnouncerOptions, 'membership'>>;
   private readonly membership: MembershipView;
   private readonly responders = new Map<string, Responder>();
-  /** Interfaces that failed to open, so the error is logged once per interface. */
+  /** Interfaces that failed to open since the last World, so a liveness change does not retry (and log) them again. */
   private readonly broken = new Set<string>();
   private readonly linkDown = new Set<string>();
   /** `ifname ip` -> pending repeat timer. */
@@ -141,6 +141,8 @@ export class L2Announcer implements Announcer {
   update(world: World): void {
     if (this.stopped) return;
     this.world = world;
+    // An interface that could not be opened is tried again with each new World (it may have appeared since).
+    this.broken.clear();
     this.membership.setPeers(new Map([...world.nodes.values()].map((n) => [n.name, n.addresses])));
     this.reconcile('world');
   }
