@@ -207,7 +207,38 @@ export class Controller {
         }
       }
     }
+    await this.reportWithoutObject();
     this.schedulePoolStatus();
+  }
+
+  private readonly reportedElsewhere = new Set<string>();
+
+  /**
+   * Problems with no portico.dev object to hold a condition: a pool deleted
+   * while its IPs are in use (the refused removal) and the legacy ConfigMap.
+   * Each gets a Warning Event once for as long as it lasts.
+   */
+  private async reportWithoutObject(): Promise<void> {
+    const current = new Set<string>();
+    for (const p of this.problems) {
+      let target: { apiVersion: string; kind: string; name: string; namespace: string };
+      if (p.kind === 'ConfigMap') {
+        target = { apiVersion: 'v1', kind: 'ConfigMap', name: p.name.split('/').at(-1)!, namespace: this.o.namespace };
+      } else {
+        if (this.configWatcher.list(p.kind).some((o) => o.metadata?.name === p.name)) continue;
+        target = { apiVersion: API_VERSION, kind: p.kind, name: p.name, namespace: this.o.namespace };
+      }
+      const key = `${p.kind}/${p.name}/${p.code}/${p.message}`;
+      current.add(key);
+      if (this.reportedElsewhere.has(key)) continue;
+      try {
+        await this.writer.event(target, 'Warning', `Config${p.code}`, p.message);
+        this.reportedElsewhere.add(key);
+      } catch (err) {
+        this.log.error('config problem event not written', { kind: p.kind, name: p.name, err });
+      }
+    }
+    for (const k of this.reportedElsewhere) if (!current.has(k)) this.reportedElsewhere.delete(k);
   }
 
   private schedulePoolStatus(): void {
