@@ -12,6 +12,7 @@
 // which node receives the traffic.
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { repoRoot, sleep, waitFor, type Lab } from '../lab/index.ts';
@@ -117,8 +118,12 @@ export async function startL2(lab: Lab): Promise<L2Env> {
       return pod.metadata?.name ?? '';
     };
     const probe = async (durationMs: number, during: () => Promise<void>, opts: { intervalMs?: number } = {}): Promise<ProbeResult[]> => {
+      const ready = path.join(lab.dir, `l2-probe-${process.pid}-${Date.now()}.ready`);
       const run = lab.exec('client', [process.execPath, PROBE, '--duration-ms', String(durationMs), '--interval-ms', String(opts.intervalMs ?? 10), '--timeout-ms', '150',
-        `http://${vip4}/`, `http://[${vip6}]/`], { timeoutMs: durationMs + 30_000 });
+        '--ready-file', ready, `http://${vip4}/`, `http://[${vip6}]/`], { timeoutMs: durationMs + 40_000 });
+      // Node takes a while to start on a busy machine: break things only once the probe measures.
+      await waitFor('the probe to start measuring', () => existsSync(ready) || undefined, 20_000, 20);
+      rmSync(ready, { force: true });
       await sleep(Math.min(1000, durationMs / 4));
       await during();
       const r = await run;

@@ -2,7 +2,11 @@
 // on a fixed period, every request on a new connection with a short timeout,
 // and prints one JSON line with the longest gap between good answers per URL.
 // Run inside the client's namespace by the layer-2 test and bench/l2-failover.
-//   node l2-probe.ts --duration-ms N --interval-ms N --timeout-ms N URL...
+//   node l2-probe.ts --duration-ms N --interval-ms N --timeout-ms N [--ready-file F] URL...
+// With --ready-file it first waits (up to 10 s) for every URL to answer once,
+// writes the file, and only then starts the measured period: the starter
+// knows when to break things.
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -66,8 +70,15 @@ export async function probe(url: string, durationMs: number, intervalMs: number,
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' } },
+    options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' }, 'ready-file': { type: 'string' } },
   });
+  if (values['ready-file']) {
+    const deadline = performance.now() + 10_000;
+    for (const u of positionals) {
+      while (!(await get(u, 500)).ok && performance.now() < deadline) await new Promise((done) => setTimeout(done, 20));
+    }
+    writeFileSync(values['ready-file'], 'ready\n');
+  }
   const results = await Promise.all(positionals.map((u) => probe(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']))));
   process.stdout.write(`${JSON.stringify(results)}\n`);
 }
