@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { desiredState, serviceDesired, type VirtualService } from './desired.ts';
+import { DesiredBuilder, desiredState, serviceDesired, type VirtualService } from './desired.ts';
 import { endpoint, port, service, world } from './testdata/world.ts';
 
 const EPS = [
@@ -129,5 +129,33 @@ describe('dataplane desired state', () => {
     const changed = desiredState(world('node-1', [{ ...a, endpoints: EPS.slice(0, 1) }]));
     assert.notEqual(changed.services.get('tcp/203.0.113.10/80'), one.services.get('tcp/203.0.113.10/80'));
     assert.deepEqual(serviceDesired(a, 'node-2').services[0]!.reals.filter((r) => !r.remote).map((r) => r.address), ['100.64.2.5']);
+  });
+});
+
+describe('DesiredBuilder (incremental desired state)', () => {
+  const a = service('a', { endpoints: EPS });
+  const b = service('b', { ips: ['203.0.113.10'], endpoints: EPS.slice(1, 2) });
+  const c = service('c', { ips: ['203.0.113.12', '2001:db8:10::c'], endpoints: EPS, externalTrafficPolicy: 'Local' });
+  const steps: Array<{ name: string; services: Parameters<typeof world>[1]; changed: string[] }> = [
+    { name: 'first World: everything is new', services: [a, c], changed: ['tcp/2001:db8:10::c/80', 'tcp/203.0.113.10/80', 'tcp/203.0.113.12/80'] },
+    { name: 'the same objects again: nothing changed', services: [a, c], changed: [] },
+    { name: 'b claims a\'s port: a keeps it (smaller key), nothing changes', services: [c, b, a], changed: [] },
+    { name: 'a goes: b takes the port', services: [b, c], changed: ['tcp/203.0.113.10/80'] },
+    { name: 'one endpoint of c changes: only c\'s virtual services', services: [b, { ...c, endpoints: EPS.slice(0, 1) }], changed: ['tcp/2001:db8:10::c/80', 'tcp/203.0.113.12/80'] },
+    { name: 'everything gone', services: [], changed: ['tcp/2001:db8:10::c/80', 'tcp/203.0.113.10/80', 'tcp/203.0.113.12/80'] },
+  ];
+  it('matches desiredState after every World, and names exactly the virtual services that changed', () => {
+    const builder = new DesiredBuilder();
+    for (const s of steps) {
+      const w = world('node-1', s.services);
+      const { state, changed } = builder.update(w);
+      const want = desiredState(w);
+      assert.deepEqual(new Map([...state.services].sort()), new Map([...want.services].sort()), s.name);
+      assert.deepEqual([...state.vips].sort(), [...want.vips].sort(), s.name);
+      assert.deepEqual([...state.masquerade.cluster].sort(), [...want.masquerade.cluster].sort(), s.name);
+      assert.deepEqual([...state.masquerade.local].sort(), [...want.masquerade.local].sort(), s.name);
+      assert.deepEqual(state.warnings.map((x) => `${x.service} ${x.reason}`).sort(), want.warnings.map((x) => `${x.service} ${x.reason}`).sort(), s.name);
+      assert.deepEqual([...changed].sort(), s.changed, s.name);
+    }
   });
 });

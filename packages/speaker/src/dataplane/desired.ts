@@ -55,11 +55,18 @@ export interface DesiredWarning {
   message: string;
 }
 
+/** What masquerade needs: the VIPs with a Cluster-policy service, and the endpoints on this node (never masqueraded). */
+export interface MasqueradeSets {
+  cluster: ReadonlySet<string>;
+  local: ReadonlySet<string>;
+}
+
 export interface DesiredState {
   /** By key. */
   services: ReadonlyMap<string, VirtualService>;
   /** Every VIP with at least one virtual service (Portico owns these addresses). */
   vips: ReadonlySet<string>;
+  masquerade: MasqueradeSets;
   warnings: readonly DesiredWarning[];
 }
 
@@ -91,7 +98,15 @@ export function resolveTargetPort(sp: ServicePort, ep: EndpointState): number | 
 }
 
 /** The virtual services of one Service and what to tell its owner. Pure; `self` is this node. */
-export function serviceDesired(svc: ServiceState, self: string): { services: VirtualService[]; warnings: DesiredWarning[] } {
+export interface ServiceDesired {
+  services: VirtualService[];
+  warnings: DesiredWarning[];
+  /** VIPs of this Service's Cluster-policy virtual services, and its endpoints on this node. */
+  clusterVips: string[];
+  localEndpoints: string[];
+}
+
+export function serviceDesired(svc: ServiceState, self: string): ServiceDesired {
   const warnings: DesiredWarning[] = [];
   const warn = (reason: WarningReason, message: string): void => { warnings.push({ service: svc.key, reason, message }); };
 
@@ -137,12 +152,14 @@ export function serviceDesired(svc: ServiceState, self: string): { services: Vir
       });
     }
   }
+  const clusterVips = [...new Set(out.filter((v) => v.masquerade).map((v) => v.address))];
+  const localEndpoints = [...new Set(out.flatMap((v) => v.reals.filter((r) => !r.remote).map((r) => r.address)))];
   for (const name of unresolved) warn('unresolved-target-port', `target port ${name} is not named on some endpoints; they get no traffic on it`);
   for (const port of portIgnored) warn('forward-port-ignored', `${forward} forwarding keeps the destination port ${port}; the Service's targetPort is not used`);
-  return { services: out, warnings };
+  return { services: out, warnings, clusterVips, localEndpoints };
 }
 
-const memo = new WeakMap<ServiceState, { self: string; result: ReturnType<typeof serviceDesired> }>();
+const memo = new WeakMap<ServiceState, { self: string; result: ServiceDesired }>();
 
 /**
  * The desired state of this node. Every node programs every Service (traffic
@@ -155,24 +172,125 @@ export function desiredState(world: Pick<World, 'self' | 'services'>): DesiredSt
   const services = new Map<string, VirtualService>();
   const vips = new Set<string>();
   const warnings: DesiredWarning[] = [];
-  const keys = [...world.services.keys()].sort();
-  for (const k of keys) {
-    const svc = world.services.get(k)!;
+  const cluster = new Set<string>();
+  const local = new Set<string>();
+  // No sort: a change costs one pass over the Services; conflicts are settled by key, whatever the order.
+  for (const svc of world.services.values()) {
     let m = memo.get(svc);
     if (!m || m.self !== world.self) {
       m = { self: world.self, result: serviceDesired(svc, world.self) };
       memo.set(svc, m);
     }
-    warnings.push(...m.result.warnings);
-    for (const vs of m.result.services) {
+    const r = m.result;
+    if (r.warnings.length) warnings.push(...r.warnings);
+    for (const a of r.clusterVips) cluster.add(a);
+    for (const a of r.localEndpoints) local.add(a);
+    for (const vs of r.services) {
       const taken = services.get(vs.key);
       if (taken) {
-        warnings.push({ service: svc.key, reason: 'port-conflict', message: `${vs.protocol.toUpperCase()} ${vs.address}:${vs.port} is already served for ${taken.service}; not programmed for this Service` });
-        continue;
+        const [winner, loser] = taken.service < vs.service ? [taken, vs] : [vs, taken];
+        warnings.push({ service: loser.service, reason: 'port-conflict', message: `${vs.protocol.toUpperCase()} ${vs.address}:${vs.port} is already served for ${winner.service}; not programmed for this Service` });
+        if (winner === taken) continue;
       }
       services.set(vs.key, vs);
       vips.add(vs.address);
     }
   }
-  return { services, vips, warnings };
+  return { services, vips, masquerade: { cluster, local }, warnings };
+}
+
+/**
+ * desiredState kept up to date across Worlds: only Services whose
+ * ServiceState object changed are recomputed, and the keys of the virtual
+ * services that changed are handed back, so a sync after one endpoint change
+ * does work in proportion to that change (plus one identity check per Service).
+ * The state it returns is its own and changes with the next update.
+ */
+export class DesiredBuilder {
+  readonly #services = new Map<string, VirtualService>();
+  readonly #vips = new Map<string, number>();
+  readonly #cluster = new Map<string, number>();
+  readonly #local = new Map<string, number>();
+  /** Claimants of each virtual service key, by Service key (more than one: a port conflict). */
+  readonly #claims = new Map<string, Map<string, VirtualService>>();
+  #prev = new Map<string, { svc: ServiceState; result: ServiceDesired }>();
+  #self: string | undefined;
+  /** Set when the masquerade sets changed in the last update. */
+  masqueradeChanged = false;
+
+  update(world: Pick<World, 'self' | 'services'>): { state: DesiredState; changed: Set<string> } {
+    const changed = new Set<string>();
+    this.masqueradeChanged = false;
+    if (this.#self !== world.self) {
+      for (const [k, p] of this.#prev) this.#remove(k, p.result, changed);
+      this.#prev = new Map();
+      this.#self = world.self;
+    }
+    const next = new Map<string, { svc: ServiceState; result: ServiceDesired }>();
+    for (const [k, svc] of world.services) {
+      const p = this.#prev.get(k);
+      if (p && p.svc === svc) { next.set(k, p); continue; }
+      if (p) this.#remove(k, p.result, changed);
+      const result = serviceDesired(svc, world.self);
+      this.#add(k, result, changed);
+      next.set(k, { svc, result });
+    }
+    for (const [k, p] of this.#prev) if (!world.services.has(k)) this.#remove(k, p.result, changed);
+    this.#prev = next;
+    const warnings: DesiredWarning[] = [];
+    for (const p of next.values()) if (p.result.warnings.length) warnings.push(...p.result.warnings);
+    for (const [key, claims] of this.#claims) {
+      if (claims.size < 2) continue;
+      const winner = this.#services.get(key)!;
+      for (const vs of claims.values()) {
+        if (vs === winner) continue;
+        warnings.push({ service: vs.service, reason: 'port-conflict', message: `${vs.protocol.toUpperCase()} ${vs.address}:${vs.port} is already served for ${winner.service}; not programmed for this Service` });
+      }
+    }
+    return {
+      state: { services: this.#services, vips: new Set(this.#vips.keys()), masquerade: { cluster: new Set(this.#cluster.keys()), local: new Set(this.#local.keys()) }, warnings },
+      changed,
+    };
+  }
+
+  #count(m: Map<string, number>, k: string, d: number): void {
+    const n = (m.get(k) ?? 0) + d;
+    if (n > 0) m.set(k, n);
+    else m.delete(k);
+    if ((m === this.#cluster || m === this.#local) && (n === 0 || (n === 1 && d > 0))) this.masqueradeChanged = true;
+  }
+
+  #settle(key: string, changed: Set<string>): void {
+    const claims = this.#claims.get(key);
+    const before = this.#services.get(key);
+    let winner: VirtualService | undefined;
+    if (claims) for (const [svcKey, vs] of claims) if (!winner || svcKey < winner.service) winner = vs;
+    if (winner === before) return;
+    if (before) this.#count(this.#vips, before.address, -1);
+    if (winner) { this.#services.set(key, winner); this.#count(this.#vips, winner.address, 1); } else this.#services.delete(key);
+    changed.add(key);
+  }
+
+  #add(svcKey: string, r: ServiceDesired, changed: Set<string>): void {
+    for (const a of r.clusterVips) this.#count(this.#cluster, a, 1);
+    for (const a of r.localEndpoints) this.#count(this.#local, a, 1);
+    for (const vs of r.services) {
+      let c = this.#claims.get(vs.key);
+      if (!c) { c = new Map(); this.#claims.set(vs.key, c); }
+      c.set(svcKey, vs);
+      this.#settle(vs.key, changed);
+    }
+  }
+
+  #remove(svcKey: string, r: ServiceDesired, changed: Set<string>): void {
+    for (const a of r.clusterVips) this.#count(this.#cluster, a, -1);
+    for (const a of r.localEndpoints) this.#count(this.#local, a, -1);
+    for (const vs of r.services) {
+      const c = this.#claims.get(vs.key);
+      if (!c) continue;
+      c.delete(svcKey);
+      if (!c.size) this.#claims.delete(vs.key);
+      this.#settle(vs.key, changed);
+    }
+  }
 }

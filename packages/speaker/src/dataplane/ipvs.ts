@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '@portico/shared';
 import { NetlinkError } from '../netlink/socket.ts';
 import type { World } from '../world/types.ts';
-import { desiredState, type DesiredState, type VirtualService } from './desired.ts';
+import { DesiredBuilder, type DesiredState, type VirtualService } from './desired.ts';
 import { applyOps, diff, type KernelService, type Op } from './diff.ts';
 import { IpvsKernel, VipLink } from './ipvs-kernel.ts';
 import { quietLogger } from './log.ts';
@@ -70,8 +70,12 @@ export class IpvsDataplane {
   #world: World | undefined;
   /** The kernel's state of Portico's services as of the last sync (full: read; incremental: read + ops applied). */
   #kernel = new Map<string, KernelService>();
-  /** The desired services the kernel matched after the last sync (identity tells what changed since). */
-  #applied = new Map<string, VirtualService>();
+  readonly #builder = new DesiredBuilder();
+  /** Virtual services changed since the last sync, and those whose operations failed in it. */
+  #pending = new Set<string>();
+  #retry = new Set<string>();
+  #masqueradeDirty = true;
+  #realCount = 0;
   #draining = new Map<string, number>();
   #vips = new Set<string>();
   #nftText = '';
@@ -139,7 +143,10 @@ export class IpvsDataplane {
 
   update(world: World): Promise<void> {
     this.#world = world;
-    this.#desired = desiredState(world);
+    const { state, changed } = this.#builder.update(world);
+    this.#desired = state;
+    for (const k of changed) this.#pending.add(k);
+    if (this.#builder.masqueradeChanged) this.#masqueradeDirty = true;
     return this.#enqueue(this.#needFull || this.#o.now() - this.#lastFull >= this.#o.resyncMs ? 'full' : 'incremental');
   }
 
@@ -172,6 +179,8 @@ export class IpvsDataplane {
     const now = this.#o.now();
     this.#problems.clear();
     let keys: Set<string> | undefined;
+    const pending = this.#pending;
+    this.#pending = new Set();
     if (kind === 'full') {
       const owned = new Set(desired.vips);
       if (this.link) for (const a of await this.link.addresses()) if (a.index === this.link.index) owned.add(a.address);
@@ -180,9 +189,8 @@ export class IpvsDataplane {
       this.#lastFull = now;
       this.#needFull = false;
     } else {
-      keys = new Set<string>();
-      for (const [k, vs] of desired.services) if (this.#applied.get(k) !== vs) keys.add(k);
-      for (const k of this.#applied.keys()) if (!desired.services.has(k)) keys.add(k);
+      keys = pending;
+      for (const k of this.#retry) keys.add(k);
       // Draining real servers: read their connection counts again.
       const drainingServices = new Set([...this.#draining.keys()].map((rk) => rk.slice(0, rk.indexOf('>'))));
       const refresh = [...drainingServices].flatMap((k) => { const s = this.#kernel.get(k); return s ? [s] : []; });
@@ -202,7 +210,17 @@ export class IpvsDataplane {
     await this.#addVips(desired, kind === 'full');
     const r = diff(desired.services, this.#kernel, this.#draining, now, { drainTimeoutMs: this.#o.drainTimeoutMs, ignoreInactive: true }, keys);
     const failed = r.ops.length ? await this.kernel.apply(r.ops) : [];
-    const ok = failed.length ? r.ops.filter((o) => !failed.some((f) => f.op === o)) : r.ops;
+    const failedOps = new Set(failed.map((f) => f.op));
+    const ok = failed.length ? r.ops.filter((o) => !failedOps.has(o)) : r.ops;
+    if (kind === 'full') {
+      this.#realCount = 0;
+      for (const s of this.#kernel.values()) this.#realCount += s.reals.length;
+    }
+    for (const o of ok) {
+      if (o.op === 'add-real') this.#realCount++;
+      else if (o.op === 'delete-real') this.#realCount--;
+      else if (o.op === 'delete-service') this.#realCount -= this.#kernel.get(o.service.key)?.reals.length ?? 0;
+    }
     applyOps(this.#kernel, ok);
     this.#draining = r.draining;
     for (const f of failed) this.#problem(problemOf(f.err), 'IPVS refused an operation', f.err, { op: f.op.op, service: f.op.service.key });
@@ -213,17 +231,14 @@ export class IpvsDataplane {
     this.stats.ops += ok.length;
     this.stats.failed += failed.length;
     await this.#removeVips(desired);
-    await this.#writeNft(desired);
+    await this.#writeNft(desired, kind === 'full');
 
-    this.#applied = new Map(desired.services);
-    if (failed.length) for (const f of failed) this.#applied.delete(f.op.service.key);
+    this.#retry = new Set(failed.map((f) => f.op.service.key));
     if (this.#world) this.#warnings.report(this.#world, desired.warnings);
     const m = this.#metric();
     if (m) {
-      let reals = 0;
-      for (const s of this.#kernel.values()) reals += s.reals.length;
       m.virtualServices.set({ dataplane: 'ipvs' }, this.#kernel.size);
-      m.realServers.set({ dataplane: 'ipvs' }, reals);
+      m.realServers.set({ dataplane: 'ipvs' }, this.#realCount);
       m.draining.set({ dataplane: 'ipvs' }, this.#draining.size);
       m.syncSeconds.observe({ dataplane: 'ipvs', kind }, (performance.now() - t0) / 1000);
       for (const p of PROBLEMS) m.problem.set({ dataplane: 'ipvs', problem: p }, this.#problems.has(p) || this.#sticky.has(p) ? 1 : 0);
@@ -274,13 +289,16 @@ export class IpvsDataplane {
     }
   }
 
-  async #writeNft(desired: DesiredState): Promise<void> {
+  async #writeNft(desired: DesiredState, full: boolean): Promise<void> {
+    if (!this.#masqueradeDirty && !full) return;
     const text = renderIpvsMasquerade(desired);
+    this.#masqueradeDirty = false;
     if (text === this.#nftText) return;
     try {
       await this.#o.nft(text);
       this.#nftText = text;
     } catch (err) {
+      this.#masqueradeDirty = true;
       this.#problem('nft', 'cannot write the masquerade rules (nftables table portico)', err);
     }
   }

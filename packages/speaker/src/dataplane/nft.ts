@@ -34,16 +34,13 @@ function elements(items: readonly string[]): string[] {
  * endpoint elsewhere in the cluster, so endpoint churn needs no nft write.
  */
 function masqueradeParts(state: DesiredState): { cluster4: string[]; cluster6: string[]; local4: string[]; local6: string[] } {
-  const cluster4 = new Set<string>();
-  const cluster6 = new Set<string>();
-  const local4 = new Set<string>();
-  const local6 = new Set<string>();
-  for (const vs of state.services.values()) {
-    if (vs.masquerade) (vs.family === 'inet' ? cluster4 : cluster6).add(vs.address);
-    for (const r of vs.reals) if (!r.remote) (vs.family === 'inet' ? local4 : local6).add(r.address);
-  }
-  const sorted = (x: Set<string>): string[] => [...x].sort();
-  return { cluster4: sorted(cluster4), cluster6: sorted(cluster6), local4: sorted(local4), local6: sorted(local6) };
+  const split = (x: ReadonlySet<string>): [string[], string[]] => {
+    const all = [...x].sort();
+    return [all.filter((a) => !a.includes(':')), all.filter((a) => a.includes(':'))];
+  };
+  const [cluster4, cluster6] = split(state.masquerade.cluster);
+  const [local4, local6] = split(state.masquerade.local);
+  return { cluster4, cluster6, local4, local6 };
 }
 
 function header(): string[] {
