@@ -94,7 +94,11 @@ describe('manifests', function () {
     const policy = find('ValidatingAdmissionPolicy', 'portico-speaker-services');
     assert.equal(find('ValidatingAdmissionPolicyBinding', 'portico-speaker-services').spec.policyName, 'portico-speaker-services');
     assert.match(JSON.stringify(policy.spec.matchConditions), /portico-system:portico-speaker/);
-    assert.deepEqual(rules.filter((r) => r.apiGroups.includes('portico.dev') && r.verbs.some((v) => WRITE.includes(v))), []);
+    // Configuration kinds are read-only for the speaker; it writes only its own status objects.
+    const config = ['ipaddresspools', 'l2advertisements', 'bgpadvertisements', 'bgppeers', 'communities', 'bfdprofiles'];
+    const written = rules.filter((r) => r.apiGroups.includes('portico.dev') && r.verbs.some((v) => WRITE.includes(v))).flatMap((r) => r.resources);
+    assert.deepEqual(written.filter((r) => config.includes(r.replace(/\/status$/, '')) || r === '*'), []);
+    assert.deepEqual(written.sort(), ['servicebgpstatuses', 'servicebgpstatuses/status']);
   });
 
   it('the controller writes Leases only by the name portico-controller (create aside, which RBAC cannot name)', function () {

@@ -35,7 +35,7 @@ const str = (v: unknown, fallback = ''): string => (typeof v === 'string' || typ
 const FIELDS: Record<string, readonly string[]> = {
   IPAddressPool: ['addresses', 'autoAssign', 'avoidBuggyIPs', 'serviceAllocation'],
   L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces'],
-  BGPAdvertisement: ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers'],
+  BGPAdvertisement: ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers', 'serviceSelectors'],
   BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf'],
   Community: ['communities'],
   BFDProfile: ['receiveInterval', 'transmitInterval', 'detectMultiplier', 'echoInterval', 'echoMode', 'passiveMode', 'minimumTtl'],
@@ -165,7 +165,7 @@ function convertLegacy(cm: Json, source: string, ns: string, res: ImportResult):
 
   (Array.isArray(doc.peers) ? doc.peers : []).filter(isObj).forEach((p, i) => {
     const at = `config.peers[${i}]`;
-    const spec = take(p, ['my-asn', 'peer-asn', 'peer-address', 'source-address', 'peer-port', 'hold-time', 'keepalive-time', 'router-id', 'node-selectors', 'password', 'bfd-profile', 'ebgp-multihop', 'vrf'], source, at, w,
+    const spec = take(p, ['my-asn', 'peer-asn', 'peer-address', 'source-address', 'peer-port', 'hold-time', 'keepalive-time', 'connect-time', 'router-id', 'node-selectors', 'password', 'bfd-profile', 'ebgp-multihop', 'enable-graceful-restart', 'vrf'], source, at, w,
       { 'my-asn': 'myASN', 'peer-asn': 'peerASN', 'router-id': 'routerID', 'ebgp-multihop': 'ebgpMultiHop' });
     if (spec.nodeSelectors !== undefined) spec.nodeSelectors = selectors(p['node-selectors'], source, `${at}.node-selectors`, w);
     if (typeof spec.bfdProfile === 'string') spec.bfdProfile = objectName(spec.bfdProfile);
