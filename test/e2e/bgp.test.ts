@@ -8,6 +8,7 @@
 // speakers' dataplane.
 import { strict as assert } from 'node:assert';
 import { addRouter, installPortico, run, waitFor, type Lab, type PorticoInstall, type Router } from '../lab/index.ts';
+import { SERVICE_BGP_STATUS_CRD, SPEAKER_STATUS_RULE } from './bgp-status.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
 const VIP4 = '203.0.113.50';
@@ -73,6 +74,13 @@ describe('BGP speaker interop (e2e, root): the installed speaker with FRR, BIRD 
   async function ingressOf(name: string): Promise<string[]> {
     const j = JSON.parse(await lab.kubectl('get', 'service', name, '-n', APP, '-o', 'json')) as { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } };
     return (j.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '');
+  }
+
+  /** ServiceBGPStatus objects as `service node: peers` lines, sorted. */
+  async function bgpStatuses(): Promise<string[]> {
+    const j = JSON.parse(await lab.kubectl('get', 'servicebgpstatuses', '-n', NS, '-o', 'json')) as { items: { metadata: { labels?: Record<string, string> }; status: { node: string; serviceName: string; serviceNamespace: string; ips?: string[]; peers?: string[] } }[] };
+    return j.items.filter((o) => o.status.serviceNamespace === APP)
+      .map((o) => `${o.status.serviceName} ${o.status.node} [${(o.status.ips ?? []).join(',')}]: ${(o.status.peers ?? []).join(',')} ${o.metadata.labels?.['portico.dev/service-name'] ?? '-'}`).sort();
   }
 
   // ---- router queries ----
@@ -209,6 +217,20 @@ router bgp ${MD5_AS}
 
     cleanups.push(() => frr.stop(), () => bird.stop(), () => gobgp.stop(), () => md5.stop());
 
+    // The status kind and the speaker's right to write it (see bgp-status.ts), before the speakers start.
+    cleanups.push(() => lab.kubectlResult(['delete', 'crd', 'servicebgpstatuses.portico.dev', '--ignore-not-found']));
+    cleanups.push(() => lab.kubectlResult(['delete', 'role,rolebinding', 'portico-speaker-bgp-status', '-n', NS, '--ignore-not-found']));
+    const crd = await lab.kubectlResult(['apply', '-f', '-'], SERVICE_BGP_STATUS_CRD);
+    assert.equal(crd.code, 0, crd.stderr);
+    await lab.kubectlResult(['create', 'namespace', NS]);
+    await apply(
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'portico-speaker-bgp-status', namespace: NS }, rules: [SPEAKER_STATUS_RULE] },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'portico-speaker-bgp-status', namespace: NS },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'portico-speaker-bgp-status' },
+        subjects: [{ kind: 'ServiceAccount', name: 'portico-speaker', namespace: NS }],
+      },
+    );
     install = await installPortico(lab, { replicas: 1 });
     cleanups.push(async () => {
       await install?.stop();
@@ -385,6 +407,21 @@ router bgp ${MD5_AS}
     assert.ok(!(await birdRoutes('n1v4')).includes(`${UNSELECTED_VIP}/32`));
   });
 
+  it('a ServiceBGPStatus per announcing node and Service names the node, the IPs and the peers', async () => {
+    const v46 = `${VIP6},${VIP4}`;
+    const want = [
+      `bgp-local node-2 [${LOCAL_VIP}]: frr-v4 bgp-local`,
+      `bgp-web node-1 [${v46}]: bird-v4,bird-v6,frr-v4,frr-v6,gobgp-v4,gobgp-v6 bgp-web`,
+      `bgp-web node-2 [${v46}]: frr-v4 bgp-web`,
+      `bgp-web node-3 [${v46}]: frr-v4 bgp-web`,
+    ];
+    let last: string[] = [];
+    await waitFor('the ServiceBGPStatus objects', async () => {
+      last = await bgpStatuses();
+      return JSON.stringify(last) === JSON.stringify(want) || undefined;
+    }, 20_000, 250).catch(() => assert.deepEqual(last, want));
+  });
+
   it('the layer-2 announcer in the same speakers stays idle without an L2Advertisement', async () => {
     const j = JSON.parse(await lab.kubectl('get', 'services', '-n', APP, '-o', 'json')) as { items: { metadata: { name: string; annotations?: Record<string, string> } }[] };
     for (const s of j.items) {
@@ -464,6 +501,10 @@ router bgp ${MD5_AS}
     await waitFor('BIRD withdrawal', async () => !(await birdRoutes('n1v4')).includes(`${VIP4}/32`), 10_000, 100);
     await waitFor('GoBGP withdrawal', async () => !(await gobgpAdjIn(nodeIP(0), 'ipv4'))[`${VIP4}/32`], 10_000, 100);
     assert.ok((await frrPaths(frr, `${LOCAL_VIP}/32`)).length === 1, 'the other Service stays');
+    await waitFor('bgp-web\'s ServiceBGPStatus objects deleted, bgp-local\'s kept', async () => {
+      const st = await bgpStatuses();
+      return st.length === 1 && st[0]!.startsWith('bgp-local node-2') || undefined;
+    }, 10_000, 200);
     const kernel = (await lab.exec(frr.host.name, ['ip', 'route', 'show', `${VIP4}/32`])).stdout;
     assert.equal(kernel.trim(), '');
   });

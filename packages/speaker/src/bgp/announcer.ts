@@ -17,6 +17,7 @@ import { md5SocketFactory } from './md5.ts';
 import { describeNotification, notificationCodeName, notificationSubcodeName, ERR_HOLD_TIMER, ERR_OPEN } from './notification.ts';
 import { planBgp, type BgpPlan, type PeerPlan, type PeerSettings } from './policy.ts';
 import { BgpSession, type SessionOptions, type SocketFactory } from './session.ts';
+import { StatusReconciler, desiredStatuses, kubernetesStatusStore } from './status.ts';
 
 /** Reads one Secret's data (decoded), or undefined when it does not exist. Injected so tests need no API server. */
 export type SecretReader = (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined>;
@@ -51,6 +52,8 @@ export interface BgpAnnouncerOptions {
   md5FailureThreshold?: number;
   /** How long a Secret read is reused before it is read again, ms. */
   secretTtlMs?: number;
+  /** Writes the ServiceBGPStatus objects of this node; none: no status objects. */
+  statuses?: StatusReconciler;
 }
 
 /** What a peer's session looks like now, for status and tests. */
@@ -156,12 +159,14 @@ export class BgpAnnouncer implements Announcer {
     }
     await Promise.all(closing);
     this.#sessions.clear();
+    await this.#o.statuses?.stop();
   }
 
   async #apply(world: World): Promise<void> {
     if (this.#stopped) return;
     const plan = planBgp(world);
     this.#plan = plan;
+    this.#o.statuses?.set(desiredStatuses(world.self, plan));
     const wanted = new Set(plan.peers.map((p) => p.peer.name));
     for (const e of [...this.#sessions.values()]) {
       if (!wanted.has(e.name)) {
@@ -427,5 +432,6 @@ export function createBgpAnnouncer(ctx: {
 }): BgpAnnouncer {
   return new BgpAnnouncer({
     log: ctx.log, registry: ctx.registry, events: ctx.writer, secrets: kubernetesSecretReader(ctx.kc), stateDir: ctx.stateDir, namespace: ctx.namespace,
+    statuses: new StatusReconciler({ node: ctx.self, store: kubernetesStatusStore(ctx.kc, ctx.namespace), log: ctx.log }),
   });
 }
