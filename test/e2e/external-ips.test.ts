@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { repoRoot, waitFor, type Lab } from '../lab/index.ts';
+import { APP, neighbour, startL2, type L2Env } from './l2-env.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
 const NS = 'portico-system';
@@ -192,6 +193,55 @@ describe('externalIPs and refused config changes (e2e, root): the controller on 
       assert.equal(await staleIs('0'), '0');
       await apply(service('no-pool', 'xip-a', {}, { 'portico.dev/address-pool': 'xip-strand' }));
       await eventMatching('xip-a', 'no-pool', /AllocationFailed: PORTICO_POOL_NOT_FOUND/);
+    });
+  });
+
+  describe('layer 2 (e2e, root): the client reaches accepted externalIPs through the speakers', function () {
+    let env: L2Env | undefined;
+    const V4 = '198.51.100.145';
+    const V6 = '2001:db8:1::c1';
+    const ONLY = '198.51.100.146';
+    const get = async (url: string): Promise<string | undefined> => {
+      const r = await lab.exec('client', ['curl', '-sS', '-g', '--max-time', '1', url], { allowFail: true });
+      return r.code === 0 && r.stdout.length > 0 ? r.stdout : undefined;
+    };
+
+    before(async function () {
+      requireE2e(this);
+      // startL2 runs its own controller (and speakers on every node).
+      if (running) await stopController();
+      env = await startL2(lab);
+      await apply(
+        pool('xip-l2', { addresses: ['198.51.100.144/29', '2001:db8:1::c0/124'], allowExternalIPs: true, autoAssign: false }),
+        // No pool named: a Service with only externalIPs has no pool annotation for an advertisement to select.
+        { apiVersion: 'portico.dev/v1beta1', kind: 'L2Advertisement', metadata: { name: 'xip-l2-all', namespace: NS }, spec: {} },
+      );
+    });
+
+    after(async function () {
+      await lab?.kubectlResult(['delete', 'l2advertisements', 'xip-l2-all', '-n', NS, '--ignore-not-found']);
+      await env?.stop();
+    });
+
+    it('a LoadBalancer Service\'s accepted externalIPs answer beside its VIPs, from the owner', async function () {
+      await lab.kubectl('patch', 'service', 'web', '-n', APP, '--type=merge', '-p', JSON.stringify({ spec: { externalIPs: [V4, V6] } }));
+      assert.equal(await recordedAs(APP, 'web', `${V4},${V6}`), `${V4},${V6}`);
+      const body = await waitFor(`the client to reach ${V4}`, () => get(`http://${V4}/`), 30_000, 250);
+      assert.ok(body.length > 0);
+      await waitFor(`the client to reach [${V6}]`, () => get(`http://[${V6}]/`), 30_000, 250);
+      const owner = await env!.owner();
+      assert.equal(await neighbour(lab, V4), await env!.macOf(owner), 'the layer-2 owner of the VIPs answers for the externalIP');
+    });
+
+    it('a ClusterIP Service with only an accepted externalIP is announced and forwarded; an ignored one is not', async function () {
+      await apply(
+        service('xip-only', APP, { type: 'ClusterIP', externalIPs: [ONLY], selector: { app: 'web' } }),
+        service('xip-refused', APP, { type: 'ClusterIP', externalIPs: ['198.51.100.153'], selector: { app: 'web' } }),
+      );
+      assert.equal(await recordedAs(APP, 'xip-only', ONLY), ONLY);
+      await waitFor(`the client to reach ${ONLY}`, () => get(`http://${ONLY}/`), 30_000, 250);
+      await eventMatching(APP, 'xip-refused', /ExternalIPIgnored: externalIP 198\.51\.100\.153 ignored \(no-pool-allows\)/);
+      assert.equal(await get('http://198.51.100.153/'), undefined, 'nobody answers for an ignored externalIP');
     });
   });
 });
