@@ -22,6 +22,7 @@ function input(): StatusInput {
       svc('shop', 'web', ['203.0.113.10', '2001:db8:1::ff:0'], { pool: 'lan' }),
       svc('shop', 'api', []),
       svc('shop', 'bgp', ['203.0.113.129'], { pool: 'routed' }),
+      svc('shop', 'bgp2', ['203.0.113.131'], { pool: 'routed' }),
       { ...svc('shop', 'l2', ['203.0.113.11'], { pool: 'lan' }), metadata: { name: 'l2', namespace: 'shop', annotations: { 'portico.dev/ip-allocated-from-pool': 'lan', 'portico.dev/layer2-node': 'node-3', 'portico.dev/layer2-interfaces': 'eth0' } } },
       svc('default', 'kubernetes', [], { type: 'ClusterIP' }),
       svc('other', 'theirs', [], { cls: 'example.com/other-lb' }),
@@ -30,7 +31,7 @@ function input(): StatusInput {
       IPAddressPool: [
         pool('lan', { assignedIPv4: 1, availableIPv4: 30, assignedIPv6: 1, availableIPv6: 255, ...valid(true) }),
         pool('empty-v6', { assignedIPv4: 0, availableIPv4: 4, assignedIPv6: 0, availableIPv6: 0, ...valid(true) }),
-        pool('routed', { assignedIPv4: 1, availableIPv4: 7, ...valid(true) }),
+        pool('routed', { assignedIPv4: 2, availableIPv4: 6, ...valid(true) }),
       ],
       BGPPeer: [
         { kind: 'BGPPeer', metadata: { name: 'tor-1' }, spec: { myASN: 64512, peerASN: 64513, peerAddress: '198.51.100.201' } },
@@ -40,6 +41,11 @@ function input(): StatusInput {
       L2Advertisement: [{ kind: 'L2Advertisement', metadata: { name: 'bad' }, spec: {}, status: valid(false, 'UnknownPool', 'pool "nope" does not exist') }],
       BGPAdvertisement: [{ kind: 'BGPAdvertisement', metadata: { name: 'routed' }, spec: { ipAddressPools: ['routed'], peers: ['tor-1', 'tor-2'] } }],
     },
+    bgpStatuses: [
+      { kind: 'ServiceBGPStatus', metadata: { name: 'node-1-x' }, status: { node: 'node-1', serviceName: 'bgp', serviceNamespace: 'shop', ips: ['203.0.113.129'], peers: ['tor-1'] } },
+      { kind: 'ServiceBGPStatus', metadata: { name: 'node-2-x' }, status: { node: 'node-2', serviceName: 'bgp', serviceNamespace: 'shop', ips: ['203.0.113.129'], peers: ['tor-1', 'tor-2'] } },
+      { kind: 'ServiceBGPStatus', metadata: { name: 'node-2-y' }, status: { node: 'node-2', serviceName: 'other', serviceNamespace: 'shop', ips: ['203.0.113.130'], peers: ['tor-1'] } },
+    ],
     events: [
       ev('Service', 'shop', 'web', 'IPAllocated', 'assigned 203.0.113.10 from pool lan', '2026-01-01T00:00:00Z'),
       ev('Service', 'shop', 'web', 'nodeAssigned', 'announcing from node node-1, layer 2', '2026-01-01T00:00:01Z'),
@@ -59,15 +65,16 @@ describe('portico status: the model', function () {
     assert.deepEqual(m.pools.map((p) => [p.name, p.ipv4, p.ipv6, p.valid]), [
       ['empty-v6', { used: 0, free: 4 }, undefined, true],
       ['lan', { used: 1, free: 30 }, { used: 1, free: 255 }, true],
-      ['routed', { used: 1, free: 7 }, undefined, true],
+      ['routed', { used: 2, free: 6 }, undefined, true],
     ]);
   });
 
-  it('Services: only LoadBalancers; IPs, pool, the layer-2 owner\'s annotations or else the latest announcement Event; pending with the AllocationFailed reason', function () {
+  it('Services: only LoadBalancers; IPs, pool, the layer-2 owner (annotations, else Event), BGP nodes and peers (ServiceBGPStatus, else the config); pending with the AllocationFailed reason', function () {
     assert.deepEqual(m.services.map((s) => [`${s.namespace}/${s.name}`, s.ips.join(','), s.pool, s.announcedBy, s.state, s.problem]), [
       ['other/theirs', '', '', '', 'other-class', ''],
       ['shop/api', '', '', '', 'pending', 'PORTICO_POOL_EXHAUSTED: no free IPv4 address in pool lan'],
-      ['shop/bgp', '203.0.113.129', 'routed', 'BGP to tor-1, tor-2 (down)', 'allocated', ''],
+      ['shop/bgp', '203.0.113.129', 'routed', 'BGP from node-1, node-2 to tor-1, tor-2 (down)', 'allocated', ''],
+      ['shop/bgp2', '203.0.113.131', 'routed', 'BGP to tor-1, tor-2 (down)', 'allocated', ''],
       ['shop/l2', '203.0.113.11', 'lan', 'node-3 (layer 2, eth0)', 'allocated', ''],
       ['shop/web', '203.0.113.10,2001:db8:1::ff:0', 'lan', 'announcing from node node-2, layer 2', 'allocated', ''],
     ]);

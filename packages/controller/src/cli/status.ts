@@ -29,6 +29,8 @@ export interface StatusInput {
   legacyConfig?: string;
   /** Events on Services (all namespaces) and on objects in Portico's namespace. */
   events: RawEvent[];
+  /** ServiceBGPStatus objects the speakers write (one per node and Service announced over BGP), when the kind exists. */
+  bgpStatuses?: RawObject[];
 }
 
 export interface FamilyUsage { used: number; free: number }
@@ -155,7 +157,16 @@ export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: stri
       state: !ours ? 'other-class' : ips.length > 0 ? 'allocated' : 'pending',
       announcedBy: announcedBy(s.metadata?.annotations ?? {}, announce), problem: '',
     };
-    if (row.state === 'allocated' && row.pool) {
+    const reported = (input.bgpStatuses ?? []).map((o) => o.status as { node?: string; serviceName?: string; serviceNamespace?: string; peers?: string[] } | undefined)
+      .filter((st) => st?.serviceName === name && st.serviceNamespace === ns);
+    if (row.state === 'allocated' && reported.length > 0) {
+      // What the speakers say they announce: nodes and the peers they announce to.
+      const nodes = [...new Set(reported.map((st) => st!.node ?? '?'))].sort();
+      const peers = [...new Set(reported.flatMap((st) => st!.peers ?? []))].sort();
+      const bgp = `BGP from ${nodes.join(', ')} to ${peers.map((p) => (peerState.get(p) === 'up' ? p : `${p} (${peerState.get(p) ?? 'unknown'})`)).join(', ')}`;
+      row.announcedBy = row.announcedBy ? `${row.announcedBy}; ${bgp}` : bgp;
+    } else if (row.state === 'allocated' && row.pool) {
+      // No status objects (yet): the peers the configuration advertises the pool to.
       const peers = bgpPeersOf(config, row.pool);
       if (peers.length > 0) {
         const bgp = `BGP to ${peers.map((p) => (peerState.get(p) === 'up' ? p : `${p} (${peerState.get(p) ?? 'unknown'})`)).join(', ')}`;
@@ -242,6 +253,12 @@ export async function fetchStatus(kc: k8s.KubeConfig, namespace: string = NAMESP
     namespace, services: plain(services.items as RawObject[]), config,
     events: plain([...svcEvents.items, ...nsEvents.items.filter((e) => e.involvedObject?.kind !== 'Service')] as RawEvent[]),
   };
+  try {
+    const r = await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'servicebgpstatuses' }) as { items: RawObject[] };
+    input.bgpStatuses = r.items;
+  } catch (err) {
+    if ((err as { code?: number }).code !== 404) throw err; // the kind is not installed
+  }
   const text = cm?.data?.[LEGACY_CONFIGMAP.key];
   if (text !== undefined) input.legacyConfig = text;
   return input;
