@@ -102,7 +102,9 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
     const got = await waitFor('web to get an IP', async () => {
       const s = await core.readNamespacedService({ name: 'web', namespace: APP_NS });
       const ip = s.status?.loadBalancer?.ingress?.[0]?.ip;
-      return ip ? { ip, pool: s.metadata?.annotations?.['portico.dev/ip-allocated-from-pool'] } : undefined;
+      const pool = s.metadata?.annotations?.['portico.dev/ip-allocated-from-pool'];
+      // Status and the pool annotation are two writes: wait for both.
+      return ip && pool ? { ip, pool } : undefined;
     }, 30_000, 200);
     assert.equal(got.pool, 'lan');
     const last = Number(got.ip.split('.')[3]);
@@ -211,6 +213,28 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
       assert.match(cr.stderr, /the controller may only write its own Lease, portico-controller/);
       const l = await lab.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'pinst-someone-else', namespace: NS });
       assert.equal(l.spec?.holderIdentity, 'someone');
+    });
+
+    it('a speaker\'s pod-bound token (which names its node) may write only its own node\'s Lease (Lease policy)', async function () {
+      // A pod of the speaker's account on node-1, as the DaemonSet makes; its bound token carries the node name.
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pinst-speaker-node-1', namespace: NS }, spec: { serviceAccountName: 'portico-speaker', nodeName: 'node-1', containers: [{ name: 'c', image: 'portico.dev/lab-web' }] } };
+      assert.equal((await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(pod))).code, 0);
+      try {
+        const token = (await lab.kubectl('-n', NS, 'create', 'token', 'portico-speaker', '--bound-object-kind=Pod', '--bound-object-name=pinst-speaker-node-1', '--duration=10m')).trim();
+        const kc = new k8s.KubeConfig();
+        kc.loadFromFile(asSpeaker);
+        kc.users = kc.users.map((u) => ({ ...u, token }));
+        const who = await kubectlAs(asSpeaker, ['auth', 'whoami', '-o', 'json', `--token=${token}`]);
+        assert.match(who.stdout, /"authentication.kubernetes.io\/node-name":\s*\[\s*"node-1"/, who.stdout + who.stderr);
+        const leases = kc.makeApiClient(k8s.CoordinationV1Api);
+        const body = (name: string): k8s.V1Lease => ({ metadata: { name, namespace: NS }, spec: { holderIdentity: 'pinst' } });
+        const other = await leases.createNamespacedLease({ namespace: NS, body: body('portico-speaker-node-2-pinst') }).then(() => 'accepted', (e: unknown) => String((e as { body?: unknown }).body));
+        assert.match(other, /a speaker may only write the Lease of its own node/);
+        await leases.createNamespacedLease({ namespace: NS, body: body('pinst-node-1') });
+        await lab.kubectl('-n', NS, 'delete', 'lease', 'pinst-node-1');
+      } finally {
+        await lab.kubectlResult(['-n', NS, 'delete', 'pod', 'pinst-speaker-node-1', '--wait=false']);
+      }
     });
 
     it('the speaker\'s token cannot take the controller\'s Lease (Lease policy)', async function () {
