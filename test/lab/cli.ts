@@ -5,6 +5,7 @@
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { Lab, repoRoot, waitFor } from './lab.ts';
+import { installPortico } from './portico.ts';
 import { LabPreflightError } from './preflight.ts';
 import { LabBusyError, clearPrefix, readState, stateInUse } from './state.ts';
 
@@ -15,17 +16,20 @@ const say = (msg: string): void => { process.stdout.write(`${msg}\n`); };
 async function up(): Promise<void> {
   const t0 = Date.now();
   const secs = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+  const step = (msg: string): void => say(`  [${secs()}] ${msg}`);
   say(`starting the Portico lab '${prefix}' (control plane + 3 nodes + a client)...`);
-  const lab = await Lab.start({ prefix, keep: true, nodes: 3, clients: ['client'], log: (m) => say(`  [${secs()}] ${m}`) });
-  say(`  [${secs()}] installing Portico's CRDs and an address pool (203.0.113.10-40, 2001:db8:ff::/120); starting the controller`);
-  await lab.kubectl('create', 'namespace', 'portico-system');
-  await lab.kubectl('apply', '-f', path.join(repoRoot, 'manifests', 'crds'));
-  await lab.kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
-  await lab.kubectl('apply', '-f', path.join(repoRoot, 'test', 'lab', 'demo', 'pool.yaml'));
-  // The controller runs where a Deployment's pod would reach the API server: on the segment.
-  lab.spawn('portico-controller', 'cp', [process.execPath, path.join(repoRoot, 'packages', 'controller', 'src', 'main.ts'),
-    '--kubeconfig', lab.segmentKubeconfig, '--identity', 'lab-controller', '--listen', '127.0.0.1:7472']);
-  say(`  [${secs()}] creating Deployment web (3 replicas) and Service web (type LoadBalancer, port 80)`);
+  const lab = await Lab.start({ prefix, keep: true, nodes: 3, clients: ['client'], log: step });
+
+  step('installing Portico: kubectl apply -f manifests/portico.yaml (CRDs, RBAC, controller, speakers); each component runs with its own ServiceAccount');
+  await installPortico(lab);
+  step('applying manifests/examples/layer2.yaml: pool 203.0.113.10-40 + 2001:db8:1::ff:0/120, announced over ARP/NDP');
+  await lab.kubectl('apply', '-f', path.join(repoRoot, 'manifests', 'examples', 'layer2.yaml'));
+  // The pool's IPv4 range is not the segment's subnet: the client's LAN treats it as on-link (a connected
+  // secondary subnet), so the client ARPs for the VIPs. The IPv6 range lies inside the segment's /64.
+  await lab.exec('client', ['ip', 'route', 'replace', '203.0.113.0/24', 'dev', 'eth0']);
+  step('the client has 203.0.113.0/24 on-link, as a LAN that carries the pool would');
+
+  step('creating Deployment web (3 replicas) and Service web (type LoadBalancer, port 80)');
   await lab.kubectl('create', 'deployment', 'web', '--image=portico.dev/lab-web', '--replicas=3', '--port=80');
   await lab.kubectl('expose', 'deployment', 'web', '--type=LoadBalancer', '--port=80');
   const discovery = lab.kc.makeApiClient(k8s.DiscoveryV1Api);
@@ -34,28 +38,36 @@ async function up(): Promise<void> {
     const eps = slices.items.filter((s) => s.addressType === 'IPv4').flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready);
     return eps.length === 3 ? eps : undefined;
   }, 60_000, 200);
-  say(`  [${secs()}] 3 pods ready: ${ready.map((e) => `${e.targetRef?.name} ${e.addresses[0]} on ${e.nodeName}`).join(', ')}`);
-  const first = ready[0]!.addresses[0]!;
-  const answer = await lab.curl('client', `http://${first}/`);
-  say(`  [${secs()}] the client reaches a pod directly: ${answer.trim()}`);
+  step(`3 pods ready: ${ready.map((e) => `${e.targetRef?.name} ${e.addresses[0]} on ${e.nodeName}`).join(', ')}`);
+
   const core = lab.kc.makeApiClient(k8s.CoreV1Api);
-  const ingress = await waitFor('an external IP for Service web', async () => {
+  const got = await waitFor('an external IP and its layer-2 owner for Service web', async () => {
     const svc = await core.readNamespacedService({ name: 'web', namespace: 'default' });
-    const ips = svc.status?.loadBalancer?.ingress?.map((i) => i.ip).filter(Boolean) ?? [];
-    return ips.length ? { ips, pool: svc.metadata?.annotations?.['portico.dev/ip-allocated-from-pool'] } : undefined;
+    const ip = svc.status?.loadBalancer?.ingress?.[0]?.ip;
+    const a = svc.metadata?.annotations ?? {};
+    const owner = a['portico.dev/layer2-node'];
+    return ip && owner ? { ip, owner, pool: a['portico.dev/ip-allocated-from-pool'] ?? '?' } : undefined;
   }, 30_000, 200).catch(() => undefined);
-  say(ingress
-    ? `  [${secs()}] Portico's controller gave Service web ${ingress.ips.join(', ')} from pool ${ingress.pool ?? '?'} (announcing it needs the speaker, which is not in the lab yet)`
-    : `  [${secs()}] Service web: external IP still pending; see ${path.join(lab.logDir, 'portico-controller.log')}`);
   const client = lab.clients[0]!;
+  if (!got) {
+    step(`Service web has no external IP or no owner yet; see ${lab.logDir}`);
+  } else {
+    step(`the controller gave Service web ${got.ip} from pool ${got.pool}; ${got.owner} answers for it`);
+    const answer = await waitFor('an answer from the VIP', async () => (await lab.exec('client', ['curl', '-sS', '--max-time', '2', `http://${got.ip}/`], { allowFail: true })).stdout.trim() || undefined, 15_000, 250)
+      .catch(() => undefined);
+    const neigh = (await lab.exec('client', ['ip', 'neigh', 'show', got.ip], { allowFail: true })).stdout.trim();
+    const ownerMac = (await lab.exec(got.owner, ['cat', '/sys/class/net/eth0/address'], { allowFail: true })).stdout.trim();
+    step(`the client resolved ${got.ip} to ${neigh.split(' ')[4] ?? '?'} (${got.owner}'s eth0 is ${ownerMac})`);
+    step(answer ? `curl http://${got.ip}/ from the client: ${answer}` : `the client got no answer from ${got.ip}; see ${lab.logDir}`);
+  }
   say(`
 The lab is up and stays running.
   kubeconfig:   export KUBECONFIG=${lab.kubeconfig}
   kubectl:      ${lab.describe().kubectl}
-  try:          ${lab.describe().kubectl} --kubeconfig=${lab.kubeconfig} get nodes,pods,svc,endpointslices -o wide
-  client:       ip netns exec ${client.ns} curl http://${first}/     (client ${client.ipv4} / ${client.ipv6})
-  a node:       ip netns exec ${lab.nodes[0]!.ns} ip addr
-  Portico:      kubectl get ipaddresspools -n portico-system; kubectl describe svc web
+  try:          ${lab.describe().kubectl} --kubeconfig=${lab.kubeconfig} get nodes,pods,svc -o wide
+                bin/portico status --kubeconfig=${lab.kubeconfig}
+  client:       ip netns exec ${client.ns} curl http://${got?.ip ?? '<external-ip>'}/     (client ${client.ipv4} / ${client.ipv6})
+  kill a node:  the owner's namespace is ${got ? lab.node(got.owner).ns : '<node>'}; watch another node take the IP over
   logs:         ${lab.logDir}
   stop it:      npm run lab -- down`);
 }
