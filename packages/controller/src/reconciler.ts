@@ -208,8 +208,9 @@ export class ServiceReconciler {
     const changedPool = ourPool !== r.pool;
     if (!changedIngress && !changedPool) return { outcome: 'success', reason: 'unchanged' };
     try {
-      if (changedIngress) await sink.setIngress(ns, name, ingress);
+      // The pool first: a speaker that sees the IP already knows which advertisements apply to it.
       if (changedPool) await sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: r.pool });
+      if (changedIngress) await sink.setIngress(ns, name, ingress);
       if (changedIngress) {
         this.d.onAllocated?.(r.pool);
         await sink.event(svc, 'Normal', 'IPAllocated', `assigned ${ingress.map((i) => i.ip).join(', ')} from pool ${r.pool}`);
