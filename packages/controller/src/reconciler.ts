@@ -59,7 +59,8 @@ export class ServiceReconciler {
   /**
    * Records the IPs Services already have, before any change is handled, so a
    * restart never moves or duplicates an IP. Services are taken oldest first,
-   * so if two claim one IP the older keeps it.
+   * so if two claim one IP the older keeps it. LoadBalancer IPs (status) come
+   * first, then the externalIPs each Service's annotation records.
    */
   rebuild(services: readonly ServiceObject[]): { kept: number; conflicts: string[]; externalKept: number; externalDropped: string[] } {
     const ordered = [...services].sort((a, b) => {
