@@ -33,11 +33,11 @@ try {
     s=$(date +%s%N); ip netns exec pdp-bench-r ipvsadm -R < $PORTICO_OUT/rules; e=$(date +%s%N)
     echo $(( (e - s) / 1000 )) > restore-us
     ip netns exec pdp-bench-r ipvsadm -Ln | grep -c '^TCP' > restored-services
-    # One endpoint change by hand, for reference: ipvsadm -a then -d (two processes, as a script would do it).
+    # One change by hand, for reference: a real server added and one deleted, with two ipvsadm processes as a script would.
     for i in $(seq 1 ${changes}); do
       s=$(date +%s%N)
       ip netns exec pdp-bench-r ipvsadm -a -t 203.0.113.1:1000 -r 100.66.0.$i:8080 -m -w 1
-      ip netns exec pdp-bench-r ipvsadm -d -t 203.0.113.1:1000 -r 100.64.0.$((i - 1)):8080
+      ip netns exec pdp-bench-r ipvsadm -d -t 203.0.113.1:1000 -r 100.66.0.$i:8080
       e=$(date +%s%N); echo $(( (e - s) / 1000 )) >> change-us
     done
     ip netns del pdp-bench-r

@@ -213,6 +213,10 @@ export class DesiredBuilder {
   readonly #local = new Map<string, number>();
   /** Claimants of each virtual service key, by Service key (more than one: a port conflict). */
   readonly #claims = new Map<string, Map<string, VirtualService>>();
+  /** Virtual service keys claimed by more than one Service. */
+  readonly #conflicts = new Set<string>();
+  /** Warnings of the Services that have some, by Service key. */
+  readonly #warnings = new Map<string, readonly DesiredWarning[]>();
   #prev = new Map<string, { svc: ServiceState; result: ServiceDesired }>();
   #self: string | undefined;
   /** Set when the masquerade sets changed in the last update. */
@@ -238,9 +242,9 @@ export class DesiredBuilder {
     for (const [k, p] of this.#prev) if (!world.services.has(k)) this.#remove(k, p.result, changed);
     this.#prev = next;
     const warnings: DesiredWarning[] = [];
-    for (const p of next.values()) if (p.result.warnings.length) warnings.push(...p.result.warnings);
-    for (const [key, claims] of this.#claims) {
-      if (claims.size < 2) continue;
+    for (const w of this.#warnings.values()) warnings.push(...w);
+    for (const key of this.#conflicts) {
+      const claims = this.#claims.get(key)!;
       const winner = this.#services.get(key)!;
       for (const vs of claims.values()) {
         if (vs === winner) continue;
@@ -272,23 +276,27 @@ export class DesiredBuilder {
   }
 
   #add(svcKey: string, r: ServiceDesired, changed: Set<string>): void {
+    if (r.warnings.length) this.#warnings.set(svcKey, r.warnings);
     for (const a of r.clusterVips) this.#count(this.#cluster, a, 1);
     for (const a of r.localEndpoints) this.#count(this.#local, a, 1);
     for (const vs of r.services) {
       let c = this.#claims.get(vs.key);
       if (!c) { c = new Map(); this.#claims.set(vs.key, c); }
       c.set(svcKey, vs);
+      if (c.size > 1) this.#conflicts.add(vs.key);
       this.#settle(vs.key, changed);
     }
   }
 
   #remove(svcKey: string, r: ServiceDesired, changed: Set<string>): void {
+    this.#warnings.delete(svcKey);
     for (const a of r.clusterVips) this.#count(this.#cluster, a, -1);
     for (const a of r.localEndpoints) this.#count(this.#local, a, -1);
     for (const vs of r.services) {
       const c = this.#claims.get(vs.key);
       if (!c) continue;
       c.delete(svcKey);
+      if (c.size < 2) this.#conflicts.delete(vs.key);
       if (!c.size) this.#claims.delete(vs.key);
       this.#settle(vs.key, changed);
     }
