@@ -8,7 +8,11 @@ class FakeClock implements MembershipClock {
   wall = 1_700_000_000_000;
   private timers: { at: number; fn: () => void; id: number }[] = [];
   private nextId = 1;
+  /** Datagrams "queued in the socket" while the process stalls; afterIO runs once they are delivered. */
+  pendingIO: (() => void)[] = [];
   now(): number { return this.t; }
+  afterIO(fn: () => void): void { if (this.stallIO) this.pendingIO.push(fn); else fn(); }
+  flushIO(): void { const q = this.pendingIO; this.pendingIO = []; for (const f of q) f(); }
   wallNow(): number { return this.wall + this.t; }
   setTimeout(fn: () => void, ms: number): unknown {
     const id = this.nextId++;
@@ -28,17 +32,22 @@ class FakeClock implements MembershipClock {
     }
     this.t = end;
   }
+  stallIO = false;
 }
 
-/** Datagrams between speakers by address; a cut address neither sends nor receives. */
+/** Datagrams between speakers by address; a cut address neither sends nor receives; a held address gets its datagrams later (a stalled process). */
 class Bus {
   readonly handlers = new Map<string, (d: Buffer, from: string) => void>();
   readonly cut = new Set<string>();
+  readonly held = new Map<string, (() => void)[]>();
   transport(address: string): HeartbeatTransport {
     return {
       send: (d, to) => {
         if (this.cut.has(address) || this.cut.has(to)) return;
-        this.handlers.get(to)?.(Buffer.from(d), address);
+        const deliver = (): void => this.handlers.get(to)?.(Buffer.from(d), address);
+        const queue = this.held.get(to);
+        if (queue) queue.push(deliver);
+        else deliver();
       },
       onMessage: (h) => { this.handlers.set(address, h); },
       close: async () => { this.handlers.delete(address); },
@@ -88,6 +97,31 @@ describe('membership: heartbeats and liveness', () => {
     assert.deepEqual(liveOf(ms.get('node-1')!), ['node-1', 'node-2']);
     assert.equal(ms.get('node-1')!.reasons().get('node-3'), 'silent');
     assert.deepEqual(changes.get('node-1'), [['node-1', 'node-2']]);
+  });
+
+  it('a speaker that stalled (heartbeats queued in its socket) reads them before judging: no false death', () => {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const { ms, changes } = cluster(clock, bus, ['node-1']);
+    const m = ms.get('node-1')!;
+    const deliver = bus.handlers.get(ADDR['node-1']!)!;
+    let seq = 0;
+    const beat = (node: string): void => deliver(sealHeartbeat({ node, incarnation: 1, sequence: ++seq, timestamp: clock.wallNow(), leaving: false }, KEY), ADDR[node]!);
+    clock.advance(500);
+    beat('node-2');
+    beat('node-3');
+    assert.deepEqual(liveOf(m), ['node-1', 'node-2', 'node-3']);
+    changes.get('node-1')!.length = 0;
+    // node-1's loop is blocked for 600 ms (no timer runs); the peers' heartbeats wait in its socket.
+    clock.t += 600;
+    clock.stallIO = true;
+    clock.advance(0); // the loop resumes: the overdue tick runs first ...
+    beat('node-2'); // ... then the queued datagrams are read ...
+    beat('node-3');
+    clock.flushIO(); // ... then the deferred judgement.
+    clock.stallIO = false;
+    assert.deepEqual(liveOf(m), ['node-1', 'node-2', 'node-3']);
+    assert.deepEqual(changes.get('node-1'), [], 'never reported a peer dead');
   });
 
   it('a node cut off the segment sees itself alone and the others drop it; reconnected, all agree again', () => {

@@ -14,11 +14,14 @@ export interface MembershipClock {
   wallNow(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /** Runs fn once the datagrams already queued have been read (setImmediate: after the poll phase). */
+  afterIO(fn: () => void): void;
 }
 
 export const realMembershipClock: MembershipClock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
+  afterIO: (fn) => { setImmediate(fn); },
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
@@ -178,8 +181,24 @@ export class Membership {
   private tick(): void {
     if (this.stopped) return;
     this.broadcast({ leaving: false, restarting: false });
-    this.evaluate();
+    // Timers run before I/O in Node's loop: after this process stalled (GC, a
+    // long World update, a starved CPU) the peers' heartbeats are still
+    // queued in the socket. Judge silence only once they have been read, or
+    // our own stall would be taken for the peers' death.
+    this.evaluateAfterIO();
     this.timer = this.o.clock.setTimeout(() => this.tick(), this.o.intervalMs);
+  }
+
+  private evaluationPending = false;
+
+  /** One evaluation after the queued datagrams are read, however many asked for it. */
+  private evaluateAfterIO(): void {
+    if (this.evaluationPending) return;
+    this.evaluationPending = true;
+    this.o.clock.afterIO(() => {
+      this.evaluationPending = false;
+      if (!this.stopped) this.evaluate();
+    });
   }
 
   private broadcast(flags: { leaving: boolean; restarting: boolean }): void {
@@ -231,7 +250,7 @@ export class Membership {
       p.holdUntil = undefined;
       p.heardAt = now;
     }
-    this.evaluate();
+    this.evaluateAfterIO();
   }
 
   private reasonOf(p: PeerState, now: number): NodeLiveness {
