@@ -47,6 +47,8 @@ class FakeMembership implements MembershipView {
   hasKey = true;
   onChange: () => void = () => undefined;
   stoppedWith: string | undefined;
+  started = 0;
+  start(): void { this.started++; }
   setPeers(): void { /* peers come from the test */ }
   live(): ReadonlySet<string> { return this.liveSet; }
   reasons(): ReadonlyMap<string, NodeLiveness> { return new Map([...this.liveSet].map((n) => [n, 'alive'])); }
@@ -130,9 +132,11 @@ describe('layer-2 announcer', () => {
     assert.equal(events.length, 1, 'same ownership, no new Event');
   });
 
-  it('another node answers nothing for it', () => {
-    const { a, links } = setup(other);
+  it('another node answers nothing for it; heartbeats start with the first World', () => {
+    const { a, links, membership } = setup(other);
+    assert.equal(membership.started, 0);
     a.update(world(other, [service('web', [IP])]));
+    assert.ok(membership.started > 0);
     assert.deepEqual([...a.owned()], []);
     assert.equal(links.size, 0);
   });

@@ -21,6 +21,8 @@ export const ANNOUNCED_INTERFACES = 'portico.dev/layer2-interfaces';
 
 /** What the announcer needs from membership (membership.ts in production, a fake in tests). */
 export interface MembershipView {
+  /** Starts heartbeating (idempotent): called with the first World, once this speaker is fully up. */
+  start(): void;
   setPeers(nodes: ReadonlyMap<string, readonly string[]>): void;
   live(): ReadonlySet<string>;
   reasons(): ReadonlyMap<string, NodeLiveness>;
@@ -144,6 +146,11 @@ export class L2Announcer implements Announcer {
     // An interface that could not be opened is tried again with each new World (it may have appeared since).
     this.broken.clear();
     this.membership.setPeers(new Map([...world.nodes.values()].map((n) => [n.name, n.addresses])));
+    // Heartbeats begin only now: a speaker still starting (syncing caches,
+    // probing kernel modules) could stall and be taken for dead right after
+    // it said it was alive; until then its peers hold it as restarting or
+    // never heard of it.
+    this.membership.start();
     this.reconcile('world');
   }
 

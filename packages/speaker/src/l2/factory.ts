@@ -110,8 +110,9 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
         last = { sent: c.sent, accepted: c.accepted, lost: c.lost };
       }, 1000);
       t.unref();
-      m.start();
+      let started = false;
       return {
+        start: () => { if (!started) { started = true; m.start(); } },
         setPeers: (nodes) => m.setPeers(nodes),
         live: () => m.live(),
         reasons: () => m.reasons(),

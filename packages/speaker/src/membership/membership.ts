@@ -100,7 +100,7 @@ interface PeerState {
 
 export class Membership {
   readonly counters: MembershipCounters;
-  readonly startedAt: number;
+  startedAt: number;
   private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'onDrop'>> & MembershipOptions;
   private readonly peers = new Map<string, PeerState>();
   private replay: ReplayState = new Map();
@@ -122,8 +122,9 @@ export class Membership {
     this.o.transport.onMessage((d, from) => this.receive(d, from));
   }
 
-  /** Begins the heartbeat loop. */
+  /** Begins the heartbeat loop; settled() counts from here. */
   start(): void {
+    this.startedAt = this.o.clock.now();
     this.tick();
   }
 
