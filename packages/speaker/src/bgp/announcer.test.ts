@@ -11,6 +11,7 @@ import { EMPTY_CONFIG, Registry, parseRange, type Config, type EventTarget } fro
 import { nativeAvailable, loadNative } from '../native/index.ts';
 import type { NodeState, ServiceState, World } from '../world/types.ts';
 import { BgpAnnouncer, type SecretReader } from './announcer.ts';
+import { md5SocketFactory } from './md5.ts';
 import type { PathAttribute } from './attributes.ts';
 import { FakeClock } from './clock.ts';
 import type { Negotiated } from './fsm.ts';
@@ -252,6 +253,35 @@ describe('bgp announcer (loopback router)', function () {
       await b.update(world([peer(179, { name: 'r2', passwordSecret: { name: 'nope', namespace: 'portico-system' } })], []));
       assert.deepEqual(b.status(), []);
       assert.match(events.find('BGPPasswordSecretMissing')?.message ?? '', /Secret portico-system\/nope does not exist/);
+    });
+
+    it('single-hop eBGP asks for TTL 1; ebgpMultiHop and iBGP leave the system default', async () => {
+      const seen = new Map<string, number | undefined>();
+      const a = announcer({ socketFactory: (o) => { seen.set(`${o.host}`, o.ttl); return net.createConnection({ host: o.host, port: 1 }); } });
+      await a.update(world([
+        peer(179, { name: 'ebgp', peerAddress: '127.0.0.2' }),
+        peer(179, { name: 'multihop', peerAddress: '127.0.0.3', ebgpMultiHop: true }),
+        peer(179, { name: 'ibgp', peerAddress: '127.0.0.4', myASN: 64513 }),
+      ], []));
+      await until(() => seen.size === 3, 'three connection attempts');
+      assert.deepEqual(Object.fromEntries(seen), { '127.0.0.2': 1, '127.0.0.3': undefined, '127.0.0.4': undefined });
+    });
+
+    it('the native socket factory sets the TTL before connecting (needs the native addon)', async function () {
+      if (!nativeAvailable()) this.skip();
+      const server = createServer((s) => s.destroy());
+      await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+      try {
+        const port = (server.address() as net.AddressInfo).port;
+        const s = md5SocketFactory({ host: '127.0.0.1', port, ttl: 1 });
+        await new Promise<void>((res, rej) => { s.once('connect', res); s.once('error', rej); });
+        const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
+        const c = loadNative().constants;
+        assert.equal(loadNative().getIntOption(fd, c.IPPROTO_IP, c.IP_TTL), 1);
+        s.destroy();
+      } finally {
+        server.close();
+      }
     });
 
     it('TCP MD5: the right password brings the session up, a wrong one keeps it down with a clear Event (needs the native addon)', async function () {

@@ -205,6 +205,8 @@ export class BgpAnnouncer implements Announcer {
     if (peer.keepaliveTime !== undefined) opts.keepaliveTime = peer.keepaliveTime;
     if (peer.sourceAddress !== undefined) opts.sourceAddress = peer.sourceAddress;
     if (password !== undefined && password !== '') opts.password = password;
+    // Single-hop eBGP: TTL 1, so the session cannot form through a router (ebgpMultiHop lifts it).
+    if (peer.myASN !== peer.peerASN && !peer.ebgpMultiHop) opts.ttl = 1;
     if (gr) opts.gracefulRestart = { restartTime: this.#o.restartTime, restarting: this.#restarting.has(identity) };
     if (this.#o.clock) opts.clock = this.#o.clock;
     opts.socketFactory = this.#o.socketFactory ?? md5SocketFactory;
@@ -420,7 +422,7 @@ function grIdentity(peer: PeerSettings): string {
 function sessionKey(o: SessionOptions): string {
   return JSON.stringify({
     localAsn: o.localAsn, peerAsn: o.peerAsn, bgpId: o.bgpId, holdTime: o.holdTime, keepaliveTime: o.keepaliveTime ?? null,
-    connectRetryTime: o.connectRetryTime, peerAddress: o.peerAddress, peerPort: o.peerPort ?? 179, sourceAddress: o.sourceAddress ?? null,
+    connectRetryTime: o.connectRetryTime, peerAddress: o.peerAddress, peerPort: o.peerPort ?? 179, sourceAddress: o.sourceAddress ?? null, ttl: o.ttl ?? null,
     nextHop: o.nextHop ?? null, gr: o.gracefulRestart ? o.gracefulRestart.restartTime : null,
     md5: o.password !== undefined, password: o.password === undefined ? null : createHash('sha256').update(o.password).digest('hex'),
   });

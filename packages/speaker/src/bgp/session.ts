@@ -28,13 +28,19 @@ export interface Advertisement {
  * Opens the TCP connection. The default is plain node:net; TCP MD5 (RFC 2385)
  * plugs in here: the native addon returns a socket with TCP_MD5SIG set.
  */
-export type SocketFactory = (o: { host: string; port: number; localAddress?: string; password?: string }) => Socket;
+export type SocketFactory = (o: { host: string; port: number; localAddress?: string; password?: string; ttl?: number }) => Socket;
 
 export interface SessionOptions extends Omit<PeerConfig, 'capabilities'> {
   peerAddress: string;
   peerPort?: number;
   sourceAddress?: string;
   password?: string;
+  /**
+   * IP TTL (IPv6 hop limit) of the session's packets from the SYN on; unset:
+   * the system default. Single-hop eBGP uses 1, so the session only forms with
+   * a directly connected peer (what routers do without ebgp-multihop).
+   */
+  ttl?: number;
   /** Next hops to announce; default: our address on the session, for its family. */
   nextHop?: { ipv4?: string; ipv6?: string };
   /** Families to offer; default IPv4 and IPv6 unicast. */
@@ -58,6 +64,7 @@ export interface SessionStats {
 
 const defaultFactory: SocketFactory = (o) => {
   if (o.password) throw new Error('TCP MD5 needs the native socket factory (packages/speaker/src/native)');
+  if (o.ttl !== undefined) throw new Error('a session TTL needs the native socket factory (packages/speaker/src/native)');
   return createConnection({ host: o.host, port: o.port, localAddress: o.localAddress });
 };
 
@@ -210,7 +217,7 @@ export class BgpSession extends EventEmitter {
         let socket: Socket;
         try {
           socket = (this.#opts.socketFactory ?? defaultFactory)({
-            host: this.#opts.peerAddress, port: this.#opts.peerPort ?? 179, localAddress: this.#opts.sourceAddress, password: this.#opts.password,
+            host: this.#opts.peerAddress, port: this.#opts.peerPort ?? 179, localAddress: this.#opts.sourceAddress, password: this.#opts.password, ttl: this.#opts.ttl,
           });
         } catch (err) {
           // E.g. no native addon for TCP MD5, or an address not on this node: a failed connection, retried with backoff.
