@@ -277,4 +277,17 @@ describe('IPVS dataplane in the VM (needs root and qemu)', function () {
     const addrs = await sh('ip -n pdp-node -o addr show dev portico0');
     assert.doesNotMatch(addrs.stdout, /203\.0\.113\.1[23]\//, 'their VIPs left portico0');
   });
+
+  it('a VIP another interface holds: a log line naming the problem, not added to portico0, its virtual service still works', async () => {
+    await sh('ip -n pdp-node addr add 203.0.113.14/32 dev eth0');
+    await apply([...baseServices(), svc('taken', ['203.0.113.14'], endpoints(['b1']))]);
+    assert.deepEqual(weights(await ipvs())['TCP 203.0.113.14:80 rr'], ['100.64.1.21:80 Masq 1']);
+    const r = await sh('ip -n pdp-node -o addr show dev portico0; grep "already on another interface" $D/runner.log | tail -1');
+    assert.doesNotMatch(r.stdout, /inet 203\.0\.113\.14\//);
+    assert.match(r.stdout, /"problem":"vip-on-other-interface","vip":"203\.0\.113\.14"/);
+    assert.deepEqual((await requests('http://203.0.113.14/', 2)).map((g) => g.pod), ['b1', 'b1'], 'the VIP is local on eth0, so IPVS still serves it');
+    await apply(baseServices());
+    await sh('ip -n pdp-node addr del 203.0.113.14/32 dev eth0');
+    assert.equal(weights(await ipvs())['TCP 203.0.113.14:80 rr'], undefined);
+  });
 });
