@@ -173,16 +173,18 @@ protocol bgp n1v6 {
 }
 `,
     });
-    const gobgpNeighbor = (addr: string, asn: number) => `
+    // GoBGP's eBGP neighbor is active: it connects to the speaker's listener on 179 (see the gobgp-v4 BGPPeer).
+    const gobgpNeighbor = (addr: string, asn: number, passive: boolean) => `
 [[neighbors]]
   [neighbors.config]
     neighbor-address = "${addr}"
     peer-as = ${asn}
   [neighbors.transport.config]
-    passive-mode = true
+    passive-mode = ${passive}
   [neighbors.timers.config]
     hold-time = 9
     keepalive-interval = 3
+    connect-retry = 1
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = "ipv4-unicast"
@@ -195,7 +197,7 @@ protocol bgp n1v6 {
 [global.config]
   as = ${ROUTER_AS}
   router-id = "{{ipv4}}"
-${gobgpNeighbor(n[0]!, NODE_AS)}${gobgpNeighbor(n1v6, ROUTER_AS)}`,
+${gobgpNeighbor(n[0]!, NODE_AS, false)}${gobgpNeighbor(n1v6, ROUTER_AS, true)}`,
     });
     md5 = await addRouter(lab, {
       name: 'b-md5', kind: 'frr', config: `
@@ -254,7 +256,9 @@ router bgp ${MD5_AS}
         peer('frr-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv6, nodeSelectors: only('node-1') }),
         peer('bird-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv4, nodeSelectors: only('node-1') }),
         peer('bird-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv6, nodeSelectors: only('node-1') }),
-        peer('gobgp-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv4, nodeSelectors: only('node-1') }),
+        // The speaker's own attempts go to a port GoBGP does not listen on: this session can only
+        // come up through GoBGP connecting to the speaker's listener on port 179.
+        peer('gobgp-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv4, peerPort: 1179, nodeSelectors: only('node-1') }),
         peer('gobgp-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: gobgp.ipv6, nodeSelectors: only('node-1') }),
       ].map((p) => ({ ...p, metadata: { ...(p.metadata as Obj), labels: label } })),
     );
@@ -308,6 +312,11 @@ router bgp ${MD5_AS}
       const out = await gobgp.cli(['neighbor']);
       return out.split('\n').filter((l) => (l.includes(nodeIP(0)) || l.includes(nodeIP6(0))) && /Establ/.test(l)).length === 2;
     }, 30_000, 250);
+    // The eBGP one is GoBGP's connection to node-1:179 (the speaker never reaches GoBGP on 1179).
+    const ss = (await lab.exec('node-1', ['ss', '-Htn', 'state', 'established', `( sport = :179 and dst ${gobgp.ipv4} )`])).stdout;
+    // The listener is dual-stack, so ss shows IPv4 peers as [::ffff:a.b.c.d].
+    const v4 = (ip: string): string => `(\\[::ffff:)?${ip.replaceAll('.', '\\.')}\\]?`;
+    assert.match(ss, new RegExp(`${v4(nodeIP(0))}:179\\s+${v4(gobgp.ipv4)}:\\d+`), `no connection from GoBGP to the listener: ${ss}`);
   });
 
   it('FRR holds the /32 and /128 with next hop, AS path, local-pref (iBGP only) and communities', async () => {

@@ -165,6 +165,32 @@ describe('bgp announcer (loopback router)', function () {
     assert.deepEqual(a.plan?.services.map((s) => s.ips.map((d) => `${d.ip}:${d.reason}`)), [['203.0.113.11:cluster-ready-endpoints']]);
   });
 
+  it('listener: a peer that only connects to us (its address matches a BGPPeer) gets the routes; another address is closed', async () => {
+    // A port nothing listens on, so our own attempts fail and only the peer's connection can carry the session.
+    const closed = createServer();
+    await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
+    const deadPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((res) => closed.close(() => res()));
+    const a = announcer({ listen: { port: 0, host: '127.0.0.1' } });
+    await a.update(world([peer(deadPort)], [svc('web', ['203.0.113.10'])]));
+    const port = a.listeningPort;
+    assert.ok(port, 'listening');
+    const router = new BgpSession({ localAsn: 64513, peerAsn: 64512, bgpId: '198.51.100.250', holdTime: 9, connectRetryTime: 1, passive: false, peerAddress: '127.0.0.1', peerPort: port });
+    const got = new Set<string>();
+    router.on('update', (u: UpdateMessage) => { for (const p of u.nlri) got.add(p); });
+    router.start();
+    try {
+      await until(() => got.has('203.0.113.10/32'), 'the route over the incoming connection', 10_000);
+      assert.equal(a.status()[0]!.state, 'Established');
+    } finally {
+      router.stop();
+    }
+    // A connection from an address that is no peer of this node is closed at once.
+    const stranger = net.createConnection({ host: '127.0.0.1', port, localAddress: '127.0.0.9' });
+    const closedBy = await new Promise<string>((res) => { stranger.once('close', () => res('closed')); stranger.once('data', () => res('data')); });
+    assert.equal(closedBy, 'closed');
+  });
+
   it('iBGP gets local-pref; a peer that leaves the configuration is stopped with Cease and its metrics removed', async () => {
     const r = await router({ asn: 64512, peerAsn: 64512 });
     const registry = new Registry();

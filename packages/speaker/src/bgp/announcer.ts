@@ -5,9 +5,10 @@
 // the NOTIFICATION in words, and the graceful-restart memory across restarts.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, nullLogger, type EventTarget, type Logger, type Registry } from '@portico/shared';
+import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, formatIP, nullLogger, tryParseIP, type EventTarget, type Logger, type Registry } from '@portico/shared';
 import type { Announcer, World } from '../world/types.ts';
 import type { Clock } from './clock.ts';
 import type { Reason, State } from './fsm.ts';
@@ -54,6 +55,13 @@ export interface BgpAnnouncerOptions {
   secretTtlMs?: number;
   /** Writes the ServiceBGPStatus objects of this node; none: no status objects. */
   statuses?: StatusReconciler;
+  /**
+   * Accept peers' connections here (port 179 in the speaker; 0: any free port),
+   * on every address, IPv4 and IPv6. A connection from a configured peer's
+   * address goes to that peer's session, whose FSM resolves a collision with
+   * its own attempt (RFC 4271 §6.8); any other is closed. None: outgoing only.
+   */
+  listen?: { port: number; host?: string };
 }
 
 /** What a peer's session looks like now, for status and tests. */
@@ -77,6 +85,9 @@ interface Entry {
 }
 
 const GR_FILE = 'bgp-graceful-restart.json';
+
+/** RFC 4271 §8.2.1: BGP listens on TCP port 179. */
+export const BGP_PORT = 179;
 
 /** The Secret key MetalLB and Portico read a BGP password from (kubernetes.io/basic-auth). */
 export const PASSWORD_KEY = 'password';
@@ -113,6 +124,8 @@ export class BgpAnnouncer implements Announcer {
   #plan: BgpPlan | undefined;
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
+  #server: Server | undefined;
+  #listening: Promise<void> | undefined;
 
   constructor(opts: BgpAnnouncerOptions = {}) {
     this.#o = { restartTime: 120, connectTime: 5, md5FailureThreshold: 3, secretTtlMs: 30_000, namespace: NAMESPACE, ...opts };
@@ -126,6 +139,12 @@ export class BgpAnnouncer implements Announcer {
   /** The last plan (reasons for every Service IP and peer). */
   get plan(): BgpPlan | undefined {
     return this.#plan;
+  }
+
+  /** The port the listener is bound to, once it is. */
+  get listeningPort(): number | undefined {
+    const a = this.#server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
   }
 
   status(): PeerStatus[] {
@@ -147,6 +166,9 @@ export class BgpAnnouncer implements Announcer {
   async stop(): Promise<void> {
     await this.#queue;
     this.#stopped = true;
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     const closing: Promise<void>[] = [];
     for (const e of this.#sessions.values()) {
       if (e.gracefulRestart && e.session.state === 'Established') {
@@ -164,6 +186,7 @@ export class BgpAnnouncer implements Announcer {
 
   async #apply(world: World): Promise<void> {
     if (this.#stopped) return;
+    if (this.#o.listen) await (this.#listening ??= this.#listen(this.#o.listen));
     const plan = planBgp(world);
     this.#plan = plan;
     this.#o.statuses?.set(desiredStatuses(world.self, plan));
@@ -191,6 +214,35 @@ export class BgpAnnouncer implements Announcer {
     for (const p of plan.peers) {
       for (const s of p.skipped) this.#log.debug('prefix not sent to peer', { peer: p.peer.name, prefix: s.prefix, reason: s.reason });
     }
+  }
+
+  /** Starts the listener; a failure (port taken, no permission) is logged and leaves the speaker outgoing-only. */
+  #listen(o: { port: number; host?: string }): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const server = createServer({ noDelay: true }, (socket) => this.#incoming(socket));
+      server.once('error', (err) => {
+        this.#log.error('bgp listener not started: peers must accept our connections', { port: o.port, err });
+        resolve();
+      });
+      server.listen({ port: o.port, host: o.host ?? '::', ipv6Only: false }, () => {
+        this.#server = server;
+        server.on('error', (err) => this.#log.error('bgp listener error', { err }));
+        this.#log.info('bgp listening', { port: this.listeningPort ?? o.port });
+        resolve();
+      });
+    });
+  }
+
+  #incoming(socket: Socket): void {
+    const remote = canonicalAddress(socket.remoteAddress ?? '');
+    const e = this.#stopped ? undefined : [...this.#sessions.values()].find((x) => canonicalAddress(x.peer.peerAddress) === remote);
+    if (!e) {
+      this.#log.debug('bgp connection from an address that is no peer of this node closed', { remote });
+      socket.destroy();
+      return;
+    }
+    this.#log.debug('bgp connection accepted', { peer: e.name, remote });
+    e.session.accept(socket);
   }
 
   #sessionOptions(p: PeerPlan, password: string | undefined): SessionOptions {
@@ -413,6 +465,13 @@ export class BgpAnnouncer implements Announcer {
   }
 }
 
+/** One spelling per address (IPv4-mapped IPv6 as IPv4), to match a connection's source with a peer. */
+function canonicalAddress(text: string): string {
+  const plain = text.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  const ip = tryParseIP(plain);
+  return ip ? formatIP(ip) : plain;
+}
+
 /** A peer as graceful restart remembers it: same name, address and ASNs. */
 function grIdentity(peer: PeerSettings): string {
   return `${peer.name}|${peer.peerAddress}|${peer.peerPort}|${peer.myASN}|${peer.peerASN}`;
@@ -435,5 +494,6 @@ export function createBgpAnnouncer(ctx: {
   return new BgpAnnouncer({
     log: ctx.log, registry: ctx.registry, events: ctx.writer, secrets: kubernetesSecretReader(ctx.kc), stateDir: ctx.stateDir, namespace: ctx.namespace,
     statuses: new StatusReconciler({ node: ctx.self, store: kubernetesStatusStore(ctx.kc, ctx.namespace), log: ctx.log }),
+    listen: { port: BGP_PORT },
   });
 }
