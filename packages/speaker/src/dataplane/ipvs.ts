@@ -313,9 +313,10 @@ export class IpvsDataplane {
   }
 
   async stop(): Promise<void> {
+    // Stopped first, so a sync in flight does not schedule another; then wait for it.
+    this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#chain;
-    this.#stopped = true;
     if (this.#o.cleanupOnStop) {
       const ops = [...this.#kernel.values()].map((s): Op => ({ op: 'delete-service', service: { ...s, scheduler: s.scheduler as VirtualService['scheduler'] } }));
       await this.kernel.apply(ops);
