@@ -4,6 +4,8 @@
 // The announcer runs in a lab node's namespace (packages/speaker/src/bgp/
 // testdata/announcer-node.ts), FRR in a router namespace; both real.
 // Target: <= 2 s, RSS <= 200 MB. Usage: npm run bench -- bgp-10k [runs=3] [services=10000]
+// PORTICO_BENCH_NODE_FLAGS adds V8 flags to the announcer's node (e.g.
+// --max-semi-space-size=1), to see what the young generation costs in RSS.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Lab, addRouter, repoRoot, waitFor } from '@portico/lab';
@@ -11,6 +13,7 @@ import { report, summary } from './stats.ts';
 
 const runs = Number(process.argv[2] ?? 3);
 const count = Number(process.argv[3] ?? 10_000);
+const NODE_FLAGS = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const RUNNER = path.join(repoRoot, 'packages/speaker/src/bgp/testdata/announcer-node.ts');
 // 100.64.64.0/18: inside the lab-only 100.64.0.0/16, clear of pod networks (100.64.1-3.0/24) and Service CIDR (100.64.240.0/20).
 const POOL_BASE = (100 << 24) + (64 << 16) + (64 << 8);
@@ -61,7 +64,7 @@ router bgp 64513
   };
 
   publish(0);
-  const speaker = lab.spawn('bgp-bench-speaker', node.name, [process.execPath, RUNNER, '--world', file]);
+  const speaker = lab.spawn('bgp-bench-speaker', node.name, [process.execPath, ...NODE_FLAGS, RUNNER, '--world', file]);
   await waitFor('the session Established', async () => (await received()) === 0, 30_000, 100);
 
   const announce: number[] = [];
@@ -86,7 +89,7 @@ router bgp 64513
   const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
   const a = summary(announce);
   const w = summary(withdraw);
-  report('bgp-10k', { prefixes: count, p50_ms: Math.round(a.p50), max_ms: Math.round(a.max), withdraw_p50_ms: Math.round(w.p50), speaker_peak_rss_mb: Math.round(hwmKb / 1024), runs });
+  report('bgp-10k', { prefixes: count, p50_ms: Math.round(a.p50), max_ms: Math.round(a.max), withdraw_p50_ms: Math.round(w.p50), speaker_peak_rss_mb: Math.round(hwmKb / 1024), runs, ...(NODE_FLAGS.length ? { node_flags: NODE_FLAGS.join(' ') } : {}) });
 } finally {
   await lab.stop();
 }
