@@ -48,7 +48,7 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
   it('the CRDs are Established and served', async function () {
     const out = await lab.kubectl('get', 'crd', '-l', 'app.kubernetes.io/part-of=portico', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}');
     const got = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=')));
-    assert.deepEqual(Object.keys(got).sort(), ['bfdprofiles', 'bgpadvertisements', 'bgppeers', 'communities', 'ipaddresspools', 'l2advertisements'].map((p) => `${p}.portico.dev`));
+    assert.deepEqual(Object.keys(got).sort(), ['bfdprofiles', 'bgpadvertisements', 'bgppeers', 'communities', 'ipaddresspools', 'l2advertisements', 'servicebgpstatuses'].map((p) => `${p}.portico.dev`));
     assert.ok(Object.values(got).every((s) => s === 'True'), out);
   });
 
@@ -70,7 +70,7 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
     assert.deepEqual(strip(ctl), ['/app/packages/controller/src/main.ts', '--namespace=portico-system', '--lease-name=portico-controller',
       '--identity=portico-controller-lab-1', '--listen=0.0.0.0:7472', `--kubeconfig=LAB/kubeconfig.sa.${NS}.portico-controller.segment`]);
     for (const n of lab.nodes) {
-      assert.deepEqual(strip(install.argv.get(`portico-speaker-${n.name}`)!), ['/app/packages/speaker/src/main.ts', `--node-name=${n.name}`, '--namespace=portico-system',
+      assert.deepEqual(strip(install.argv.get(`portico-speaker-${n.name}`)!), ['--optimize-for-size', '/app/packages/speaker/src/main.ts', `--node-name=${n.name}`, '--namespace=portico-system',
         `--state-dir=LAB/portico/${n.name}/state`, '--listen=0.0.0.0:7473', `--kubeconfig=LAB/kubeconfig.sa.${NS}.portico-speaker.segment`]);
     }
     for (const [kc, who] of [[asController, CONTROLLER], [asSpeaker, SPEAKER]] as const) {
