@@ -153,6 +153,20 @@ describe('lab (e2e, root): a real cluster on one machine', function () {
       assert.equal(a.node, 'node-3');
     });
 
+    it('a node cut off long enough to go NotReady comes back with its pods ready again', async () => {
+      const victim = (await readyEndpoints(lab, 'web')).find((e) => e.node === 'node-2')!;
+      assert.ok(victim, 'a web pod runs on node-2');
+      await lab.disconnectNode('node-2');
+      try {
+        // kube-controller-manager marks the node's pods not ready; its processes keep running.
+        await waitFor('node-2 pods to be not ready', async () => (await readyEndpoints(lab, 'web')).some((e) => e.node === 'node-2' && !e.ready), 30_000, 200);
+      } finally {
+        await lab.reconnectNode('node-2');
+      }
+      // Only the lab kubelet sets them ready again: its probe never failed, the API server says otherwise.
+      await waitFor('node-2 pods ready again', async () => (await readyEndpoints(lab, 'web')).every((e) => e.ready), 30_000, 200);
+    });
+
     it('a deleted pod is stopped and replaced', async () => {
       const before = await readyEndpoints(lab, 'web');
       const gone = before[0]!;

@@ -280,7 +280,12 @@ async function probes(): Promise<void> {
   for (;;) {
     await Promise.all([...pods.values()].map(async (rt) => {
       const ok = await probeOnce(rt);
-      if (ok !== rt.ready) {
+      // Report when the probe changed, and also when the API server holds
+      // something else: kube-controller-manager marks pods not ready when it
+      // loses the node, and only the kubelet sets them ready again.
+      const inApi = rt.lastPod.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+      const apiDisagrees = rt.ready !== undefined && inApi !== undefined && (inApi === 'True') !== ok;
+      if (ok !== rt.ready || apiDisagrees) {
         serialize(rt.uid, async () => {
           if (!pods.has(rt.uid)) return;
           await reportStatus(rt, ok);
