@@ -4,8 +4,9 @@
 // The announcer runs in a lab node's namespace (packages/speaker/src/bgp/
 // testdata/announcer-node.ts), FRR in a router namespace; both real.
 // Target: <= 2 s, RSS <= 200 MB. Usage: npm run bench -- bgp-10k [runs=3] [services=10000]
-// PORTICO_BENCH_NODE_FLAGS adds V8 flags to the announcer's node (e.g.
-// --max-semi-space-size=1), to see what the young generation costs in RSS.
+// The announcer's node runs with the speaker's flags from manifests/speaker.yaml
+// (--optimize-for-size); PORTICO_BENCH_NODE_FLAGS replaces them (e.g. '' or
+// --max-semi-space-size=1) to see what each costs in RSS and time.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Lab, addRouter, repoRoot, waitFor } from '@portico/lab';
@@ -13,7 +14,7 @@ import { report, summary } from './stats.ts';
 
 const runs = Number(process.argv[2] ?? 3);
 const count = Number(process.argv[3] ?? 10_000);
-const NODE_FLAGS = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+const NODE_FLAGS = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '--optimize-for-size').split(/\s+/).filter(Boolean);
 const RUNNER = path.join(repoRoot, 'packages/speaker/src/bgp/testdata/announcer-node.ts');
 // 100.64.64.0/18: inside the lab-only 100.64.0.0/16, clear of pod networks (100.64.1-3.0/24) and Service CIDR (100.64.240.0/20).
 const POOL_BASE = (100 << 24) + (64 << 16) + (64 << 8);
