@@ -14,7 +14,13 @@ OUT=$(arg out); SCRIPT=$(arg script); MODROOT=$(arg modroot); PRELOAD=$(arg modu
 for m in $(cat /modules/order); do insmod "/modules/$m" || die "insmod $m"; done
 mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host || die "mount host root"
+# The host's /tmp is set aside before a tmpfs covers it, so a checkout that
+# lives under /tmp (a CI clone) can be bound back at its own path below.
+mkdir -p /hosttmp && mount -o bind /host/tmp /hosttmp || die "bind /host/tmp"
 for d in run var/tmp tmp dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "/host/$d" || die "tmpfs /host/$d"; done
+for k in $(arg keep | tr ',' ' '); do
+  case "$k" in /tmp/?*) mkdir -p "/host$k" && mount -o bind "/hosttmp/${k#/tmp/}" "/host$k" || die "bind $k";; esac
+done
 mount -t proc proc /host/proc || die "proc"
 mount -t sysfs sysfs /host/sys || die "sysfs"
 mount -t devtmpfs devtmpfs /host/dev || die "devtmpfs"

@@ -19,7 +19,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { prepareKernel, type VmKernel } from './kernel.ts';
+
+/** The repository's root, which scripts in the VM use (Node 24 from node_modules, the sources). */
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface VmOptions {
   /** Kernel modules loaded before the first job (e.g. ip_vs, ip_vs_rr, dummy). */
@@ -161,6 +165,8 @@ export class Vm implements AsyncDisposable {
     const append = [
       'console=ttyS0', 'quiet', 'panic=-1',
       `portico.out=${dir}`, `portico.script=${join(dir, 'agent.sh')}`, `portico.modroot=${kernel.modRoot}`,
+      // The VM's /tmp is its own; the repository stays visible wherever it is checked out.
+      `portico.keep=${REPO_ROOT}`,
       ...(modules.length ? [`portico.modules=${modules.join(',')}`] : []),
     ].join(' ');
     const args = [
