@@ -89,6 +89,7 @@ export class Lab {
   private readonly daemons = new Map<string, DaemonRecord>();
   private readonly nodeDaemons: NodeDaemonSpec[] = [];
   private apiserverArgv: string[] = [];
+  private readonly controlPlaneArgv = new Map<string, string[]>();
   private stopped = false;
   private readonly stopHooks: (() => Promise<void>)[] = [];
 
@@ -327,14 +328,15 @@ export class Lab {
     this.kc.loadFromFile(this.kubeconfig);
     this.saveState();
     await this.waitApiReady(60_000);
-    this.startTracked('kube-controller-manager', [
+    this.controlPlaneArgv.set('kube-controller-manager', [
       this.bin('kube-controller-manager'), `--kubeconfig=${inCp}`, '--leader-elect=false',
       `--service-account-private-key-file=${p.saKey}`, `--root-ca-file=${p.caCert}`,
       '--use-service-account-credentials=false', '--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach',
       '--node-monitor-period=1s', `--node-monitor-grace-period=${this.opts.nodeGraceSeconds}s`,
       '--bind-address=127.0.0.1', '--v=1',
-    ], cp);
-    this.startTracked('kube-scheduler', [this.bin('kube-scheduler'), `--kubeconfig=${inCp}`, '--leader-elect=false', '--bind-address=127.0.0.1', '--v=1'], cp);
+    ]);
+    this.controlPlaneArgv.set('kube-scheduler', [this.bin('kube-scheduler'), `--kubeconfig=${inCp}`, '--leader-elect=false', '--bind-address=127.0.0.1', '--v=1']);
+    for (const [key, argv] of this.controlPlaneArgv) this.startTracked(key, argv, cp);
   }
 
   /** GET on the API server with the admin certificate; resolves with status and body. */
@@ -369,9 +371,22 @@ export class Lab {
     if (rec) await stopDaemon(rec, 5000);
   }
 
+  /**
+   * Brings the API server back after stopApiServer. The controller-manager and
+   * the scheduler start afresh too (their watches may sit in long back-offs),
+   * and it returns once every node is Ready again, so the next test finds a
+   * settled cluster.
+   */
   async startApiServer(): Promise<void> {
-    this.startTracked('kube-apiserver', this.apiserverArgv, this.nsName('cp'));
+    const cp = this.nsName('cp');
+    this.startTracked('kube-apiserver', this.apiserverArgv, cp);
     await this.waitApiReady(60_000);
+    for (const [key, argv] of this.controlPlaneArgv) {
+      const rec = this.daemons.get(key);
+      if (rec) await stopDaemon(rec);
+      this.startTracked(key, argv, cp);
+    }
+    await this.waitNodesReady(this.nodes.map((n) => n.name), 60_000);
   }
 
   // ---- nodes -----------------------------------------------------------------
