@@ -1,36 +1,22 @@
 // The controller against the real API server of the lab: CRDs refuse bad
 // objects at apply time, pools from CRDs and the legacy ConfigMap, Services of
 // every kind get the IPs the rules say, and neither a leader kill nor a restart
-// of both replicas moves an IP.
+// of both replicas moves an IP. The two replicas are installed from
+// manifests/portico.yaml and run as its ServiceAccount, under its RBAC.
 import { strict as assert } from 'node:assert';
-import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { repoRoot, waitFor, type DaemonRecord, type Lab } from '../lab/index.ts';
+import { PORTICO_NAMESPACE as NS, installPortico, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
+import { FAST_LEASE, type ControllerReplica } from '../lab/portico.ts';
+import { apply as applyTo, pool, service, type Obj } from './objects.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
-
-const NS = 'portico-system';
-const CRDS = path.join(repoRoot, 'manifests', 'crds');
-const MAIN = path.join(repoRoot, 'packages', 'controller', 'src', 'main.ts');
-
-type Obj = Record<string, unknown>;
-const pool = (name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name, namespace: NS }, spec });
-function service(name: string, namespace: string, spec: Obj = {}, annotations: Record<string, string> = {}): Obj {
-  return {
-    apiVersion: 'v1', kind: 'Service', metadata: { name, namespace, annotations },
-    spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 80 }], selector: { app: name }, ...spec },
-  };
-}
 
 describe('controller (e2e, root): pools and allocation on the real API server', function () {
   this.timeout(240_000);
   let lab: Lab;
   let core: k8s.CoreV1Api;
-  const running = new Map<string, DaemonRecord>();
+  let install: PorticoInstall | undefined;
 
-  const apply = async (...objs: Obj[]): Promise<void> => {
-    const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objs }));
-    assert.equal(r.code, 0, r.stderr);
-  };
+  const apply = (...objs: Obj[]): Promise<void> => applyTo(lab, ...objs);
   const ips = async (namespace: string, name: string): Promise<string[]> => {
     const s = await core.readNamespacedService({ name, namespace });
     return (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '');
@@ -45,11 +31,11 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
     const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
     return list.items.map((e) => `${e.reason}: ${e.message}`);
   };
-  const startController = (id: string): void => {
-    running.set(id, lab.spawn(`controller-${id}`, undefined, [process.execPath, MAIN, '--kubeconfig', lab.kubeconfig, '--identity', id, '--listen', '127.0.0.1:0',
-      '--lease-duration', '4', '--renew-deadline', '3', '--retry-period', '0.5']));
+  const replica = (identity: string): ControllerReplica => {
+    const r = install!.replicas.find((x) => x.identity === identity);
+    assert.ok(r, `no controller replica has the identity ${JSON.stringify(identity)} (replicas: ${install!.replicas.map((x) => x.identity).join(', ')})`);
+    return r;
   };
-  const stopController = async (id: string): Promise<void> => { await lab.stopProcess(`controller-${id}`); running.delete(id); };
   const holder = async (): Promise<string> => {
     const l = await lab.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'portico-controller', namespace: NS });
     return l.spec?.holderIdentity ?? '';
@@ -59,17 +45,15 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
     requireE2e(this);
     lab = await sharedLab();
     core = lab.kc.makeApiClient(k8s.CoreV1Api);
-    await lab.kubectlResult(['create', 'namespace', NS]);
     for (const ns of ['ctl-a', 'ctl-team', 'ctl-other', 'ctl-many']) await lab.kubectlResult(['create', 'namespace', ns]);
-    await lab.kubectl('apply', '-f', CRDS);
-    await lab.kubectl('wait', '--for=condition=Established', '--timeout=60s', ...['ipaddresspools', 'l2advertisements', 'bgpadvertisements', 'bgppeers', 'communities', 'bfdprofiles'].map((p) => `crd/${p}.portico.dev`));
-    startController('c1');
-    await waitFor('c1 to lead', async () => (await holder().catch(() => '')) === 'c1', 30_000, 200);
-    startController('c2');
+    // The Deployment's two replicas (no speakers: nothing here is announced).
+    install = await installPortico(lab, { speakers: false, replicas: 2, controllerArgs: FAST_LEASE });
+    const ids = install.replicas.map((r) => r.identity);
+    await waitFor('one replica to lead', async () => ids.includes(await holder().catch(() => '')), 30_000, 200);
   });
 
   after(async function () {
-    for (const id of [...running.keys()]) await stopController(id);
+    await install?.stop();
     await lab?.kubectlResult(['delete', 'namespace', 'ctl-a', 'ctl-team', 'ctl-other', 'ctl-many', '--wait=false']);
     await lab?.kubectlResult(['delete', 'ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles', '--all', '-n', NS, '--wait=false']);
     await lab?.kubectlResult(['delete', 'configmap', 'config', '-n', NS, '--ignore-not-found']);
@@ -191,17 +175,16 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
   describe('leadership and restarts', function () {
     it('a killed leader is replaced and no IP changes', async function () {
       const before = await allIPs('ctl-a');
-      const leader = await holder();
+      const leader = replica(await holder());
       // SIGKILL: no release, so the standby must wait out the lease.
-      process.kill(running.get(leader)!.pid, 'SIGKILL');
-      await stopController(leader);
-      const other = leader === 'c1' ? 'c2' : 'c1';
+      await leader.kill();
+      const other = install!.replicas.find((r) => r !== leader)!.identity;
       await waitFor(`${other} to lead`, async () => (await holder()) === other, 20_000, 200);
       await apply(service('after-failover', 'ctl-a', {}, { 'portico.dev/address-pool': 'legacy' }));
       await ipsOf('ctl-a', 'after-failover');
       const after = await allIPs('ctl-a');
       for (const [name, v] of before) assert.equal(after.get(name), v, name);
-      startController(leader);
+      await leader.start();
     });
 
     it('restarting both replicas with 200 Services keeps every IP', async function () {
@@ -216,12 +199,12 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
       }, 60_000, 500);
       const distinct = new Set([...before.values()].flatMap((v) => v.split(',')));
       assert.equal(distinct.size, 250, 'no IP handed out twice');
-      for (const id of [...running.keys()]) await stopController(id);
+      for (const r of install!.replicas) await r.stop();
       // Delete one Service while no controller runs: its IP must be the first handed out later.
       await lab.kubectl('delete', 'service', 's1', '-n', 'ctl-many');
-      startController('c1');
-      startController('c2');
-      await waitFor('a new leader', async () => ['c1', 'c2'].includes(await holder()), 30_000, 200);
+      await Promise.all(install!.replicas.map((r) => r.start()));
+      const ids = install!.replicas.map((r) => r.identity);
+      await waitFor('a new leader', async () => ids.includes(await holder()), 30_000, 200);
       await apply(service('late', 'ctl-many', v6only));
       const late = await ipsOf('ctl-many', 'late');
       assert.equal(`${late[0]}/VIP`, before.get('s1'), 'the newcomer gets the freed address, not a held one');

@@ -2,39 +2,25 @@
 // the lab's real API server: what the Services and pools hold after the
 // controller acted, and that a controller restart changes none of it.
 import { strict as assert } from 'node:assert';
-import net from 'node:net';
-import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { repoRoot, waitFor, type Lab } from '../lab/index.ts';
+import { PORTICO_NAMESPACE as NS, installPortico, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
+import { FAST_LEASE, type ControllerReplica } from '../lab/portico.ts';
 import { APP, neighbour, startL2, type L2Env } from './l2-env.ts';
+import { apply as applyTo, l2Advertisement, pool, service, type Obj } from './objects.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
-const NS = 'portico-system';
-const CRDS = path.join(repoRoot, 'manifests', 'crds');
-const MAIN = path.join(repoRoot, 'packages', 'controller', 'src', 'main.ts');
 const EXT = 'portico.dev/external-ips';
 const NAMESPACES = ['xip-a', 'xip-team'];
-
-type Obj = Record<string, unknown>;
-const pool = (name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name, namespace: NS }, spec });
-function service(name: string, namespace: string, spec: Obj = {}, annotations: Record<string, string> = {}): Obj {
-  return {
-    apiVersion: 'v1', kind: 'Service', metadata: { name, namespace, annotations },
-    spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 80 }], selector: { app: name }, ...spec },
-  };
-}
 
 describe('externalIPs and refused config changes (e2e, root): the controller on the real API server', function () {
   this.timeout(180_000);
   let lab: Lab;
   let core: k8s.CoreV1Api;
-  let running = false;
-  let metricsPort = 0;
+  /** The manifests' controller, one replica, as its ServiceAccount. */
+  let install: PorticoInstall | undefined;
+  let controller: ControllerReplica;
 
-  const apply = async (...objs: Obj[]): Promise<void> => {
-    const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objs }));
-    assert.equal(r.code, 0, r.stderr);
-  };
+  const apply = (...objs: Obj[]): Promise<void> => applyTo(lab, ...objs);
   const read = (namespace: string, name: string): Promise<k8s.V1Service> => core.readNamespacedService({ name, namespace });
   const ips = async (namespace: string, name: string): Promise<string[]> => ((await read(namespace, name)).status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '');
   const ipsOf = (namespace: string, name: string): Promise<string[]> =>
@@ -57,45 +43,33 @@ describe('externalIPs and refused config changes (e2e, root): the controller on 
     return l.spec?.holderIdentity ?? '';
   };
   /** portico_config_stale_state from the controller's /metrics: '1' while a refused configuration waits. */
-  const stale = async (): Promise<string | undefined> => {
-    const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text()).catch(() => '');
-    return /^portico_config_stale_state (\d+)/m.exec(text)?.[1];
-  };
+  const stale = async (): Promise<string | undefined> => /^portico_config_stale_state (\d+)/m.exec(await controller.metrics())?.[1];
   const staleIs = (want: string): Promise<string> => waitFor(`portico_config_stale_state ${want}`, async () => ((await stale()) === want ? want : undefined), 20_000, 100);
-  const freePort = (): Promise<number> => new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    }).on('error', reject);
-  });
   const startController = async (): Promise<void> => {
-    metricsPort = await freePort();
-    lab.spawn('controller-xip', undefined, [process.execPath, MAIN, '--kubeconfig', lab.kubeconfig, '--identity', 'xip', '--listen', `127.0.0.1:${metricsPort}`,
-      '--lease-duration', '4', '--renew-deadline', '3', '--retry-period', '0.5']);
-    running = true;
-    await waitFor('the controller to lead', async () => ((await holder().catch(() => '')) === 'xip' ? true : undefined), 30_000, 200);
+    await controller.start();
+    await waitFor('the controller to lead', async () => ((await holder().catch(() => '')) === controller.identity ? true : undefined), 30_000, 200);
   };
-  const stopController = async (): Promise<void> => { await lab.stopProcess('controller-xip'); running = false; };
 
   before(async function () {
     requireE2e(this);
     lab = await sharedLab();
     core = lab.kc.makeApiClient(k8s.CoreV1Api);
-    await lab.kubectlResult(['create', 'namespace', NS]);
     for (const ns of NAMESPACES) await lab.kubectlResult(['create', 'namespace', ns]);
-    await lab.kubectl('apply', '-f', CRDS);
-    await lab.kubectl('wait', '--for=condition=Established', '--timeout=60s', ...['ipaddresspools', 'l2advertisements', 'bgpadvertisements', 'bgppeers', 'communities', 'bfdprofiles'].map((p) => `crd/${p}.portico.dev`));
+    // The CRDs, accounts and RBAC come with the manifest; the controller starts once the pools are in.
+    install = await installPortico(lab, { speakers: false, controller: false });
     await apply(
       // autoAssign for xip-a only, so leftovers of other tests never take its addresses.
       pool('xip-open', { addresses: ['203.0.113.96/30', '2001:db8:96::/126'], allowExternalIPs: true, serviceAllocation: { namespaces: ['xip-a'] } }),
       pool('xip-team', { addresses: ['203.0.113.100/30'], allowExternalIPs: true, autoAssign: false, serviceAllocation: { namespaces: ['xip-team'] } }),
       pool('xip-plain', { addresses: ['203.0.113.104/30'], autoAssign: false }),
     );
+    install = await installPortico(lab, { speakers: false, replicas: 1, controllerArgs: FAST_LEASE });
+    controller = install.replicas[0]!;
     await startController();
   });
 
   after(async function () {
-    if (running) await stopController();
+    await install?.stop();
     await lab?.kubectlResult(['delete', 'namespace', ...NAMESPACES, '--wait=false']);
     await lab?.kubectlResult(['delete', 'ipaddresspools', '--all', '-n', NS, '--wait=false']);
     await lab?.kubectlResult(['delete', 'configmap', 'config', '-n', NS, '--ignore-not-found']);
@@ -132,7 +106,7 @@ describe('externalIPs and refused config changes (e2e, root): the controller on 
     });
 
     it('a restart rebuilds the reservations first: a Service created while no controller runs does not get a recorded externalIP', async function () {
-      await stopController();
+      await controller.stop();
       await apply(service('while-down', 'xip-a', {}, { 'portico.dev/address-pool': 'xip-open' }));
       await startController();
       assert.deepEqual(await ipsOf('xip-a', 'while-down'), ['203.0.113.98']);
@@ -208,13 +182,13 @@ describe('externalIPs and refused config changes (e2e, root): the controller on 
 
     before(async function () {
       requireE2e(this);
-      // startL2 runs its own controller (and speakers on every node).
-      if (running) await stopController();
+      // startL2 installs Portico again, with speakers on every node.
+      await install?.stop();
       env = await startL2(lab);
       await apply(
         pool('xip-l2', { addresses: ['198.51.100.144/29', '2001:db8:1::c0/124'], allowExternalIPs: true, autoAssign: false }),
         // No pool named: a Service with only externalIPs has no pool annotation for an advertisement to select.
-        { apiVersion: 'portico.dev/v1beta1', kind: 'L2Advertisement', metadata: { name: 'xip-l2-all', namespace: NS }, spec: {} },
+        l2Advertisement('xip-l2-all'),
       );
     });
 

@@ -1,7 +1,8 @@
-// Layer 2 in the lab, shared by the end-to-end test (l2.test.ts) and
-// bench/l2-failover: the controller and a speaker per node on the lab's API
-// server, a dual-stack LoadBalancer Service with three pods, and helpers to
-// read who owns the VIPs and what the client sees.
+// Layer 2 in the lab, shared by the end-to-end tests (l2.test.ts,
+// external-ips.test.ts) and bench/l2-failover and bench/api-load: Portico
+// installed from manifests/portico.yaml (the controller and a speaker per node,
+// each as its ServiceAccount), a dual-stack LoadBalancer Service with three
+// pods, and helpers to read who owns the VIPs and what the client sees.
 //
 // Forwarding: the speakers' nftables dataplane (table inet portico) balances
 // VIP traffic over every ready pod, including, for a few seconds, the pods of
@@ -15,24 +16,23 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { repoRoot, sleep, waitFor, type Lab } from '../lab/index.ts';
+import { PORTICO_NAMESPACE as NS, installPortico, repoRoot, sleep, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
+import { FAST_LEASE, SPEAKER_PROCESS } from '../lab/portico.ts';
 import type { ProbeResult } from './l2-probe.ts';
+import { apply as applyTo, l2Advertisement, pool, type Obj } from './objects.ts';
 export type { ProbeResult };
 
-const NS = 'portico-system';
 export const APP = 'l2-e2e';
-export const SPEAKER = 'l2-speaker';
-const CONTROLLER = 'l2-controller';
+/** The lab.startOnNodes name of the speakers (for lab.restartOnNode). */
+export const SPEAKER = SPEAKER_PROCESS;
 const POOL = 'l2-pool';
 const TABLE = 'pl2_e2e';
-const MAIN = path.join(repoRoot, 'packages', 'speaker', 'src', 'main.ts');
-const CONTROLLER_MAIN = path.join(repoRoot, 'packages', 'controller', 'src', 'main.ts');
 const PROBE = path.join(repoRoot, 'test', 'e2e', 'l2-probe.ts');
-
-type Obj = Record<string, unknown>;
 
 export interface L2Env {
   lab: Lab;
+  /** The installed controller and speakers. */
+  install: PorticoInstall;
   vip4: string;
   vip6: string;
   owner(): Promise<string>;
@@ -43,36 +43,31 @@ export interface L2Env {
   stop(): Promise<void>;
 }
 
-/** Brings up layer 2 on the shared lab: CRDs, key, pool, controller, speakers, a dual-stack Service with 3 pods. Used by this test and bench/l2-failover. */
+/**
+ * Brings up layer 2 on the shared lab: Portico from the manifests (one
+ * controller replica with short lease timings, a speaker per node), a pool and
+ * an L2Advertisement, a dual-stack Service with 3 pods. Used by the layer-2
+ * and externalIPs tests and bench/l2-failover, bench/api-load.
+ */
 export async function startL2(lab: Lab): Promise<L2Env> {
   const core = lab.kc.makeApiClient(k8s.CoreV1Api);
   const cleanups: (() => Promise<unknown>)[] = [];
   const stop = async (): Promise<void> => { for (const c of cleanups.reverse()) await c().catch(() => undefined); };
   try {
-    await lab.kubectlResult(['create', 'namespace', NS]);
-    await lab.kubectl('apply', '-f', path.join(repoRoot, 'manifests', 'crds'));
-    await lab.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/ipaddresspools.portico.dev', 'crd/l2advertisements.portico.dev');
     // The controller creates the key when it is missing; creating it first keeps this run independent of that.
+    await lab.kubectlResult(['create', 'namespace', NS]);
     await lab.kubectlResult(['create', 'secret', 'generic', 'portico-heartbeat', '-n', NS, `--from-literal=key=${randomBytes(32).toString('hex')}`]);
-    const apply = async (...objs: Obj[]): Promise<void> => {
-      const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objs }));
-      assert.equal(r.code, 0, r.stderr);
-    };
+    const install = await installPortico(lab, {
+      replicas: 1, controllerArgs: FAST_LEASE, stateDir: path.join(lab.dir, 'portico-l2'),
+    });
+    cleanups.push(() => install.stop());
+    const apply = (...objs: Obj[]): Promise<void> => applyTo(lab, ...objs);
     await apply(
-      { apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name: POOL, namespace: NS }, spec: { addresses: ['198.51.100.160/28', '2001:db8:1::a0/124'], autoAssign: false } },
-      { apiVersion: 'portico.dev/v1beta1', kind: 'L2Advertisement', metadata: { name: 'l2-adv', namespace: NS }, spec: { ipAddressPools: [POOL] } },
+      pool(POOL, { addresses: ['198.51.100.160/28', '2001:db8:1::a0/124'], autoAssign: false }),
+      l2Advertisement('l2-adv', { ipAddressPools: [POOL] }),
     );
     cleanups.push(() => lab.kubectlResult(['delete', 'l2advertisements', 'l2-adv', '-n', NS, '--ignore-not-found']));
     cleanups.push(() => lab.kubectlResult(['delete', 'ipaddresspools', POOL, '-n', NS, '--ignore-not-found']));
-    lab.spawn(CONTROLLER, undefined, [process.execPath, CONTROLLER_MAIN, '--kubeconfig', lab.kubeconfig, '--identity', CONTROLLER, '--listen', '127.0.0.1:0',
-      '--lease-duration', '4', '--renew-deadline', '3', '--retry-period', '0.5']);
-    cleanups.push(() => lab.stopProcess(CONTROLLER));
-    lab.startOnNodes({
-      name: SPEAKER,
-      argv: (n) => [process.execPath, MAIN, '--kubeconfig', lab.segmentKubeconfig, '--node-name', n.name,
-        '--state-dir', path.join(lab.dir, `state-${SPEAKER}-${n.name}`), '--listen', '127.0.0.1:7473'],
-    });
-    cleanups.push(() => lab.stopOnNodes(SPEAKER));
     await lab.kubectlResult(['create', 'namespace', APP]);
     cleanups.push(() => lab.kubectlResult(['delete', 'namespace', APP, '--wait=false']));
     await lab.kubectl('create', 'deployment', 'web', '-n', APP, '--image=portico.dev/podserver', '--replicas=3', '--port=80');
@@ -129,7 +124,7 @@ export async function startL2(lab: Lab): Promise<L2Env> {
       const r = await run;
       return JSON.parse(r.stdout.trim().split('\n').pop()!) as ProbeResult[];
     };
-    return { lab, vip4, vip6, owner, macOf, forwardTo, probe, stop };
+    return { lab, install, vip4, vip6, owner, macOf, forwardTo, probe, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,5 +1,6 @@
-// Layer 2 end to end: the controller and a speaker per node on the lab's real
-// API server, a dual-stack LoadBalancer Service, and a client on the segment.
+// Layer 2 end to end: the controller and a speaker per node installed from the
+// manifests (each as its ServiceAccount, under the API server's RBAC) on the
+// lab's real API server, a dual-stack LoadBalancer Service, and a client on the segment.
 // The client's own kernel resolves the VIPs (ARP and NDP) and its HTTP
 // requests must reach a pod; then the properties of DESIGN.md decision 9:
 // a killed or disconnected owner is replaced within 1 s, an API outage and a

@@ -2,15 +2,17 @@
 // the same World from Services, EndpointSlices, Nodes and the configuration,
 // and follows changes. (What the speakers then announce is tested per feature:
 // l2, bgp, nftables.) The Service status is written here directly, as the
-// controller would, so this test does not depend on the controller.
+// controller would, so this test does not depend on the controller. The
+// speakers are the manifests' DaemonSet, each as its ServiceAccount.
 import { strict as assert } from 'node:assert';
 import path from 'node:path';
-import { repoRoot, waitFor, type Lab } from '../lab/index.ts';
+import { installPortico, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
+import { pool } from './objects.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
 const NS = 'speaker-e2e';
-const PORT = 7480;
-const NAME = 'speaker-world';
+/** The DaemonSet's monitoring port (manifests/speaker.yaml). */
+const PORT = 7473;
 
 async function metric(lab: Lab, node: string, name: string): Promise<number | undefined> {
   const r = await lab.exec(node, ['curl', '-sS', '--max-time', '2', `http://127.0.0.1:${PORT}/metrics`], { allowFail: true });
@@ -28,25 +30,20 @@ async function allNodes(lab: Lab, name: string, want: number): Promise<void> {
 describe('speaker process (e2e, root): the World from the real API server', function () {
   this.timeout(90_000);
   let lab: Lab;
+  let install: PorticoInstall | undefined;
 
   before(async function () {
     requireE2e(this);
+    this.timeout(180_000);
     lab = await sharedLab();
-    await lab.kubectlResult(['create', 'namespace', 'portico-system']);
-    await lab.kubectl('apply', '-f', path.join(repoRoot, 'manifests', 'crds'));
-    await lab.kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
     await lab.kubectl('create', 'namespace', NS);
     await lab.kubectl('create', 'deployment', 'web', '-n', NS, '--image=x', '--replicas=2', '--port=80');
-    lab.startOnNodes({
-      name: NAME,
-      argv: (n) => [process.execPath, path.join(repoRoot, 'packages', 'speaker', 'src', 'main.ts'),
-        '--kubeconfig', lab.segmentKubeconfig, '--node-name', n.name,
-        '--state-dir', path.join(lab.dir, `state-${NAME}-${n.name}`), '--listen', `127.0.0.1:${PORT}`],
-    });
+    // Speakers only: the Service status is written by hand below.
+    install = await installPortico(lab, { controller: false, stateDir: path.join(lab.dir, 'portico-speaker') });
   });
 
   after(async () => {
-    await lab?.stopOnNodes(NAME);
+    await install?.stop();
     await lab?.kubectlResult(['delete', 'namespace', NS, '--wait=false']);
   });
 
@@ -80,11 +77,11 @@ describe('speaker process (e2e, root): the World from the real API server', func
   });
 
   it('keeps the last good configuration when a new one is refused, and says it is stale', async () => {
-    const pool = (name: string, addresses: string[]): string => JSON.stringify({ apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name, namespace: 'portico-system' }, spec: { addresses } });
-    await lab.kubectlResult(['apply', '-f', '-'], pool('speaker-a', ['203.0.113.224/29'])).then((r) => assert.equal(r.code, 0, r.stderr));
+    const poolOf = (name: string, addresses: string[]): string => JSON.stringify(pool(name, { addresses }));
+    await lab.kubectlResult(['apply', '-f', '-'], poolOf('speaker-a', ['203.0.113.224/29'])).then((r) => assert.equal(r.code, 0, r.stderr));
     await allNodes(lab, 'portico_speaker_config_stale_state', 0);
     // Overlapping pools: valid one by one, refused together.
-    await lab.kubectlResult(['apply', '-f', '-'], pool('speaker-b', ['203.0.113.228/30'])).then((r) => assert.equal(r.code, 0, r.stderr));
+    await lab.kubectlResult(['apply', '-f', '-'], poolOf('speaker-b', ['203.0.113.228/30'])).then((r) => assert.equal(r.code, 0, r.stderr));
     await allNodes(lab, 'portico_speaker_config_stale_state', 1);
     await lab.kubectl('delete', 'ipaddresspool', 'speaker-b', '-n', 'portico-system');
     await allNodes(lab, 'portico_speaker_config_stale_state', 0);

@@ -30,11 +30,58 @@ export interface InstallOptions {
   controller?: boolean;
   /** Controller replicas (default: the Deployment's, 2). */
   replicas?: 1 | 2;
+  /**
+   * Flags appended to the controller's command line from the manifest (e.g.
+   * shorter lease timings for a test). They may change timings or modes; the
+   * identity (the ServiceAccount token) stays the manifest's.
+   */
+  controllerArgs?: readonly string[];
+  /** Flags appended to every speaker's command line (e.g. `--dataplane=nftables`). */
+  speakerArgs?: readonly string[];
+  /**
+   * Where each node's hostPath volumes live (default <lab dir>/portico), so a
+   * suite can start from empty speaker state without inheriting another's.
+   */
+  stateDir?: string;
+}
+
+/**
+ * Shorter leader-election timings than the controller's defaults (15/10/2 s),
+ * appended by tests that kill or restart a leader so the standby takes over
+ * within their patience.
+ */
+export const FAST_LEASE = ['--lease-duration=4', '--renew-deadline=3', '--retry-period=0.5'] as const;
+
+/** The lab.startOnNodes name of the speakers installPortico runs (process keys `portico-speaker-<node>`). */
+export const SPEAKER_PROCESS = 'portico-speaker';
+
+/** One controller replica: a process standing in for one pod of the Deployment. */
+export interface ControllerReplica {
+  /** lab process key (its log is <logDir>/<key>.log). */
+  key: string;
+  /** The lab namespace it runs in, like a pod's network namespace. */
+  host: string;
+  /** Its leader-election identity ($(POD_NAME)). */
+  identity: string;
+  /** The manifest's monitoring endpoint (/metrics, /readyz), reachable from `host`. */
+  monitoringUrl: string;
+  /** Starts it again with the same command line and token; resolves once its readiness probe passes. */
+  start(): Promise<void>;
+  /** SIGTERM (it releases the Lease on its way out). */
+  stop(): Promise<void>;
+  /** SIGKILL: gone without releasing anything, as when a node dies. */
+  kill(): Promise<void>;
+  /** Whether its process runs. */
+  running(): boolean;
+  /** The body of its /metrics, '' when it does not answer. */
+  metrics(): Promise<string>;
 }
 
 export interface PorticoInstall {
   /** Process keys of the controller replicas (lab.stopProcess). */
   controllers: string[];
+  /** The replicas, to stop, kill and restart one by one. */
+  replicas: ControllerReplica[];
   /** Namespaces (lab short names) the controller replicas run in, one per replica, like pods. */
   controllerHosts: string[];
   /** lab.startOnNodes name of the speakers, or undefined when not started. */
@@ -113,6 +160,11 @@ export async function applyPorticoManifest(lab: Lab): Promise<void> {
   await lab.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=portico');
 }
 
+async function probeOk(lab: Lab, ns: string, url: string): Promise<boolean> {
+  const r = await lab.exec(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', url], { allowFail: true });
+  return r.stdout.trim() === '200';
+}
+
 export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promise<PorticoInstall> {
   await applyPorticoManifest(lab);
   // Processes stand in for the pods (see the top of this file).
@@ -129,9 +181,11 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
   const controllerHosts: string[] = [];
   const probes: { ns: string; url: string; what: string }[] = [];
 
+  const replicaList: ControllerReplica[] = [];
   if (opts.controller ?? true) {
     const c = containerOf(deployment);
     const replicas = opts.replicas ?? deployment.spec.replicas ?? 1;
+    const p = probePort(c);
     for (let i = 1; i <= replicas; i++) {
       // Each replica in its own namespace on the segment, as a pod would be, so
       // both can listen on the manifest's port.
@@ -139,15 +193,44 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
       const h = lab.clients.find((x) => x.name === host) ?? await lab.addClient(host);
       const podName = `portico-controller-lab-${i}`;
       const env = podEnv(c, { 'metadata.name': podName, 'metadata.namespace': PORTICO_NAMESPACE });
-      const argv = [...commandLine(c, env, {}), `--kubeconfig=${controllerKubeconfig}`];
+      const argv = [...commandLine(c, env, {}), `--kubeconfig=${controllerKubeconfig}`, ...(opts.controllerArgs ?? [])];
       const key = `portico-controller-${i}`;
       await lab.stopProcess(key);
-      lab.spawn(key, host, argv, env);
+      let pid: number | undefined;
+      const spawn = (): void => { pid = lab.spawn(key, host, argv, env).pid; };
+      spawn();
       argvs.set(key, argv);
       controllers.push(key);
       controllerHosts.push(host);
-      const p = probePort(c);
-      if (p) probes.push({ ns: host, url: `http://${h.ipv4}:${p.port}${p.path}`, what: `controller replica ${i} ready` });
+      const port = c.ports?.find((x) => x.name === 'monitoring')?.containerPort ?? p?.port;
+      const monitoringUrl = port === undefined ? '' : `http://${h.ipv4}:${port}`;
+      const ready = p ? `http://${h.ipv4}:${p.port}${p.path}` : undefined;
+      if (ready) probes.push({ ns: host, url: ready, what: `controller replica ${i} ready` });
+      replicaList.push({
+        key, host, identity: podName, monitoringUrl,
+        async start() {
+          if (pid !== undefined) return;
+          spawn();
+          if (ready) await waitFor(`controller replica ${i} ready`, () => probeOk(lab, host, ready), 60_000, 250);
+        },
+        async stop() {
+          if (pid === undefined) return;
+          await lab.stopProcess(key);
+          pid = undefined;
+        },
+        async kill() {
+          if (pid === undefined) return;
+          try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+          await lab.stopProcess(key);
+          pid = undefined;
+        },
+        running: () => pid !== undefined,
+        async metrics() {
+          if (!monitoringUrl) return '';
+          const r = await lab.exec(host, ['curl', '-sS', '--max-time', '2', `${monitoringUrl}/metrics`], { allowFail: true });
+          return r.code === 0 ? r.stdout : '';
+        },
+      });
     }
   }
 
@@ -160,38 +243,32 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
       for (const vm of c.volumeMounts ?? []) {
         if (!volumes.find((v) => v.name === vm.name)?.hostPath) continue;
         // A hostPath is per node: every lab node gets its own directory.
-        const dir = path.join(lab.dir, 'portico', n.name, vm.name);
+        const dir = path.join(opts.stateDir ?? path.join(lab.dir, 'portico'), n.name, vm.name);
         mkdirSync(dir, { recursive: true });
         m[vm.mountPath] = dir;
       }
       return m;
     };
     const envFor = (n: LabNode): Record<string, string> => podEnv(c, { 'spec.nodeName': n.name, 'metadata.name': `portico-speaker-${n.name}`, 'metadata.namespace': PORTICO_NAMESPACE, 'status.hostIP': n.ipv4 });
-    speakers = 'portico-speaker';
+    const argvFor = (n: LabNode): string[] => [...commandLine(c, envFor(n), mountsFor(n)), `--kubeconfig=${speakerKubeconfig}`, ...(opts.speakerArgs ?? [])];
+    speakers = SPEAKER_PROCESS;
     await lab.stopOnNodes(speakers);
-    lab.startOnNodes({
-      name: speakers,
-      argv: (n) => [...commandLine(c, envFor(n), mountsFor(n)), `--kubeconfig=${speakerKubeconfig}`],
-      env: envFor,
-    });
+    lab.startOnNodes({ name: speakers, argv: argvFor, env: envFor });
     for (const n of lab.nodes) {
-      argvs.set(`${speakers}-${n.name}`, [...commandLine(c, envFor(n), mountsFor(n)), `--kubeconfig=${speakerKubeconfig}`]);
+      argvs.set(`${speakers}-${n.name}`, argvFor(n));
       const p = probePort(c);
       if (p) probes.push({ ns: n.name, url: `http://${n.ipv4}:${p.port}${p.path}`, what: `speaker on ${n.name} ready` });
     }
   }
 
   // The readiness probes of the manifests, asked where the kubelet would ask them.
-  await Promise.all(probes.map((p) => waitFor(p.what, async () => {
-    const r = await lab.exec(p.ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', p.url], { allowFail: true });
-    return r.stdout.trim() === '200';
-  }, 60_000, 250)));
+  await Promise.all(probes.map((p) => waitFor(p.what, () => probeOk(lab, p.ns, p.url), 60_000, 250)));
 
   const stopSpeakers = speakers;
   return {
-    controllers, controllerHosts, speakers, controllerKubeconfig, speakerKubeconfig, argv: argvs,
+    controllers, replicas: replicaList, controllerHosts, speakers, controllerKubeconfig, speakerKubeconfig, argv: argvs,
     async stop() {
-      for (const k of controllers) await lab.stopProcess(k);
+      for (const r of replicaList) await r.stop();
       if (stopSpeakers) await lab.stopOnNodes(stopSpeakers);
     },
   };
