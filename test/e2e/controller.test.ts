@@ -212,4 +212,10 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
       for (const [name, v] of before) if (name !== 's1') assert.equal(after.get(name), v, name);
     });
   });
+
+  describe('RBAC', function () {
+    it('no replica was refused by the API server: the manifests\' roles cover what the controller did here', function () {
+      assert.deepEqual(install!.refusals(), []);
+    });
+  });
 });

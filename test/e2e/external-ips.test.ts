@@ -217,5 +217,15 @@ describe('externalIPs and refused config changes (e2e, root): the controller on 
       await eventMatching(APP, 'xip-refused', /ExternalIPIgnored: externalIP 198\.51\.100\.153 ignored \(no-pool-allows\)/);
       assert.equal(await get('http://198.51.100.153/'), undefined, 'nobody answers for an ignored externalIP');
     });
+
+    it('no component was refused by the API server while serving externalIPs', function () {
+      assert.deepEqual(env!.install.refusals(), []);
+    });
+  });
+
+  describe('RBAC', function () {
+    it('the controller was never refused by the API server: the manifests\' roles cover the externalIP and config-problem paths', function () {
+      assert.deepEqual(install!.refusals(), []);
+    });
   });
 });

@@ -209,4 +209,8 @@ describe('nftables dataplane in the lab (e2e, root)', function () {
       assert.deepEqual([...new Set(got.map((a) => a.client))], [ip.includes(':') ? client.ipv6 : client.ipv4]);
     }
   });
+
+  it('no component was refused by the API server with the nftables dataplane', () => {
+    assert.deepEqual(install!.refusals(), []);
+  });
 });

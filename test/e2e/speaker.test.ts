@@ -87,4 +87,8 @@ describe('speaker process (e2e, root): the World from the real API server', func
     await allNodes(lab, 'portico_speaker_config_stale_state', 0);
     await lab.kubectl('delete', 'ipaddresspool', 'speaker-a', '-n', 'portico-system');
   });
+
+  it('no speaker was refused by the API server: the manifests\' roles cover building the World', () => {
+    assert.deepEqual(install!.refusals(), []);
+  });
 });

@@ -9,7 +9,7 @@
 // Deployment is scaled to 0 and the DaemonSet gets a node selector no node has,
 // so the lab kubelet does not start look-alike pods for them; everything else
 // (accounts, roles, policy, CRDs) is exactly what was applied.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Lab, LabNode } from './lab.ts';
@@ -91,6 +91,12 @@ export interface PorticoInstall {
   speakerKubeconfig: string;
   /** The argv each component was started with, by process key. */
   argv: Map<string, string[]>;
+  /**
+   * Lines the components logged since this install started in which the API
+   * server refused them (RBAC's "cannot <verb> resource", or an admission
+   * policy): the roles and policies of the manifests must cover what the code does.
+   */
+  refusals(): string[];
   /** Stops the processes (the applied objects stay). */
   stop(): Promise<void>;
 }
@@ -165,6 +171,9 @@ async function probeOk(lab: Lab, ns: string, url: string): Promise<boolean> {
   return r.stdout.trim() === '200';
 }
 
+/** An API server refusal in a component's log; a 403 for a terminating namespace is not a missing right. */
+export const REFUSAL = /cannot [a-z]+ resource|ValidatingAdmissionPolicy/i;
+
 export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promise<PorticoInstall> {
   await applyPorticoManifest(lab);
   // Processes stand in for the pods (see the top of this file).
@@ -181,6 +190,12 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
   const controllerHosts: string[] = [];
   const probes: { ns: string; url: string; what: string }[] = [];
 
+  // Logs are appended to across suites: refusals() reads only what this install's processes wrote.
+  const logStart = new Map<string, number>();
+  const markLog = (key: string): void => {
+    const file = path.join(lab.logDir, `${key}.log`);
+    logStart.set(key, existsSync(file) ? statSync(file).size : 0);
+  };
   const replicaList: ControllerReplica[] = [];
   if (opts.controller ?? true) {
     const c = containerOf(deployment);
@@ -196,6 +211,7 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
       const argv = [...commandLine(c, env, {}), `--kubeconfig=${controllerKubeconfig}`, ...(opts.controllerArgs ?? [])];
       const key = `portico-controller-${i}`;
       await lab.stopProcess(key);
+      markLog(key);
       let pid: number | undefined;
       const spawn = (): void => { pid = lab.spawn(key, host, argv, env).pid; };
       spawn();
@@ -253,6 +269,7 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
     const argvFor = (n: LabNode): string[] => [...commandLine(c, envFor(n), mountsFor(n)), `--kubeconfig=${speakerKubeconfig}`, ...(opts.speakerArgs ?? [])];
     speakers = SPEAKER_PROCESS;
     await lab.stopOnNodes(speakers);
+    for (const n of lab.nodes) markLog(`${speakers}-${n.name}`);
     lab.startOnNodes({ name: speakers, argv: argvFor, env: envFor });
     for (const n of lab.nodes) {
       argvs.set(`${speakers}-${n.name}`, argvFor(n));
@@ -267,6 +284,16 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
   const stopSpeakers = speakers;
   return {
     controllers, replicas: replicaList, controllerHosts, speakers, controllerKubeconfig, speakerKubeconfig, argv: argvs,
+    refusals() {
+      const out: string[] = [];
+      for (const [key, from] of logStart) {
+        const file = path.join(lab.logDir, `${key}.log`);
+        if (!existsSync(file)) continue;
+        const text = readFileSync(file).subarray(from).toString('utf8');
+        for (const line of text.split('\n')) if (REFUSAL.test(line)) out.push(`${key}: ${line.slice(0, 300)}`);
+      }
+      return out;
+    },
     async stop() {
       for (const r of replicaList) await r.stop();
       if (stopSpeakers) await lab.stopOnNodes(stopSpeakers);
