@@ -101,8 +101,20 @@ function selectsNode(adv: ElectionInput['advertisements'][number], node: Electio
  * others, so adding or removing a node moves only the keys it wins or held.
  */
 export function rendezvousScore(node: string, key: string): bigint {
-  return createHash('sha256').update(node).update('\0').update(key).digest().readBigUInt64BE(0);
+  const memo = `${node}\0${key}`;
+  let score = scores.get(memo);
+  if (score === undefined) {
+    // A speaker re-elects every Service when a node dies: remembering the
+    // scores makes that a few map reads per Service instead of hashes.
+    if (scores.size >= MAX_SCORES) scores.clear();
+    score = createHash('sha256').update(node).update('\0').update(key).digest().readBigUInt64BE(0);
+    scores.set(memo, score);
+  }
+  return score;
 }
+
+const MAX_SCORES = 200_000;
+const scores = new Map<string, bigint>();
 
 /** Eligibility of each node for a Service, sorted by node name. */
 export function eligibility(input: ElectionInput): NodeEligibility[] {

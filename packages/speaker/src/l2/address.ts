@@ -123,8 +123,17 @@ export function isIPv6(ip: string): boolean {
 /** The canonical (RFC 5952) text of any IPv6 literal; IPv4 returned as is. */
 export function canonicalIP(ip: string): string {
   if (isIPv4(ip)) return ip;
-  return formatIPv6(parseIPv6(ip));
+  // The announcer asks for the same few thousand addresses on every World.
+  let c = canonical.get(ip);
+  if (c === undefined) {
+    c = formatIPv6(parseIPv6(ip));
+    if (canonical.size >= 100_000) canonical.clear();
+    canonical.set(ip, c);
+  }
+  return c;
 }
+
+const canonical = new Map<string, string>();
 
 /** RFC 4291 §2.7.1: the solicited-node multicast group ff02::1:ffXX:XXXX of an address. */
 export function solicitedNodeMulticast(ip: string): string {

@@ -11,7 +11,7 @@ import { loadNative } from '../native/index.ts';
 import type { Announcer, World } from '../world/types.ts';
 import { canonicalIP } from './address.ts';
 import type { L2Metrics } from './metrics.ts';
-import { planLayer2, type Layer2Plan, type ServicePlan } from './plan.ts';
+import { PlanCache, planLayer2, type Layer2Plan, type ServicePlan } from './plan.ts';
 import { REASONS } from './decide.ts';
 import type { Responder } from './responder.ts';
 
@@ -109,6 +109,7 @@ export class L2Announcer implements Announcer {
   /** Services this node announces now: key -> interfaces. */
   private owning = new Map<string, string[]>();
   private lastPlan: Layer2Plan | undefined;
+  private readonly planCache = new PlanCache();
   private readonly synced = new Map<string, Record<string, number>>();
   /** Service key -> when its annotations were last written by this node. */
   private readonly annotatedAt = new Map<string, number>();
@@ -164,7 +165,7 @@ export class L2Announcer implements Announcer {
       this.settleTimer ??= this.o.timers.setTimeout(() => { this.settleTimer = undefined; this.reconcile('settled'); }, 100);
       return;
     }
-    const plan = planLayer2({ world: this.world, live, interfaces: this.o.interfaces() });
+    const plan = planLayer2({ world: this.world, live, interfaces: this.o.interfaces(), cache: this.planCache });
     this.lastPlan = plan;
     for (const ifname of [...plan.owned.keys()]) {
       let up = false;

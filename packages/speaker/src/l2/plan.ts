@@ -1,8 +1,12 @@
 // What this node announces in layer 2, from one World and the live set: the
 // election for every Service (with its reason), and the IPs this node must
-// answer for on each interface. Pure: the announcer applies the result.
+// answer for on each interface. Pure but for an optional cache (PlanCache):
+// with it, a Service whose state object is the one of the last plan is not
+// elected again unless something every election reads (configuration, Nodes,
+// live set, interfaces) changed, so one changed Service costs one election,
+// not one per Service. The announcer applies the result.
 import { electOwner, type ElectionResult } from '../election/election.ts';
-import type { World } from '../world/types.ts';
+import type { ServiceState, World } from '../world/types.ts';
 
 export interface ServicePlan {
   key: string;
@@ -33,6 +37,33 @@ export interface PlanInput {
   live: ReadonlySet<string>;
   /** Interfaces of this node and their addresses (os.networkInterfaces() shape, names only matter). */
   interfaces: ReadonlyMap<string, readonly string[]>;
+  /** Keeps the elections of unchanged Services between calls (see PlanCache). */
+  cache?: PlanCache;
+}
+
+interface CachedPlan {
+  state: ServiceState;
+  plan: ServicePlan;
+  problems: Layer2Plan['problems'];
+}
+
+/**
+ * The last plan of each Service, valid while its ServiceState is the same
+ * object (the World watcher replaces the object only when the Service or its
+ * endpoints changed) and the shared inputs have the same signature.
+ */
+export class PlanCache {
+  config: unknown;
+  signature = '';
+  readonly byKey = new Map<string, CachedPlan>();
+  /** Services elected again in the last planLayer2 call (the rest came from the cache). */
+  elected = 0;
+}
+
+/** Everything an election reads besides the Service itself, as one string (Node objects are rebuilt on every kubelet status write). */
+function sharedSignature(world: World, live: ReadonlySet<string>, interfaces: ReadonlyMap<string, readonly string[]>): string {
+  const nodes = [...world.nodes.values()].map((n) => [n.name, n.labels, n.networkUnavailable, n.excluded, n.addresses]);
+  return JSON.stringify([world.self, nodes, [...live].sort(), [...interfaces]]);
 }
 
 /** The interface that holds one of the node's addresses (its InternalIP): where layer 2 announces by default. */
@@ -43,15 +74,39 @@ export function defaultInterface(nodeAddresses: readonly string[], interfaces: R
   return undefined;
 }
 
-export function planLayer2({ world, live, interfaces }: PlanInput): Layer2Plan {
+export function planLayer2({ world, live, interfaces, cache }: PlanInput): Layer2Plan {
   const out: Layer2Plan = { services: [], owned: new Map(), problems: [] };
   const advertisements = world.config?.l2Advertisements ?? [];
+  if (cache) {
+    const signature = sharedSignature(world, live, interfaces);
+    if (cache.config !== world.config || cache.signature !== signature) cache.byKey.clear();
+    cache.config = world.config;
+    cache.signature = signature;
+    cache.elected = 0;
+    for (const key of cache.byKey.keys()) if (!world.services.has(key)) cache.byKey.delete(key);
+  }
   if (advertisements.length === 0) return out;
   const nodes = [...world.nodes.values()];
   const self = world.nodes.get(world.self);
   const fallback = self ? defaultInterface(self.addresses, interfaces) : undefined;
   const pools = new Map((world.config?.pools ?? []).map((p) => [p.name, p.labels]));
+  const addOwned = (p: ServicePlan): void => {
+    if (p.election.owner !== world.self) return;
+    for (const i of p.interfaces) {
+      const set = out.owned.get(i) ?? new Set<string>();
+      for (const ip of p.ips) set.add(ip);
+      out.owned.set(i, set);
+    }
+  };
   for (const s of [...world.services.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    const hit = cache?.byKey.get(s.key);
+    if (hit && hit.state === s) {
+      out.services.push(hit.plan);
+      out.problems.push(...hit.problems);
+      addOwned(hit.plan);
+      continue;
+    }
+    const problems: Layer2Plan['problems'] = [];
     const election = electOwner({
       service: {
         key: s.key,
@@ -69,21 +124,22 @@ export function planLayer2({ world, live, interfaces }: PlanInput): Layer2Plan {
     if (mine && mine.reason === 'eligible') {
       if (mine.interfaces.length === 0) {
         if (fallback) names = [fallback];
-        else out.problems.push({ service: s.key, problem: 'no-default-interface', detail: `none of ${self?.addresses.join(', ') ?? 'no addresses'} is on an interface` });
+        else problems.push({ service: s.key, problem: 'no-default-interface', detail: `none of ${self?.addresses.join(', ') ?? 'no addresses'} is on an interface` });
       } else {
         for (const i of mine.interfaces) {
           if (interfaces.has(i)) names.push(i);
-          else out.problems.push({ service: s.key, problem: 'missing-interface', detail: i });
+          else problems.push({ service: s.key, problem: 'missing-interface', detail: i });
         }
       }
     }
-    out.services.push({ key: s.key, namespace: s.namespace, name: s.name, uid: s.uid, ips: s.ips, election, interfaces: names });
-    if (election.owner !== world.self) continue;
-    for (const i of names) {
-      const set = out.owned.get(i) ?? new Set<string>();
-      for (const ip of s.ips) set.add(ip);
-      out.owned.set(i, set);
+    const plan: ServicePlan = { key: s.key, namespace: s.namespace, name: s.name, uid: s.uid, ips: s.ips, election, interfaces: names };
+    if (cache) {
+      cache.byKey.set(s.key, { state: s, plan, problems });
+      cache.elected++;
     }
+    out.services.push(plan);
+    out.problems.push(...problems);
+    addOwned(plan);
   }
   return out;
 }
