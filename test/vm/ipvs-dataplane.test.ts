@@ -218,11 +218,10 @@ describe('IPVS dataplane in the VM (needs root and qemu)', function () {
     assert.ok((await ipvs())['TCP 203.0.113.10:80 rr'], 'back to rr without persistence');
   });
 
-  // Skipped: an intermittent dataplane bug, not a test problem. The drain decision can use the
-  // connection counts of a kernel dump taken before the held connection opened, and then deletes the
-  // backend at once instead of draining it (seen once in CI: `during` listed only the two other
-  // backends). Fix: re-read the destination's active connections before deleting it, then re-enable.
-  it.skip('a removed endpoint drains: weight 0 while its connection lasts, deleted when it ends', async () => {
+  // Was intermittent (skipped for a while): the drain decision used connection counts cached from an
+  // earlier dump, which missed the held connection, and deleted the backend at once. The dataplane now
+  // reads the real servers again right before deciding to delete one.
+  it('a removed endpoint drains: weight 0 while its connection lasts, deleted when it ends', async () => {
     // One open connection, then find the backend IPVS gave it.
     await sh(`ip netns exec pdp-client "${NODE}" -e "const s=require('net').connect(80,'203.0.113.10');s.on('connect',()=>console.log('up'));setTimeout(()=>process.exit(0),60000)" > $D/holder.log 2>&1 &
       echo $! > $D/holder.pid
@@ -238,8 +237,12 @@ describe('IPVS dataplane in the VM (needs root and qemu)', function () {
     assert.equal(during.length, 3);
     const pods = (await requests('http://203.0.113.10/', 4)).map((g) => g.pod);
     assert.ok(!pods.includes(heldName), `no new connection to the draining backend: ${pods.join(',')}`);
-    // IPv6 had no connection on it: deleted at once.
-    assert.equal((await ipvs())['TCP [2001:db8:10::a]:80 rr']!.length, 2);
+    // IPv6 had no established connection on it, only closed ones (TIME_WAIT, inactive) from the earlier tests:
+    // deleted at once, or once the hold for inactive connections (5 s) has passed.
+    const held6 = BACKENDS.find((b) => b.name === heldName)!.v6;
+    const v6 = await sh(`for i in $(seq 1 100); do ip netns exec pdp-node ipvsadm -Ln -t '[2001:db8:10::a]:80' | grep -q '\\[${held6}\\]:80' || break; sleep 0.1; done
+      ip netns exec pdp-node ipvsadm -Ln -t '[2001:db8:10::a]:80'`);
+    assert.equal(parseIpvsadm(v6.stdout)['TCP [2001:db8:10::a]:80 rr']!.length, 2, v6.stdout);
     const r = await sh(`kill $(cat $D/holder.pid); rm $D/holder.pid
       for i in $(seq 1 100); do ip netns exec pdp-node ipvsadm -Ln -t 203.0.113.10:80 | grep -q '${heldAddr}:80' || break; sleep 0.1; done
       ip netns exec pdp-node ipvsadm -Ln -t 203.0.113.10:80`);

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { desiredState, type VirtualService } from './desired.ts';
-import { applyOps, diff, type KernelService, type Op } from './diff.ts';
+import { applyOps, countDecided, diff, type KernelService, type Op } from './diff.ts';
 import { endpoint, service, world } from './testdata/world.ts';
 
 const OPTS = { drainTimeoutMs: 60_000 };
@@ -83,16 +83,40 @@ describe('dataplane diff (scenario tables)', () => {
     { at: 61_000, want: ['100.64.1.5'], ops: ['delete-real 100.64.1.6:8080 drain-timeout'] },
   ]));
 
-  it('with ignoreInactive, closed connections (TIME_WAIT, idle UDP) do not hold a drain', () => {
+  it('inactive connections (a handshake under way, TIME_WAIT, UDP flows) hold a drain for inactiveHoldMs only; active ones up to the bound', () => {
     const kernel = new Map<string, KernelService>([['tcp/203.0.113.10/80', {
       key: 'tcp/203.0.113.10/80', family: 'inet', protocol: 'tcp', address: '203.0.113.10', port: 80, scheduler: 'rr', persistenceSeconds: undefined,
-      reals: [{ address: '100.64.1.5', port: 8080, weight: 1, forward: 'masq', activeConns: 0, inactiveConns: 0 }, { address: '100.64.1.6', port: 8080, weight: 0, forward: 'masq', activeConns: 0, inactiveConns: 4 }],
+      reals: [{ address: '100.64.1.5', port: 8080, weight: 1, forward: 'masq', activeConns: 0, inactiveConns: 0 }, { address: '100.64.1.6', port: 8080, weight: 1, forward: 'masq', activeConns: 0, inactiveConns: 4 }],
     }]]);
-    const draining = new Map([['tcp/203.0.113.10/80>100.64.1.6/8080', 0]]);
-    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, draining, 10, OPTS).ops), []);
-    const r = diff(desired(['100.64.1.5']), kernel, draining, 10, { ...OPTS, ignoreInactive: true });
-    assert.deepEqual(text(r.ops), ['delete-real 100.64.1.6:8080 drained']);
-    assert.equal(r.draining.size, 0);
+    const hold = { ...OPTS, inactiveHoldMs: 5000 };
+    // Just removed, only inactive connections: weight 0 first (a handshake may be under way), not deleted.
+    const r = diff(desired(['100.64.1.5']), kernel, new Map(), 1000, hold);
+    assert.deepEqual(text(r.ops), ['update-real 100.64.1.6:8080 w0 drain']);
+    applyOps(kernel, r.ops);
+    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, r.draining, 5999, hold).ops), []);
+    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, r.draining, 6000, hold).ops), ['delete-real 100.64.1.6:8080 drained']);
+    // Without a hold for them, inactive connections never keep a real server; by default they hold it as active ones do.
+    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, r.draining, 1000, { ...OPTS, inactiveHoldMs: 0 }).ops), ['delete-real 100.64.1.6:8080 drained']);
+    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, r.draining, 30_000, OPTS).ops), []);
+    // The handshake became an established connection: held past inactiveHoldMs.
+    kernel.get('tcp/203.0.113.10/80')!.reals[1]!.activeConns = 1;
+    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, r.draining, 6000, hold).ops), []);
+    assert.deepEqual(text(diff(desired(['100.64.1.5']), kernel, r.draining, 61_000, hold).ops), ['delete-real 100.64.1.6:8080 drain-timeout']);
+  });
+
+  it('countDecided names the services where a delete rests on connection counts (not the drain bound)', () => {
+    const kernel = new Map<string, KernelService>();
+    let r = diff(desired(['100.64.1.5', '100.64.1.6']), kernel, new Map(), 0, OPTS);
+    applyOps(kernel, r.ops);
+    r = diff(desired(['100.64.1.5']), kernel, new Map(), 1, OPTS);
+    assert.deepEqual([...countDecided(r.ops)], ['tcp/203.0.113.10/80']);
+    kernel.get('tcp/203.0.113.10/80')!.reals[1]!.activeConns = 1;
+    r = diff(desired(['100.64.1.5']), kernel, new Map(), 1, OPTS);
+    applyOps(kernel, r.ops);
+    assert.deepEqual([...countDecided(r.ops)], []);
+    r = diff(desired(['100.64.1.5']), kernel, r.draining, 60_001, OPTS);
+    assert.deepEqual(text(r.ops), ['delete-real 100.64.1.6:8080 drain-timeout']);
+    assert.deepEqual([...countDecided(r.ops)], []);
   });
 
   it('an endpoint that comes back while draining gets its weight back', () => scenario([

@@ -43,8 +43,16 @@ export type Op =
 export interface DiffOptions {
   /** Longest a removed real server keeps its connections before it is deleted. */
   drainTimeoutMs: number;
-  /** Delete a draining real server once it has no active connections (inactive ones, e.g. TIME_WAIT, do not hold it). */
-  ignoreInactive?: boolean;
+  /**
+   * Longest inactive connections hold a draining real server, counted from
+   * the start of its drain (default: as long as active ones). IPVS counts as
+   * inactive a TCP handshake not yet finished, closing TCP connections
+   * (FIN_WAIT, TIME_WAIT) and UDP flows: a short hold lets a handshake that
+   * was under way when the real server left become active (then it holds the
+   * drain as any active connection) without keeping every real server that
+   * served recent traffic at weight 0 for the whole drain bound.
+   */
+  inactiveHoldMs?: number;
 }
 
 export interface DiffResult {
@@ -116,11 +124,12 @@ export function diff(
       const rk = realKey(key, h.address, h.port);
       const real: RealSpec = { address: h.address, port: h.port, weight: 0, forward: h.forward === 'dr' || h.forward === 'tunnel' ? h.forward : 'masq' };
       const since = nextDraining.get(rk);
-      const conns = h.activeConns + (opts.ignoreInactive ? 0 : h.inactiveConns);
-      if (conns === 0) {
+      const elapsed = since === undefined ? 0 : now - since;
+      const held = h.activeConns > 0 || (h.inactiveConns > 0 && elapsed < (opts.inactiveHoldMs ?? Infinity));
+      if (!held) {
         ops.push({ op: 'delete-real', service: svc, real, why: since === undefined ? 'removed' : 'drained' });
         nextDraining.delete(rk);
-      } else if (since !== undefined && now - since >= opts.drainTimeoutMs) {
+      } else if (since !== undefined && elapsed >= opts.drainTimeoutMs) {
         ops.push({ op: 'delete-real', service: svc, real, why: 'drain-timeout' });
         nextDraining.delete(rk);
       } else {
@@ -135,6 +144,19 @@ export function diff(
     if (nextDrainCheck === undefined || t < nextDrainCheck) nextDrainCheck = t;
   }
   return { ops, draining: nextDraining, nextDrainCheck };
+}
+
+/**
+ * The services whose operations delete a real server because its connection
+ * counts said it had none left ('removed', 'drained'): a decision only as
+ * good as those counts, so the caller reads them from the kernel again
+ * (connections open between two reads) and diffs those services once more
+ * before applying anything to them.
+ */
+export function countDecided(ops: readonly Op[]): Set<string> {
+  const keys = new Set<string>();
+  for (const o of ops) if (o.op === 'delete-real' && o.why !== 'drain-timeout') keys.add(o.service.key);
+  return keys;
 }
 
 /** Applies operations to a kernel model, as the kernel would (the dataplane's cache between full resyncs). */

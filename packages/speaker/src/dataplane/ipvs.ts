@@ -10,8 +10,9 @@ import type { Logger } from '@portico/shared';
 import { NetlinkError } from '../netlink/socket.ts';
 import type { World } from '../world/types.ts';
 import { DesiredBuilder, type DesiredState, type VirtualService } from './desired.ts';
-import { applyOps, diff, type KernelService, type Op } from './diff.ts';
-import { IpvsKernel, VipLink } from './ipvs-kernel.ts';
+import { applyOps, countDecided, diff, type DiffResult, type KernelService, type Op } from './diff.ts';
+import { IpvsKernel, VipLink, type OpFailure } from './ipvs-kernel.ts';
+import type { IpvsService } from '../netlink/ipvs.ts';
 import { quietLogger } from './log.ts';
 import type { DataplaneMetrics } from './metrics.ts';
 import { renderDelete, renderIpvsMasquerade, runNft, type NftRunner } from './nft.ts';
@@ -27,6 +28,8 @@ export interface IpvsDataplaneOptions {
   resyncMs?: number;
   /** How often draining real servers are looked at (default 1 s). */
   drainCheckMs?: number;
+  /** Longest inactive connections (handshakes, closing TCP, UDP flows) hold a draining real server (default 5 s, at most drainTimeoutMs). */
+  inactiveHoldMs?: number;
   nft?: NftRunner;
   /** Set the sysctls the dataplane relies on (default true). */
   sysctls?: boolean;
@@ -60,9 +63,36 @@ export function problemOf(err: unknown): Problem {
   return 'operation-refused';
 }
 
+/** What the dataplane needs of the kernel's IPVS (IpvsKernel; tests hand in a model of it). */
+export interface IpvsKernelApi {
+  managed(owned: ReadonlySet<string>): Promise<Map<string, KernelService>>;
+  withDests(services: readonly IpvsService[]): Promise<Map<string, KernelService>>;
+  apply(ops: readonly Op[]): Promise<OpFailure[]>;
+  close(): void;
+}
+
+/** Milliseconds spent in each step of the last sync (profiling; the benchmark reports them). */
+export interface SyncTimings {
+  kind: 'full' | 'incremental' | 'drain';
+  /** Desired state from the World (DesiredBuilder.update), in update(). */
+  desired: number;
+  /** Reading the kernel: the full dump, or the real servers whose connection counts a decision needs. */
+  read: number;
+  diff: number;
+  /** Netlink requests of the operations, up to their last ACK. */
+  apply: number;
+  /** VIPs on portico0 and the masquerade table. */
+  vips: number;
+  nft: number;
+  total: number;
+  ops: number;
+  /** Services whose real servers were read again before a delete decision. */
+  rechecked: number;
+}
+
 export class IpvsDataplane {
   readonly name = 'dataplane-ipvs';
-  readonly kernel: IpvsKernel;
+  readonly kernel: IpvsKernelApi;
   link: VipLink | undefined;
   readonly #o: Required<Omit<IpvsDataplaneOptions, 'metrics' | 'events'>> & Pick<IpvsDataplaneOptions, 'metrics'>;
   readonly #warnings: WarningReporter;
@@ -90,11 +120,17 @@ export class IpvsDataplane {
   readonly stats = { syncs: 0, fullSyncs: 0, ops: 0, failed: 0 };
   readonly #sticky = new Set<Problem>();
 
-  private constructor(kernel: IpvsKernel, link: VipLink | undefined, opts: IpvsDataplaneOptions) {
+  #desiredMs = 0;
+  /** Step times of the last sync. */
+  lastSync: SyncTimings | undefined;
+
+  private constructor(kernel: IpvsKernelApi, link: VipLink | undefined, opts: IpvsDataplaneOptions) {
     this.kernel = kernel;
     this.link = link;
+    const drainTimeoutMs = opts.drainTimeoutMs ?? 60_000;
     this.#o = {
-      log: opts.log ?? quietLogger, drainTimeoutMs: opts.drainTimeoutMs ?? 60_000, resyncMs: opts.resyncMs ?? 60_000, drainCheckMs: opts.drainCheckMs ?? 1000,
+      log: opts.log ?? quietLogger, drainTimeoutMs, resyncMs: opts.resyncMs ?? 60_000, drainCheckMs: opts.drainCheckMs ?? 1000,
+      inactiveHoldMs: Math.min(opts.inactiveHoldMs ?? 5000, drainTimeoutMs),
       nft: opts.nft ?? runNft, sysctls: opts.sysctls ?? true, cleanupOnStop: opts.cleanupOnStop ?? false, now: opts.now ?? Date.now, metrics: opts.metrics,
     };
     this.#warnings = new WarningReporter(this.#o.log, opts.events);
@@ -112,6 +148,14 @@ export class IpvsDataplane {
       link.close();
       dp.link = undefined;
     }
+    if (dp.#o.sysctls) dp.#setSysctls();
+    dp.#schedule();
+    return dp;
+  }
+
+  /** A dataplane over a kernel the caller opened (or models, in unit tests); no portico0 when link is undefined. */
+  static over(kernel: IpvsKernelApi, link: VipLink | undefined, opts: IpvsDataplaneOptions = {}): IpvsDataplane {
+    const dp = new IpvsDataplane(kernel, link, opts);
     if (dp.#o.sysctls) dp.#setSysctls();
     dp.#schedule();
     return dp;
@@ -143,7 +187,9 @@ export class IpvsDataplane {
 
   update(world: World): Promise<void> {
     this.#world = world;
+    const t0 = performance.now();
     const { state, changed } = this.#builder.update(world);
+    this.#desiredMs = performance.now() - t0;
     this.#desired = state;
     for (const k of changed) this.#pending.add(k);
     if (this.#builder.masqueradeChanged) this.#masqueradeDirty = true;
@@ -177,10 +223,15 @@ export class IpvsDataplane {
     if (!desired || this.#stopped) return;
     const t0 = performance.now();
     const now = this.#o.now();
+    const tm: SyncTimings = { kind, desired: this.#desiredMs, read: 0, diff: 0, apply: 0, vips: 0, nft: 0, total: 0, ops: 0, rechecked: 0 };
+    this.#desiredMs = 0;
     this.#problems.clear();
     let keys: Set<string> | undefined;
+    /** Services whose real servers were read from the kernel just now, in this sync. */
+    const fresh = new Set<string>();
     const pending = this.#pending;
     this.#pending = new Set();
+    let t = performance.now();
     if (kind === 'full') {
       const owned = new Set(desired.vips);
       if (this.link) for (const a of await this.link.addresses()) if (a.index === this.link.index) owned.add(a.address);
@@ -192,24 +243,37 @@ export class IpvsDataplane {
       keys = pending;
       for (const k of this.#retry) keys.add(k);
       // Draining real servers: read their connection counts again.
-      const drainingServices = new Set([...this.#draining.keys()].map((rk) => rk.slice(0, rk.indexOf('>'))));
-      const refresh = [...drainingServices].flatMap((k) => { const s = this.#kernel.get(k); return s ? [s] : []; });
-      if (refresh.length) {
-        const fresh = await this.kernel.withDests(refresh.map((s) => ({ family: s.family, protocol: s.protocol, address: s.address, port: s.port })));
-        for (const k of drainingServices) {
-          const f = fresh.get(k);
-          const old = this.#kernel.get(k);
-          if (f && old) this.#kernel.set(k, { ...old, reals: f.reals });
-          else if (!f) this.#kernel.delete(k);
-          keys.add(k);
-        }
-      }
+      const drainingServices = new Set([...this.#draining.keys()].map(serviceOfReal));
+      await this.#refresh(drainingServices);
+      for (const k of drainingServices) { keys.add(k); fresh.add(k); }
     }
+    tm.read += performance.now() - t;
 
     // New VIPs go on portico0 first, so traffic for a new service is accepted locally from its first packet.
+    t = performance.now();
     await this.#addVips(desired, kind === 'full');
-    const r = diff(desired.services, this.#kernel, this.#draining, now, { drainTimeoutMs: this.#o.drainTimeoutMs, ignoreInactive: true }, keys);
+    tm.vips += performance.now() - t;
+    t = performance.now();
+    const opts = { drainTimeoutMs: this.#o.drainTimeoutMs, inactiveHoldMs: this.#o.inactiveHoldMs };
+    let r = diff(desired.services, this.#kernel, this.#draining, now, opts, keys);
+    tm.diff += performance.now() - t;
+    // A real server is deleted only on connection counts read right now: the
+    // cached ones (the last dump, or zero for one added since) miss the
+    // connections opened after them, and deleting a real server cuts those.
+    const recheck = new Set([...countDecided(r.ops)].filter((k) => !fresh.has(k)));
+    if (recheck.size) {
+      t = performance.now();
+      await this.#refresh(recheck);
+      tm.read += performance.now() - t;
+      t = performance.now();
+      r = mergeDiff(r, diff(desired.services, this.#kernel, this.#draining, now, opts, recheck), recheck, opts.drainTimeoutMs);
+      tm.diff += performance.now() - t;
+      tm.rechecked = recheck.size;
+    }
+    t = performance.now();
     const failed = r.ops.length ? await this.kernel.apply(r.ops) : [];
+    tm.apply = performance.now() - t;
+    tm.ops = r.ops.length;
     const failedOps = new Set(failed.map((f) => f.op));
     const ok = failed.length ? r.ops.filter((o) => !failedOps.has(o)) : r.ops;
     if (kind === 'full') {
@@ -230,8 +294,12 @@ export class IpvsDataplane {
     if (kind === 'full') this.stats.fullSyncs++;
     this.stats.ops += ok.length;
     this.stats.failed += failed.length;
+    t = performance.now();
     await this.#removeVips(desired);
+    tm.vips += performance.now() - t;
+    t = performance.now();
     await this.#writeNft(desired, kind === 'full');
+    tm.nft = performance.now() - t;
 
     this.#retry = new Set(failed.map((f) => f.op.service.key));
     if (this.#world) this.#warnings.report(this.#world, desired.warnings);
@@ -246,7 +314,27 @@ export class IpvsDataplane {
     if (r.ops.length || kind === 'full') {
       this.#o.log.debug('dataplane synced', { dataplane: 'ipvs', kind, ops: r.ops.length, failed: failed.length, services: this.#kernel.size, draining: this.#draining.size, ms: Math.round(performance.now() - t0) });
     }
+    tm.total = performance.now() - t0;
+    this.lastSync = tm;
     if (this.#draining.size) this.#schedule();
+  }
+
+  /** Reads the real servers (and their connection counts) of these services from the kernel into the cache. */
+  async #refresh(keys: ReadonlySet<string>): Promise<void> {
+    const ids: IpvsService[] = [];
+    for (const k of keys) {
+      const s = this.#kernel.get(k);
+      if (s) ids.push({ family: s.family, protocol: s.protocol, address: s.address, port: s.port });
+    }
+    if (!ids.length) return;
+    const got = await this.kernel.withDests(ids);
+    for (const k of keys) {
+      const old = this.#kernel.get(k);
+      if (!old) continue;
+      const f = got.get(k);
+      if (f) this.#kernel.set(k, { ...old, reals: f.reals });
+      else this.#kernel.delete(k);
+    }
   }
 
   async #addVips(desired: DesiredState, full: boolean): Promise<void> {
@@ -326,4 +414,19 @@ export class IpvsDataplane {
     this.kernel.close();
     this.link?.close();
   }
+}
+
+function serviceOfReal(realKey: string): string {
+  return realKey.slice(0, realKey.indexOf('>'));
+}
+
+/** `all` with the operations and drains of the services in `keys` taken from `again` (a diff of those services only). */
+function mergeDiff(all: DiffResult, again: DiffResult, keys: ReadonlySet<string>, drainTimeoutMs: number): DiffResult {
+  const ops = all.ops.filter((o) => !keys.has(o.service.key)).concat(again.ops);
+  const draining = new Map<string, number>();
+  for (const [rk, since] of all.draining) if (!keys.has(serviceOfReal(rk))) draining.set(rk, since);
+  for (const [rk, since] of again.draining) if (keys.has(serviceOfReal(rk))) draining.set(rk, since);
+  let nextDrainCheck: number | undefined;
+  for (const since of draining.values()) if (nextDrainCheck === undefined || since + drainTimeoutMs < nextDrainCheck) nextDrainCheck = since + drainTimeoutMs;
+  return { ops, draining, nextDrainCheck };
 }
