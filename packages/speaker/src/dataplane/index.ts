@@ -1,7 +1,7 @@
 // Which dataplane this node runs (--dataplane=ipvs|nftables|none, default:
 // IPVS where the kernel has ip_vs, loading the module if needed, else
 // nftables) and the announcer factory the speaker registers.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { SpeakerContext } from '../context.ts';
 import type { Announcer } from '../world/types.ts';
@@ -21,23 +21,29 @@ export interface KernelProbe {
   /** Whether ip_vs is loaded (or built in). */
   hasIpvs(): boolean;
   /** Tries to load a module; resolves with the error text, or undefined on success. */
-  modprobe(module: string): string | undefined;
+  modprobe(module: string): Promise<string | undefined>;
 }
 
+/**
+ * modprobe runs as a child process without blocking the event loop: the
+ * speaker answers ARP and renews its heartbeat meanwhile, and a module that
+ * takes long to load (or a hung modprobe, killed after 10 s) delays nothing else.
+ */
 export const hostProbe: KernelProbe = {
   hasIpvs: () => existsSync('/proc/net/ip_vs'),
-  modprobe: (module) => {
-    const r = spawnSync('modprobe', [module], { encoding: 'utf8', timeout: 10_000 });
-    if (r.error) return r.error.message;
-    return r.status === 0 ? undefined : (r.stderr.trim() || `exit ${r.status}`);
-  },
+  modprobe: (module) => new Promise((resolve) => {
+    execFile('modprobe', [module], { encoding: 'utf8', timeout: 10_000 }, (err, _stdout, stderr) => {
+      if (!err) resolve(undefined);
+      else resolve(stderr.trim() || (err.killed ? 'modprobe timed out after 10 s' : err.message));
+    });
+  }),
 };
 
 /** The dataplane to run and why, in words for the log. */
-export function chooseDataplane(asked: DataplaneMode | 'auto', probe: KernelProbe = hostProbe): { mode: DataplaneMode; why: string } {
+export async function chooseDataplane(asked: DataplaneMode | 'auto', probe: KernelProbe = hostProbe): Promise<{ mode: DataplaneMode; why: string }> {
   if (asked !== 'auto') return { mode: asked, why: `--dataplane=${asked}` };
   if (probe.hasIpvs()) return { mode: 'ipvs', why: 'the kernel has ip_vs' };
-  const err = probe.modprobe('ip_vs');
+  const err = await probe.modprobe('ip_vs');
   if (probe.hasIpvs()) return { mode: 'ipvs', why: 'ip_vs loaded with modprobe' };
   return { mode: 'nftables', why: `the kernel has no ip_vs (modprobe ip_vs: ${err ?? 'loaded, but /proc/net/ip_vs is missing'})` };
 }
@@ -49,7 +55,7 @@ export function chooseDataplane(asked: DataplaneMode | 'auto', probe: KernelProb
  */
 export async function createDataplane(ctx: SpeakerContext): Promise<Announcer | undefined> {
   const asked = ctx.dataplane ?? 'auto';
-  const { mode, why } = chooseDataplane(asked);
+  const { mode, why } = await chooseDataplane(asked);
   const metrics = createDataplaneMetrics(ctx.registry);
   const log = ctx.log;
   const events = ctx.writer;

@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { desiredState } from './desired.ts';
-import { chooseDataplane } from './index.ts';
+import { chooseDataplane, hostProbe } from './index.ts';
 import { renderIpvsMasquerade, renderNftDataplane } from './nft.ts';
 import { endpoint, service, world } from './testdata/world.ts';
 
@@ -83,7 +86,11 @@ describe('nftables rendering against the real nft, in a namespace of the test (n
 describe('dataplane choice', () => {
   const probe = (has: boolean, loads: boolean) => {
     let loaded = false;
-    return { hasIpvs: () => has || loaded, modprobe: () => { loaded = loads; return loads ? undefined : 'Module ip_vs not found'; } };
+    return {
+      hasIpvs: () => has || loaded,
+      // Loads later, as a child process would: the choice must wait for it.
+      modprobe: () => new Promise<string | undefined>((resolve) => setTimeout(() => { loaded = loads; resolve(loads ? undefined : 'Module ip_vs not found'); }, 5)),
+    };
   };
   const cases: Array<[string, Parameters<typeof chooseDataplane>[0], ReturnType<typeof probe>, string, RegExp]> = [
     ['the kernel has ip_vs', 'auto', probe(true, false), 'ipvs', /the kernel has ip_vs/],
@@ -93,10 +100,28 @@ describe('dataplane choice', () => {
     ['asked for none', 'none', probe(true, true), 'none', /--dataplane=none/],
   ];
   for (const [name, asked, p, mode, why] of cases) {
-    it(`${name}: ${mode}`, () => {
-      const r = chooseDataplane(asked, p);
+    it(`${name}: ${mode}`, async () => {
+      const r = await chooseDataplane(asked, p);
       assert.equal(r.mode, mode);
       assert.match(r.why, why);
     });
   }
+
+  it('the host probe runs modprobe without blocking the event loop (a modprobe that takes 300 ms)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'portico-modprobe-'));
+    writeFileSync(path.join(dir, 'modprobe'), '#!/bin/sh\nsleep 0.3\necho "modprobe: FATAL: Module $1 not found" >&2\nexit 1\n', { mode: 0o755 });
+    const oldPath = process.env.PATH;
+    process.env.PATH = `${dir}:${oldPath ?? ''}`;
+    let ticks = 0;
+    const timer = setInterval(() => { ticks++; }, 10);
+    try {
+      const err = await hostProbe.modprobe('ip_vs');
+      assert.equal(err, 'modprobe: FATAL: Module ip_vs not found');
+      assert.ok(ticks >= 10, `timers ran while modprobe did (${ticks} ticks of 10 ms)`);
+    } finally {
+      clearInterval(timer);
+      process.env.PATH = oldPath;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
