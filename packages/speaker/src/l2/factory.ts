@@ -7,8 +7,8 @@ import { kubeLeaseStore } from '@portico/shared';
 import type { SpeakerContext } from '../context.ts';
 import { HeartbeatKeys, type SecretDataReader } from '../membership/key.ts';
 import { nodeLeaseName, NodeLease } from '../membership/lease.ts';
-import { HEARTBEAT_PORT, Membership } from '../membership/membership.ts';
-import { openUdpTransport } from '../membership/udp.ts';
+import { HEARTBEAT_PORT } from '../membership/membership.ts';
+import { MembershipThread } from '../membership/thread.ts';
 import { L2Announcer } from './announcer.ts';
 import { createL2Metrics } from './metrics.ts';
 import { openResponder } from './responder.ts';
@@ -62,9 +62,27 @@ export function kubeSecretData(kc: k8s.KubeConfig): SecretDataReader {
 export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer2Settings = layer2Settings()): Promise<L2Announcer> {
   const log = ctx.log.child({ component: 'layer2' });
   const metrics = createL2Metrics(ctx.registry);
-  const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log });
+  // Heartbeats run in their own thread (membership/thread.ts): a main thread
+  // busy with thousands of Services must not make this node look dead.
+  let onMembershipChange: () => void = () => undefined;
+  const m = await MembershipThread.start({
+    self: ctx.self, port: settings.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
+    onChange: () => {
+      log.info('membership changed', { live: [...m.live()].sort(), reasons: Object.fromEntries(m.reasons()) });
+      onMembershipChange();
+    },
+    onDrop: (reason, detail, from) => {
+      metrics.heartbeatsDropped.inc({ reason });
+      log.debug('heartbeat dropped', { reason, detail, from });
+    },
+    onFailure: (err) => {
+      // Without heartbeats the peers take this node for dead while it keeps answering: stop answering, let the DaemonSet restart it.
+      log.error('heartbeat thread failed; exiting', { err });
+      process.exit(1);
+    },
+  });
+  const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log, onChange: (k) => m.setKeys(k) });
   await keys.start();
-  const transport = await openUdpTransport(settings.port, { onError: (err) => log.debug('heartbeat send failed', { err }) });
   const lease = new NodeLease({
     node: ctx.self, store: kubeLeaseStore(ctx.kc, ctx.namespace, nodeLeaseName(ctx.self)), log,
     leaseDurationMs: settings.restartHoldMs, renewEveryMs: Math.max(1000, settings.restartHoldMs / 3),
@@ -88,20 +106,8 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
       },
     },
     membership: (onChange) => {
-      const m = new Membership({
-        self: ctx.self, transport, keys: () => keys.current(),
-        intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
-        onChange: () => {
-          const reasons = Object.fromEntries(m.reasons());
-          log.info('membership changed', { live: [...m.live()].sort(), reasons });
-          onChange();
-        },
-        onDrop: (reason, detail, from) => {
-          metrics.heartbeatsDropped.inc({ reason });
-          log.debug('heartbeat dropped', { reason, detail, from });
-        },
-      });
-      // Counters move on every heartbeat; metrics follow once a second.
+      onMembershipChange = onChange;
+      // Counters move on every heartbeat; the thread reports them once a second.
       const t = setInterval(() => {
         const c = m.counters;
         metrics.heartbeatsSent.inc(c.sent - last.sent);
@@ -127,6 +133,6 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
       };
     },
   });
-  log.info('layer 2 ready', { heartbeatPort: transport.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs, stopMode: settings.stopMode });
+  log.info('layer 2 ready', { heartbeatPort: m.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs, stopMode: settings.stopMode });
   return announcer;
 }

@@ -23,12 +23,14 @@ export class HeartbeatKeys {
   private readonly namespace: string;
   private readonly log: Logger;
   private readonly refreshMs: number;
+  private readonly onChange: ((keys: readonly Uint8Array[]) => void) | undefined;
 
-  constructor(opts: { read: SecretDataReader; namespace: string; log: Logger; refreshMs?: number }) {
+  constructor(opts: { read: SecretDataReader; namespace: string; log: Logger; refreshMs?: number; onChange?: (keys: readonly Uint8Array[]) => void }) {
     this.read = opts.read;
     this.namespace = opts.namespace;
     this.log = opts.log;
     this.refreshMs = opts.refreshMs ?? 60_000;
+    this.onChange = opts.onChange;
   }
 
   current(): readonly Uint8Array[] {
@@ -40,14 +42,20 @@ export class HeartbeatKeys {
       const next = keysFromSecret(await this.read(this.namespace, HEARTBEAT_SECRET));
       if (next.length === 0) {
         if (this.keys.length === 0) this.log.error('heartbeat key missing: this speaker claims no IPs until it can authenticate its peers', { secret: `${this.namespace}/${HEARTBEAT_SECRET}`, key: 'key' });
-        this.keys = next;
+        this.set(next);
         return;
       }
       if (this.keys.length === 0) this.log.info('heartbeat key loaded', { secret: `${this.namespace}/${HEARTBEAT_SECRET}`, keys: next.length });
-      this.keys = next;
+      this.set(next);
     } catch (err) {
       this.log.error('heartbeat key not read; keeping the last one', { secret: `${this.namespace}/${HEARTBEAT_SECRET}`, err });
     }
+  }
+
+  private set(next: Uint8Array[]): void {
+    const same = next.length === this.keys.length && next.every((k, i) => Buffer.from(k).equals(this.keys[i]!));
+    this.keys = next;
+    if (!same) this.onChange?.(next);
   }
 
   /** Waits for the first read, then refreshes periodically. */

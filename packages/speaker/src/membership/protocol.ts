@@ -1,0 +1,37 @@
+// Messages between the speaker's main thread and its heartbeat thread
+// (thread.ts <-> worker.ts). The main thread owns what comes from the API
+// server (the key, the peers); the heartbeat thread owns the sockets, the
+// timers and the table of who is alive, and reports every change of it.
+import type { DropReason, NodeLiveness } from './membership.ts';
+
+export interface WorkerSettings {
+  self: string;
+  port: number;
+  intervalMs: number;
+  deadAfterMs: number;
+  restartHoldMs: number;
+  maxSkewMs?: number;
+  /** Addresses to bind (tests bind loopback only; host6 null = no IPv6 socket). */
+  host4?: string;
+  host6?: string | null;
+}
+
+export type ToWorker =
+  | { type: 'keys'; keys: Uint8Array[] }
+  | { type: 'peers'; nodes: [string, string[]][] }
+  | { type: 'start' }
+  | { type: 'stop'; mode: 'leave' | 'restart' | 'silent' };
+
+export interface MembershipSnapshot {
+  live: string[];
+  reasons: [string, NodeLiveness][];
+  settled: boolean;
+}
+
+export type FromWorker =
+  | { type: 'ready'; port: number }
+  | { type: 'failed'; message: string; code: string | undefined }
+  | ({ type: 'state' } & MembershipSnapshot)
+  | { type: 'counters'; sent: number; sendErrors: number; accepted: number; lost: number; dropped: Record<DropReason, number> }
+  | { type: 'drop'; reason: DropReason; detail: string; from: string }
+  | { type: 'stopped' };
