@@ -43,18 +43,22 @@ try {
     ip netns del pdp-bench-r
     rm $PORTICO_OUT/rules`, { timeoutMs: 1_800_000 });
   if (r.exitCode !== 0) throw new Error(`the benchmark failed in the VM (${r.exitCode}): ${r.stderr}\n${r.stdout}`);
-  const res = JSON.parse(r.files['result.json']!.toString()) as { services: number; reals: number; fullMs: number; fullOps: number; changeMs: number[]; resyncMs: number | null; resyncOps: number };
+  const res = JSON.parse(r.files['result.json']!.toString()) as { services: number; reals: number; fullMs: number; fullOps: number; changeMs: number[]; steps: Array<Record<string, number>>; resyncMs: number | null; resyncOps: number };
   const restoreMs = Number(r.files['restore-us']!.toString()) / 1000;
   const restored = Number(r.files['restored-services']!.toString());
   if (restored !== res.services) throw new Error(`ipvsadm -R restored ${restored} services, Portico programmed ${res.services}`);
   const change = summary(res.changeMs);
   const byHand = summary(r.files['change-us']!.toString().trim().split('\n').map((us) => Number(us) / 1000));
+  // Where one change's time goes: the median of each step over the changes.
+  const stepNames = Object.keys(res.steps[0] ?? {});
+  process.stderr.write(`one change, median per step (ms): ${stepNames.map((k) => `${k} ${summary(res.steps.map((st) => st[k]!)).p50.toFixed(2)}`).join(', ')}\n`);
   process.stderr.write(`VM kernel ${vm.kernel.version}; ${res.services} services, ${res.reals} real servers, ${res.fullOps} operations${res.resyncMs !== null ? `; a full resync of that state made ${res.resyncOps} changes` : ''}\n`);
   report('ipvs-sync-10k', {
     services: res.services, reals: res.reals,
     full_sync_ms: Math.round(res.fullMs), ipvsadm_restore_ms: Math.round(restoreMs), ratio: Number((res.fullMs / restoreMs).toFixed(2)),
     change_p50_ms: Number(change.p50.toFixed(2)), change_p99_ms: Number(change.p99.toFixed(2)), changes: res.changeMs.length,
-    ipvsadm_change_p50_ms: Number(byHand.p50.toFixed(2)),
+    ipvsadm_change_p50_ms: Number(byHand.p50.toFixed(2)), ipvsadm_change_p99_ms: Number(byHand.p99.toFixed(2)),
+    change_ratio_p50: Number((change.p50 / byHand.p50).toFixed(3)),
     ...(res.resyncMs !== null ? { resync_ms: Math.round(res.resyncMs) } : {}),
   });
 } finally {

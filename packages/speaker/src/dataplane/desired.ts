@@ -219,6 +219,8 @@ export class DesiredBuilder {
   readonly #warnings = new Map<string, readonly DesiredWarning[]>();
   #prev = new Map<string, { svc: ServiceState; result: ServiceDesired }>();
   #self: string | undefined;
+  /** The VIP and masquerade sets handed out last (the same objects while their members stay the same). */
+  #sets: Pick<DesiredState, 'vips' | 'masquerade'> | undefined;
   /** Set when the masquerade sets changed in the last update. */
   masqueradeChanged = false;
 
@@ -230,17 +232,29 @@ export class DesiredBuilder {
       this.#prev = new Map();
       this.#self = world.self;
     }
-    const next = new Map<string, { svc: ServiceState; result: ServiceDesired }>();
+    // One pass over the World, changing #prev in place (no new map per update: with
+    // 10,000 Services the copy and its garbage cost more than the change itself).
+    const before = this.#prev.size;
+    let known = 0;
     for (const [k, svc] of world.services) {
       const p = this.#prev.get(k);
-      if (p && p.svc === svc) { next.set(k, p); continue; }
-      if (p) this.#remove(k, p.result, changed);
+      if (p) {
+        known++;
+        if (p.svc === svc) continue;
+        this.#remove(k, p.result, changed);
+      }
       const result = serviceDesired(svc, world.self);
       this.#add(k, result, changed);
-      next.set(k, { svc, result });
+      this.#prev.set(k, { svc, result });
     }
-    for (const [k, p] of this.#prev) if (!world.services.has(k)) this.#remove(k, p.result, changed);
-    this.#prev = next;
+    // Each earlier Service found again: none left. Otherwise look for those that did.
+    if (known < before) {
+      for (const [k, p] of this.#prev) {
+        if (world.services.has(k)) continue;
+        this.#remove(k, p.result, changed);
+        this.#prev.delete(k);
+      }
+    }
     const warnings: DesiredWarning[] = [];
     for (const w of this.#warnings.values()) warnings.push(...w);
     for (const key of this.#conflicts) {
@@ -251,16 +265,16 @@ export class DesiredBuilder {
         warnings.push({ service: vs.service, reason: 'port-conflict', message: `${vs.protocol.toUpperCase()} ${vs.address}:${vs.port} is already served for ${winner.service}; not programmed for this Service` });
       }
     }
-    return {
-      state: { services: this.#services, vips: new Set(this.#vips.keys()), masquerade: { cluster: new Set(this.#cluster.keys()), local: new Set(this.#local.keys()) }, warnings },
-      changed,
-    };
+    // The address sets are rebuilt only when one gained or lost a member (not on every endpoint change).
+    this.#sets ??= { vips: new Set(this.#vips.keys()), masquerade: { cluster: new Set(this.#cluster.keys()), local: new Set(this.#local.keys()) } };
+    return { state: { services: this.#services, ...this.#sets, warnings }, changed };
   }
 
   #count(m: Map<string, number>, k: string, d: number): void {
     const n = (m.get(k) ?? 0) + d;
     if (n > 0) m.set(k, n);
     else m.delete(k);
+    if (n === 0 || (n === 1 && d > 0)) this.#sets = undefined;
     if ((m === this.#cluster || m === this.#local) && (n === 0 || (n === 1 && d > 0))) this.masqueradeChanged = true;
   }
 
