@@ -5,8 +5,12 @@
 // after every Service is announced: the speakers' own count of their writes
 // (portico_l2_api_writes_total, all nodes) and every write the API server
 // served (apiserver_request_total for POST/PUT/PATCH/DELETE: kubelets,
-// kube-controller-manager and Portico's controller included).
+// kube-controller-manager and Portico's controller included). Beside them, per
+// window: the speakers' event-loop stalls (5 s windows whose largest delay
+// passed 100 / 400 ms, from portico_speaker_event_loop_max_delay_seconds),
+// the largest delay seen, membership changes and ownership changes.
 // Usage: npm run bench -- api-load [services=5000] [window_s=30]   (root)
+import { readFileSync } from 'node:fs';
 import { Lab, sleep, waitFor } from '@portico/lab';
 import { APP, metric, settled, startL2 } from '../test/e2e/l2-env.ts';
 import { report } from './stats.ts';
@@ -31,6 +35,31 @@ async function speakerWrites(): Promise<number> {
   return v.reduce((a, b) => a + b, 0);
 }
 
+async function scrape(node: string): Promise<string> {
+  const r = await lab.exec(node, ['curl', '-sS', '--max-time', '5', 'http://127.0.0.1:7473/metrics'], { allowFail: true });
+  return r.stdout;
+}
+
+/** Sum over the nodes of the metric lines starting with `prefix` (name plus labels). */
+function sum(texts: string[], prefix: string): number {
+  let total = 0;
+  for (const t of texts) for (const l of t.split('\n')) if (l.startsWith(prefix)) total += Number(l.slice(l.lastIndexOf(' ') + 1)) || 0;
+  return total;
+}
+
+interface LoopSample { windows: number; under100: number; under400: number; ownership: number }
+async function loopSample(): Promise<LoopSample & { texts: string[] }> {
+  const texts = await Promise.all(lab.nodes.map((n) => scrape(n.name)));
+  const h = 'portico_speaker_event_loop_max_delay_seconds';
+  return {
+    texts,
+    windows: sum(texts, `${h}_count`),
+    under100: sum(texts, `${h}_bucket{le="0.1"}`),
+    under400: sum(texts, `${h}_bucket{le="0.4"}`),
+    ownership: sum(texts, 'portico_l2_ownership_changes_total'),
+  };
+}
+
 async function announced(): Promise<number> {
   const out = await lab.kubectl('get', 'services', '-n', APP, '-o', 'jsonpath={range .items[*]}{.metadata.annotations.portico\\.dev/layer2-node}{"\\n"}{end}');
   return out.split('\n').filter((l) => l.trim() !== '').length;
@@ -40,12 +69,26 @@ async function measure(services: number): Promise<void> {
   await sleep(10_000); // let the announcement burst and its Events finish
   const s0 = await speakerWrites();
   const a0 = await apiserverWrites();
+  const l0 = await loopSample();
   const t0 = performance.now();
-  await sleep(windowS * 1000);
+  // The largest delay of each 5 s window, polled so that none is missed.
+  let maxDelay = 0;
+  while (performance.now() - t0 < windowS * 1000) {
+    await sleep(Math.min(4000, windowS * 1000 - (performance.now() - t0)));
+    const texts = await Promise.all(lab.nodes.map((n) => scrape(n.name)));
+    for (const t of texts) for (const l of t.split('\n')) if (l.startsWith('portico_speaker_event_loop_delay_seconds{quantile="1"}')) maxDelay = Math.max(maxDelay, Number(l.slice(l.lastIndexOf(' ') + 1)) || 0);
+  }
   const s1 = await speakerWrites();
   const a1 = await apiserverWrites();
+  const l1 = await loopSample();
   const seconds = (performance.now() - t0) / 1000;
-  report('api-load', { services, speaker_writes_per_s: Number(((s1 - s0) / seconds).toFixed(3)), apiserver_writes_per_s: Number(((a1 - a0) / seconds).toFixed(2)), window_s: Math.round(seconds), nodes: lab.nodes.length });
+  const windows = l1.windows - l0.windows;
+  report('api-load', {
+    services, speaker_writes_per_s: Number(((s1 - s0) / seconds).toFixed(3)), apiserver_writes_per_s: Number(((a1 - a0) / seconds).toFixed(2)),
+    loop_windows: windows, loop_windows_over_100ms: windows - (l1.under100 - l0.under100), loop_windows_over_400ms: windows - (l1.under400 - l0.under400),
+    loop_max_delay_ms: Math.round(maxDelay * 1000), ownership_changes: l1.ownership - l0.ownership,
+    window_s: Math.round(seconds), nodes: lab.nodes.length, loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+  });
 }
 
 const service = (i: number): object => ({

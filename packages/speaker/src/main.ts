@@ -2,9 +2,10 @@
 // builds World snapshots and hands them to the announcers registered in
 // announcers.ts (layer 2, BGP) and the dataplane.
 import { mkdirSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { NAMESPACE, StatusWriter, createLogger, createRegistry, createSharedMetrics, startHttpServer } from '@portico/shared';
+import { NAMESPACE, StatusWriter, createLogger, createRegistry, createSharedMetrics, gauge, histogram, startHttpServer, type Registry } from '@portico/shared';
 import { createAnnouncers } from './announcers.ts';
 import type { SpeakerContext } from './context.ts';
 import { Dispatcher } from './dispatch.ts';
@@ -30,6 +31,29 @@ function hostPort(v: string): { host: string; port: number } {
   const port = Number(v.slice(i + 1));
   if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--listen must be HOST:PORT, got ${JSON.stringify(v)}`);
   return { host: v.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/**
+ * Event-loop delay (perf_hooks.monitorEventLoopDelay) in windows of windowMs:
+ * the last window's p50, p99 and max as a gauge, and each window's max in a
+ * histogram, so a benchmark can count the windows in which the loop was held
+ * longer than a heartbeat interval.
+ */
+function watchEventLoop(registry: Registry, windowMs = 5000): () => void {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  const delay = gauge(registry, { name: 'portico_speaker_event_loop_delay_seconds', help: `Event-loop delay over the last ${windowMs / 1000} s (quantile 0.5, 0.99, 1 = max)`, labelNames: ['quantile'] as const });
+  const peaks = histogram(registry, { name: 'portico_speaker_event_loop_max_delay_seconds', help: `Largest event-loop delay of each ${windowMs / 1000} s window`, buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 1, 2.5, 5] });
+  const t = setInterval(() => {
+    if (h.count === 0) return;
+    delay.set({ quantile: '0.5' }, h.percentile(50) / 1e9);
+    delay.set({ quantile: '0.99' }, h.percentile(99) / 1e9);
+    delay.set({ quantile: '1' }, h.max / 1e9);
+    peaks.observe(h.max / 1e9);
+    h.reset();
+  }, windowMs);
+  t.unref();
+  return () => { clearInterval(t); h.disable(); };
 }
 
 async function main(): Promise<void> {
@@ -58,6 +82,7 @@ async function main(): Promise<void> {
   const registry = createRegistry();
   const sharedMetrics = createSharedMetrics(registry);
   const metrics = createSpeakerMetrics(registry);
+  watchEventLoop(registry);
   const ctx: SpeakerContext = {
     self, namespace: values.namespace, kc, log, registry, sharedMetrics, stateDir: values['state-dir'], dataplane,
     writer: new StatusWriter({ kc, component: 'portico-speaker', log }),
