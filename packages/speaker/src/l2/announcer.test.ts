@@ -4,7 +4,7 @@ import { rendezvousScore } from '../election/election.ts';
 import type { NodeLiveness } from '../membership/membership.ts';
 import type { ServiceState, World } from '../world/types.ts';
 import { arp } from './arp.ts';
-import { ANNOUNCED_BY, L2Announcer, type MembershipView, type Timers } from './announcer.ts';
+import { ANNOUNCED_BY, ANNOUNCED_INTERFACES, L2Announcer, type MembershipView, type Timers } from './announcer.ts';
 import { ethernet } from './ethernet.ts';
 import { createL2Metrics } from './metrics.ts';
 import { Responder, type FrameTransport } from './responder.ts';
@@ -86,7 +86,7 @@ function setup(self: string, opts: { linkUp?: boolean } = {}) {
   const sysctls: string[] = [];
   const log = memoryLogger();
   const a = new L2Announcer({
-    self, log, metrics: createL2Metrics(createRegistry(false)), timers,
+    self, log, metrics: createL2Metrics(createRegistry(false)), timers, now: () => timers.t,
     membership: (onChange) => { membership.onChange = onChange; return membership; },
     openResponder: (ifname) => { const l = new FakeLink(ifname, '02:00:5e:00:53:0' + self.slice(-1)); links.set(ifname, l); return new Responder(l); },
     interfaces: () => new Map([['lo', ['127.0.0.1']], ['eth0', [`198.51.100.${10 + Number(self.slice(-1))}`]], ['eth1', ['203.0.113.250']]]),
@@ -191,6 +191,62 @@ describe('layer-2 announcer', () => {
     a.update(world(owner, [service('web', [IP], { [ANNOUNCED_BY]: owner, 'portico.dev/layer2-interfaces': 'eth0' })]));
     assert.deepEqual([...a.owned()], [['eth0', [IP]]]);
     assert.deepEqual(events, []);
+  });
+
+  describe('stale layer-2 annotations', () => {
+    const CLEAR = { [ANNOUNCED_BY]: null, [ANNOUNCED_INTERFACES]: null };
+    const named = (node: string): Record<string, string> => ({ [ANNOUNCED_BY]: node, [ANNOUNCED_INTERFACES]: 'eth0' });
+
+    it('the named node clears them at once when the Service no longer matches an L2Advertisement, once until the World shows it, and again if the write was lost', () => {
+      const { a, annotations, timers } = setup(owner);
+      a.update(world(owner, [service('web', [IP], named(owner))]));
+      assert.deepEqual(annotations, [], 'announcing and named: nothing to write');
+      const unadvertised = { ...config(), l2Advertisements: [] };
+      a.update(world(owner, [service('web', [IP], named(owner))], unadvertised));
+      assert.deepEqual([...a.owned()], [['eth0', []]]);
+      assert.deepEqual(annotations, [CLEAR]);
+      a.update(world(owner, [service('web', [IP], named(owner))], unadvertised));
+      assert.equal(annotations.length, 1, 'not again within annotateEveryMs');
+      timers.advance(5001);
+      assert.deepEqual(annotations, [CLEAR, CLEAR], 'the World still names this node: cleared again, without a new World');
+      a.update(world(owner, [service('web', [IP])], unadvertised));
+      timers.advance(60_000);
+      assert.equal(annotations.length, 2, 'once the World shows them gone, nothing more');
+    });
+
+    it('the named node clears them when the Service has no ready endpoint (nobody announces it)', () => {
+      const { a, annotations } = setup(owner);
+      const gone = { ...service('web', [IP], named(owner)), endpoints: [] };
+      a.update(world(owner, [gone]));
+      assert.equal(a.plan?.services[0]?.election.reason, 'no-ready-endpoints');
+      assert.deepEqual(annotations, [CLEAR]);
+    });
+
+    it('when the owner moved, the old owner leaves them to the new owner, and clears them only if they still name it after staleAfterMs', () => {
+      const heir = best(IP, NODES.filter((n) => n !== owner));
+      const { a, membership, annotations, timers } = setup(owner);
+      a.update(world(owner, [service('web', [IP], named(owner))]));
+      membership.set(NODES.filter((n) => n !== owner)); // this node cut off: the heir is elected
+      assert.equal(a.plan?.services[0]?.election.owner, heir);
+      assert.deepEqual(annotations, []);
+      timers.advance(9_000);
+      assert.deepEqual(annotations, [], 'the new owner normally overwrites them first');
+      timers.advance(1_100);
+      assert.deepEqual(annotations, [CLEAR], 'still naming this node 10 s later: cleared');
+    });
+
+    it('a node they do not name never touches them; the new owner overwrites them', () => {
+      const { a, annotations, membership } = setup(other);
+      a.update(world(other, [service('web', [IP], named(owner))]));
+      assert.deepEqual(annotations, []);
+      const heir = best(IP, NODES.filter((n) => n !== owner));
+      const h = setup(heir);
+      h.a.update(world(heir, [service('web', [IP], named(owner))]));
+      h.membership.set(NODES.filter((n) => n !== owner));
+      assert.deepEqual(h.annotations, [named(heir)], 'the heir names itself');
+      membership.set(NODES.filter((n) => n !== owner));
+      if (other !== heir) assert.deepEqual(annotations, []);
+    });
   });
 
   it('stops answering and tells the peers it restarts on stop', async () => {

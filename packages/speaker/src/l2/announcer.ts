@@ -73,6 +73,14 @@ export interface L2AnnouncerOptions {
   refreshMs?: number;
   /** Least time between two status writes for one Service while its annotations disagree with this owner. */
   annotateEveryMs?: number;
+  /**
+   * A Service whose annotations still name this node after another node was
+   * elected (which overwrites them when it takes the IPs) is cleared by this
+   * node after this long: the new owner may be unable to announce.
+   */
+  staleAfterMs?: number;
+  /** Monotonic clock (ms) of the status writes; default performance.now. */
+  now?: () => number;
   /** How the speaker tells its peers it stops: 'restart' keeps its IPs in place for the hold time. */
   stopMode?: 'leave' | 'restart';
 }
@@ -104,6 +112,7 @@ export class L2Announcer implements Announcer {
   private readonly repeats = new Map<string, unknown>();
   private refreshTimer: unknown;
   private settleTimer: unknown;
+  private staleTimer: unknown;
   private metricsTimer: NodeJS.Timeout | undefined;
   private world: World | undefined;
   /** Services this node announces now: key -> interfaces. */
@@ -113,12 +122,17 @@ export class L2Announcer implements Announcer {
   private readonly synced = new Map<string, Record<string, number>>();
   /** Service key -> when its annotations were last written by this node. */
   private readonly annotatedAt = new Map<string, number>();
+  /** Service key -> since when its annotations name this node while another node is elected. */
+  private readonly staleSince = new Map<string, number>();
+  /** Service key -> when this node last cleared its annotations. */
+  private readonly clearedAt = new Map<string, number>();
   private stopped = false;
 
   constructor(opts: L2AnnouncerOptions) {
     this.o = {
       interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
-      announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000,
+      announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, staleAfterMs: 10_000,
+      now: () => performance.now(),
       ...opts,
     };
     this.membership = opts.membership(() => this.reconcile('membership'));
@@ -156,7 +170,7 @@ export class L2Announcer implements Announcer {
   }
 
   /** Computes the owned IPs from the latest World and live set and applies the difference. Synchronous: a liveness change is acted on in the same turn. */
-  reconcile(cause: 'world' | 'membership' | 'settled'): void {
+  reconcile(cause: 'world' | 'membership' | 'settled' | 'stale-annotations'): void {
     if (this.stopped || !this.world) return;
     const live = this.membership.live();
     this.o.metrics.liveNodes.set(live.size);
@@ -238,6 +252,47 @@ export class L2Announcer implements Announcer {
     for (const key of this.annotatedAt.keys()) if (!next.has(key)) this.annotatedAt.delete(key);
     this.owning = next;
     this.o.metrics.ownedServices.set(next.size);
+    this.clearStale(byKey, next);
+  }
+
+  /**
+   * The annotations name the node that last announced the Service. When this
+   * node is named but does not announce the Service, it clears them: at once
+   * when nobody announces it (no advertisement, no ready endpoint, no live
+   * eligible node, or it is elected here but cannot announce: link down, no
+   * interface); after staleAfterMs when another node is elected, which
+   * normally overwrites them first. At most once per annotateEveryMs per
+   * Service, until the World shows them gone.
+   */
+  private clearStale(byKey: ReadonlyMap<string, ServicePlan>, announced: ReadonlyMap<string, string[]>): void {
+    if (!this.world) return;
+    const now = this.o.now();
+    const seen = new Set<string>();
+    for (const [key, svc] of this.world.services) {
+      if (svc.annotations[ANNOUNCED_BY] !== this.o.self || announced.has(key)) continue;
+      seen.add(key);
+      const owner = byKey.get(key)?.election.owner ?? null;
+      if (owner !== null && owner !== this.o.self) {
+        const since = this.staleSince.get(key) ?? now;
+        this.staleSince.set(key, since);
+        if (now - since < this.o.staleAfterMs) continue;
+      }
+      const last = this.clearedAt.get(key);
+      if (last !== undefined && now - last < this.o.annotateEveryMs) continue;
+      this.clearedAt.set(key, now);
+      this.o.log.info('layer-2 annotations cleared: this node no longer announces the Service', { service: key, owner, reason: byKey.get(key)?.election.reason ?? 'not-advertised' });
+      this.o.sink.annotate(svc.namespace, svc.name, { [ANNOUNCED_BY]: null, [ANNOUNCED_INTERFACES]: null })
+        .catch((err: unknown) => this.o.log.error('annotations not cleared', { service: key, err }));
+    }
+    for (const key of this.staleSince.keys()) if (!seen.has(key)) this.staleSince.delete(key);
+    for (const key of this.clearedAt.keys()) if (!seen.has(key)) this.clearedAt.delete(key);
+    // A quiet cluster brings no new World: look again when a wait ends.
+    let due = Infinity;
+    for (const since of this.staleSince.values()) due = Math.min(due, since + this.o.staleAfterMs);
+    for (const at of this.clearedAt.values()) due = Math.min(due, at + this.o.annotateEveryMs);
+    if (due !== Infinity && this.staleTimer === undefined) {
+      this.staleTimer = this.o.timers.setTimeout(() => { this.staleTimer = undefined; this.reconcile('stale-annotations'); }, Math.max(0, due - now) + 1);
+    }
   }
 
   /**
@@ -251,7 +306,7 @@ export class L2Announcer implements Announcer {
     const svc = this.world?.services.get(s.key);
     const names = svc?.annotations[ANNOUNCED_BY] === this.o.self && svc.annotations[ANNOUNCED_INTERFACES] === ifs.join(',');
     if (names) return;
-    const now = performance.now();
+    const now = this.o.now();
     const last = this.annotatedAt.get(s.key);
     if (!gained && last !== undefined && now - last < this.o.annotateEveryMs) return;
     this.annotatedAt.set(s.key, now);
@@ -324,6 +379,7 @@ export class L2Announcer implements Announcer {
     this.repeats.clear();
     this.o.timers.clearTimeout(this.refreshTimer);
     this.o.timers.clearTimeout(this.settleTimer);
+    this.o.timers.clearTimeout(this.staleTimer);
     clearInterval(this.metricsTimer);
     this.syncMetrics();
     for (const r of this.responders.values()) {
