@@ -138,11 +138,19 @@ export function eligibility(input: ElectionInput): NodeEligibility[] {
 
 /** The layer-2 owner of a Service's IPs (all families together), and why. */
 export function electOwner(input: ElectionInput): ElectionResult {
-  const nodes = eligibility(input);
-  const key = input.service.ips[0] ?? null;
+  return ownerAmong(eligibility(input), input.service);
+}
+
+/**
+ * The owner among nodes whose eligibility is known (electOwner's second half):
+ * callers electing many Services of one pool with externalTrafficPolicy
+ * Cluster compute the eligibility once, as it does not depend on the Service.
+ */
+export function ownerAmong(nodes: NodeEligibility[], service: Pick<ElectionService, 'ips' | 'readyEndpointNodes'>): ElectionResult {
+  const key = service.ips[0] ?? null;
   const result = (owner: string | null, reason: ElectionReason): ElectionResult => ({ owner, reason, key, nodes });
   if (key === null) return result(null, 'no-ip');
-  if (input.service.readyEndpointNodes.size === 0) return result(null, 'no-ready-endpoints');
+  if (service.readyEndpointNodes.size === 0) return result(null, 'no-ready-endpoints');
   const eligible = nodes.filter((n) => n.reason === 'eligible');
   if (eligible.length === 0) return result(null, 'no-eligible-node');
   let best: { node: string; score: bigint } | null = null;

@@ -5,7 +5,7 @@
 // elected again unless something every election reads (configuration, Nodes,
 // live set, interfaces) changed, so one changed Service costs one election,
 // not one per Service. The announcer applies the result.
-import { electOwner, type ElectionResult } from '../election/election.ts';
+import { eligibility, ownerAmong, type ElectionResult, type ElectionService, type NodeEligibility } from '../election/election.ts';
 import type { ServiceState, World } from '../world/types.ts';
 
 export interface ServicePlan {
@@ -90,6 +90,7 @@ export function planLayer2({ world, live, interfaces, cache }: PlanInput): Layer
   const self = world.nodes.get(world.self);
   const fallback = self ? defaultInterface(self.addresses, interfaces) : undefined;
   const pools = new Map((world.config?.pools ?? []).map((p) => [p.name, p.labels]));
+  const byPool = new Map<string, NodeEligibility[]>();
   const addOwned = (p: ServicePlan): void => {
     if (p.election.owner !== world.self) return;
     for (const i of p.interfaces) {
@@ -107,18 +108,20 @@ export function planLayer2({ world, live, interfaces, cache }: PlanInput): Layer
       continue;
     }
     const problems: Layer2Plan['problems'] = [];
-    const election = electOwner({
-      service: {
-        key: s.key,
-        ips: s.ips,
-        pool: { name: s.pool ?? '', labels: pools.get(s.pool ?? '') ?? {} },
-        externalTrafficPolicy: s.externalTrafficPolicy,
-        readyEndpointNodes: new Set(s.endpoints.filter((e) => e.ready && e.node !== undefined).map((e) => e.node!)),
-      },
-      nodes,
-      advertisements,
-      live,
-    });
+    const service: ElectionService = {
+      key: s.key,
+      ips: s.ips,
+      pool: { name: s.pool ?? '', labels: pools.get(s.pool ?? '') ?? {} },
+      externalTrafficPolicy: s.externalTrafficPolicy,
+      readyEndpointNodes: new Set(s.endpoints.filter((e) => e.ready && e.node !== undefined).map((e) => e.node!)),
+    };
+    // With policy Cluster eligibility depends on the pool only: once per pool per plan.
+    let eligible = s.externalTrafficPolicy === 'Cluster' ? byPool.get(service.pool.name) : undefined;
+    if (!eligible) {
+      eligible = eligibility({ service, nodes, advertisements, live });
+      if (s.externalTrafficPolicy === 'Cluster') byPool.set(service.pool.name, eligible);
+    }
+    const election = ownerAmong(eligible, service);
     const mine = election.nodes.find((n) => n.node === world.self);
     let names: string[] = [];
     if (mine && mine.reason === 'eligible') {
