@@ -214,8 +214,8 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
   });
 
   describe('RBAC', function () {
-    it('no replica was refused by the API server: the manifests\' roles cover what the controller did here', function () {
-      assert.deepEqual(install!.refusals(), []);
+    it('no replica was refused by the API server: the manifests\' roles cover what the controller did here', async function () {
+      assert.deepEqual(await install!.refusals(), []);
     });
   });
 });

@@ -218,14 +218,14 @@ describe('externalIPs and refused config changes (e2e, root): the controller on 
       assert.equal(await get('http://198.51.100.153/'), undefined, 'nobody answers for an ignored externalIP');
     });
 
-    it('no component was refused by the API server while serving externalIPs', function () {
-      assert.deepEqual(env!.install.refusals(), []);
+    it('no component was refused by the API server while serving externalIPs', async function () {
+      assert.deepEqual(await env!.install.refusals(), []);
     });
   });
 
   describe('RBAC', function () {
-    it('the controller was never refused by the API server: the manifests\' roles cover the externalIP and config-problem paths', function () {
-      assert.deepEqual(install!.refusals(), []);
+    it('the controller was never refused by the API server: the manifests\' roles cover the externalIP and config-problem paths', async function () {
+      assert.deepEqual(await install!.refusals(), []);
     });
   });
 });

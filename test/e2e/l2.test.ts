@@ -139,7 +139,7 @@ describe('layer 2 (e2e, root): ARP/NDP ownership, failover and stability in the 
     // probe changes, so the pods stay NotReady until deleted.
   });
 
-  it('no component was refused by the API server (kills, restarts and the outage included): the manifests\' roles cover layer 2', () => {
-    assert.deepEqual(env.install.refusals(), []);
+  it('no component was refused by the API server (kills, restarts and the outage included): the manifests\' roles cover layer 2', async () => {
+    assert.deepEqual(await env.install.refusals(), []);
   });
 });

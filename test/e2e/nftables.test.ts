@@ -210,7 +210,7 @@ describe('nftables dataplane in the lab (e2e, root)', function () {
     }
   });
 
-  it('no component was refused by the API server with the nftables dataplane', () => {
-    assert.deepEqual(install!.refusals(), []);
+  it('no component was refused by the API server with the nftables dataplane', async () => {
+    assert.deepEqual(await install!.refusals(), []);
   });
 });

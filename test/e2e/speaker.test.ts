@@ -88,7 +88,7 @@ describe('speaker process (e2e, root): the World from the real API server', func
     await lab.kubectl('delete', 'ipaddresspool', 'speaker-a', '-n', 'portico-system');
   });
 
-  it('no speaker was refused by the API server: the manifests\' roles cover building the World', () => {
-    assert.deepEqual(install!.refusals(), []);
+  it('no speaker was refused by the API server: the manifests\' roles cover building the World', async () => {
+    assert.deepEqual(await install!.refusals(), []);
   });
 });
