@@ -20,7 +20,7 @@ const svc = (i: number): ServiceState => ({
 });
 const world = (services: ServiceState[]): World => ({
   self: 'node-1', config, services: new Map(services.map((s) => [s.key, s])),
-  nodes: new Map(NODES.map((name, i) => [name, { name, labels: i < 2 ? { b: 'yes' } : {}, ready: true, networkUnavailable: false, excluded: false, addresses: [`198.51.100.${11 + i}`] }])),
+  nodes: new Map(NODES.map((name, i) => [name, { name, labels: (i < 2 ? { b: 'yes' } : {}) as Record<string, string>, ready: true, networkUnavailable: false, excluded: false, addresses: [`198.51.100.${11 + i}`] }])),
 });
 const interfaces = new Map([['eth0', ['198.51.100.11']]]);
 
