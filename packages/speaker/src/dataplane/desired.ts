@@ -232,17 +232,33 @@ export class DesiredBuilder {
       this.#prev = new Map();
       this.#self = world.self;
     }
-    // One pass over the World, changing #prev in place (no new map per update: with
-    // 10,000 Services the copy and its garbage cost more than the change itself).
+    // One pass over the World, without copying #prev (with 10,000 Services a new map per
+    // update and its garbage cost more than the change itself). A World lists its Services
+    // in the same order as the last one, as a rule: walk #prev alongside and compare keys,
+    // falling back to lookups from the first key out of step.
     const before = this.#prev.size;
     let known = 0;
+    const changes: Array<[string, ServiceState, { svc: ServiceState; result: ServiceDesired } | undefined]> = [];
+    const prev = this.#prev.entries();
+    let next = prev.next();
+    let inStep = true;
     for (const [k, svc] of world.services) {
-      const p = this.#prev.get(k);
+      let p: { svc: ServiceState; result: ServiceDesired } | undefined;
+      if (inStep && !next.done && next.value[0] === k) {
+        p = next.value[1];
+        next = prev.next();
+      } else {
+        inStep = false;
+        p = this.#prev.get(k);
+      }
       if (p) {
         known++;
         if (p.svc === svc) continue;
-        this.#remove(k, p.result, changed);
       }
+      changes.push([k, svc, p]);
+    }
+    for (const [k, svc, p] of changes) {
+      if (p) this.#remove(k, p.result, changed);
       const result = serviceDesired(svc, world.self);
       this.#add(k, result, changed);
       this.#prev.set(k, { svc, result });
