@@ -2,15 +2,16 @@
 // leader builds the configuration, rebuilds allocations from Service status,
 // then reconciles. Config problems keep the last good configuration in force
 // and are reported on the objects (conditions + Events) and as a metric.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import {
-  API_VERSION, ConfigWatcher, Informer, PLURALS, StatusWriter, createSharedMetrics,
+  API_VERSION, ConfigWatcher, Informer, PLURALS, StatusWriter, createSharedMetrics, listJSON,
   isConflict, isNotFound, type Config, type SharedMetrics, type ConfigProblem, type Logger, type Registry,
 } from '@portico/shared';
 import { Allocator } from './allocator.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
 import { ServiceReconciler, type IngressEntry, type ServiceSink } from './reconciler.ts';
-import type { ServiceObject } from './service.ts';
+import { trimNamespace, trimService, type ServiceObject } from './service.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 export interface ControllerOptions {
   kc: k8s.KubeConfig;
@@ -25,6 +26,16 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** Reconciles in flight at once (their API writes overlap). */
   workers?: number;
+  /**
+   * Normal Events (IPAllocated, IPReleased, ExternalIPAccepted) are limited
+   * to `eventBurst` at once, refilled at `eventsPerSecond`: under a burst of
+   * thousands of new Services the Events would cost the API server as much as
+   * the allocations themselves. The ones left out are counted (metric
+   * portico_controller_events_suppressed_total) and summed up in one log
+   * line. Warnings are never limited.
+   */
+  eventBurst?: number;
+  eventsPerSecond?: number;
 }
 
 const SAT = Number.MAX_SAFE_INTEGER;
@@ -56,15 +67,16 @@ export class Controller {
   private synced = false;
 
   constructor(opts: ControllerOptions) {
-    this.o = { resyncMs: 300_000, workers: 16, ...opts };
+    this.o = { resyncMs: 300_000, workers: 16, eventBurst: 100, eventsPerSecond: 10, ...opts };
+    this.normalEvents = new TokenBucket(this.o.eventBurst, this.o.eventsPerSecond);
     this.log = opts.log.child({ component: 'controller' });
     this.metrics = createControllerMetrics(opts.registry);
     const shared = opts.sharedMetrics ?? createSharedMetrics(opts.registry);
     this.writer = new StatusWriter({ kc: opts.kc, component: 'portico-controller', canWrite: opts.canWrite, log: this.log });
-    const core = opts.kc.makeApiClient(k8s.CoreV1Api);
-    const common = { kc: opts.kc, log: this.log, metrics: shared };
-    this.services = new Informer({ ...common, resource: 'services', path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() });
-    this.namespaces = new Informer({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', list: () => core.listNamespace() });
+    // Plain JSON lists, and only the fields the controller reads kept in the caches.
+    const common = { kc: opts.kc, log: this.log, metrics: shared, plain: true };
+    this.services = new Informer({ ...common, resource: 'services', path: '/api/v1/services', list: listJSON(opts.kc, '/api/v1/services'), trim: trimService });
+    this.namespaces = new Informer({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', list: listJSON(opts.kc, '/api/v1/namespaces'), trim: trimNamespace });
     this.configWatcher = new ConfigWatcher({ kc: opts.kc, namespace: opts.namespace, log: this.log, metrics: shared });
     this.reconciler = new ServiceReconciler({
       allocator: this.allocator,
@@ -106,7 +118,7 @@ export class Controller {
   /** Stops processing (leadership lost or shutdown). */
   async stop(): Promise<void> {
     this.running = false;
-    for (const t of [this.configTimer, this.statusTimer]) if (t) clearTimeout(t);
+    for (const t of [this.configTimer, this.statusTimer, this.suppressedTimer]) if (t) clearTimeout(t);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     await Promise.all([this.services.stop(), this.namespaces.stop(), this.configWatcher.stop()]);
   }
@@ -129,9 +141,28 @@ export class Controller {
       },
       setAnnotations: (namespace, name, annotations) => w().patchServiceAnnotations(namespace, name, annotations),
       event: async (svc, type, reason, message) => {
+        if (type === 'Normal' && !this.normalEvents.take()) {
+          this.eventSuppressed(reason);
+          return;
+        }
         await w().event({ apiVersion: 'v1', kind: 'Service', name: svc.metadata?.name ?? '', namespace: svc.metadata?.namespace ?? '', uid: svc.metadata?.uid }, type, reason, message);
       },
     };
+  }
+
+  private readonly normalEvents: TokenBucket;
+  private suppressed = 0;
+  private suppressedTimer: NodeJS.Timeout | undefined;
+
+  /** Counts a Normal Event left out by the limit; one log line sums up each burst. */
+  private eventSuppressed(reason: string): void {
+    this.metrics.eventsSuppressed.inc({ reason });
+    this.suppressed++;
+    this.suppressedTimer ??= setTimeout(() => {
+      this.suppressedTimer = undefined;
+      this.log.info('normal events left out under a burst (the Services\' status and annotations carry the same facts)', { count: this.suppressed, limitPerSecond: this.o.eventsPerSecond });
+      this.suppressed = 0;
+    }, 5_000);
   }
 
   private configChanged(): void {

@@ -9,6 +9,7 @@ export interface ControllerMetrics {
   configStale: Gauge;
   configProblems: Gauge;
   reconciles: Counter<'outcome'>;
+  eventsSuppressed: Counter<'reason'>;
 }
 
 export function createControllerMetrics(registry: Registry): ControllerMetrics {
@@ -20,5 +21,6 @@ export function createControllerMetrics(registry: Registry): ControllerMetrics {
     configStale: gauge(registry, { name: 'portico_config_stale_state', help: '1 when the current configuration has problems and the last good one is in force' }),
     configProblems: gauge(registry, { name: 'portico_config_problems_count', help: 'Problems found in the current configuration' }),
     reconciles: counter(registry, { name: 'portico_controller_reconciles_total', help: 'Service reconciles by outcome', labelNames: ['outcome'] }),
+    eventsSuppressed: counter(registry, { name: 'portico_controller_events_suppressed_total', help: 'Normal Events left out by the burst limit, by reason', labelNames: ['reason'] }),
   };
 }

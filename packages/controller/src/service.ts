@@ -92,3 +92,42 @@ export function toRequest(svc: ServiceObject, namespaceLabels: Readonly<Record<s
     ports: (svc.spec?.ports ?? []).map((p) => `${p.protocol ?? 'TCP'}/${p.port ?? 0}`),
   };
 }
+
+type Loose = Record<string, unknown>;
+const pick = (o: unknown, keys: readonly string[]): Loose | undefined => {
+  if (o === null || typeof o !== 'object') return undefined;
+  const out: Loose = {};
+  for (const k of keys) if ((o as Loose)[k] !== undefined) out[k] = (o as Loose)[k];
+  return out;
+};
+const META = ['name', 'namespace', 'uid', 'resourceVersion', 'labels', 'annotations', 'creationTimestamp'] as const;
+const SPEC = ['type', 'loadBalancerClass', 'loadBalancerIP', 'ipFamilies', 'ipFamilyPolicy', 'externalTrafficPolicy', 'selector', 'ports', 'externalIPs'] as const;
+// kubectl's copy of the whole object it applied: never read here, often the largest annotation.
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Keeps, in place, only what ServiceObject declares (plus resourceVersion,
+ * which the informer compares): managedFields, clusterIPs, node ports and the
+ * rest of a Service are most of its size and the controller reads none of it.
+ */
+export function trimService(obj: Loose): void {
+  const meta = pick(obj.metadata, META) ?? {};
+  if (meta.annotations && typeof meta.annotations === 'object' && LAST_APPLIED in meta.annotations) {
+    const { [LAST_APPLIED]: _drop, ...rest } = meta.annotations as Record<string, string>;
+    meta.annotations = rest;
+  }
+  const spec = pick(obj.spec, SPEC);
+  if (spec && Array.isArray(spec.ports)) spec.ports = (spec.ports as Loose[]).map((p) => pick(p, ['port', 'protocol']) ?? {});
+  const ingress = ((obj.status as ServiceObject['status'])?.loadBalancer?.ingress ?? []).map((i) => pick(i, ['ip', 'hostname', 'ipMode']) ?? {});
+  for (const k of Object.keys(obj)) if (k !== 'metadata' && k !== 'spec' && k !== 'status') delete obj[k];
+  obj.metadata = meta;
+  if (spec) obj.spec = spec; else delete obj.spec;
+  obj.status = ingress.length > 0 ? { loadBalancer: { ingress } } : {};
+}
+
+/** Namespaces: the controller reads their names and labels only. */
+export function trimNamespace(obj: Loose): void {
+  const meta = pick(obj.metadata, ['name', 'uid', 'resourceVersion', 'labels']) ?? {};
+  for (const k of Object.keys(obj)) delete obj[k];
+  obj.metadata = meta;
+}

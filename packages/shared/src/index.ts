@@ -15,5 +15,6 @@ export * from './k8s/informer.ts';
 export * from './k8s/writer.ts';
 export { parse as parseYAML, stringify as stringifyYAML } from 'yaml';
 export { shareConnections } from './k8s/client.ts';
+export { kubeRequest, listJSON, MERGE_PATCH } from './k8s/rest.ts';
 export { ConfigWatcher, type ConfigWatcherOptions } from './k8s/config-watcher.ts';
 export { startHttpServer, type HealthSources } from './http.ts';

@@ -106,6 +106,8 @@ export interface BGPAdvertisementSpec {
   nodeSelectors?: LabelSelector[];
   /** Names of BGPPeers; empty means all peers. */
   peers?: string[];
+  /** Only Services whose labels match one of these are advertised by it; empty means every Service. */
+  serviceSelectors?: LabelSelector[];
 }
 
 export interface SecretReference { name: string; namespace?: string }

@@ -22,6 +22,19 @@ export interface InformerOptions {
   metrics?: SharedMetrics;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * `list` already yields plain JSON (listJSON in rest.ts), as watch events
+   * do: objects are handed out as cached, without a copy or a check.
+   * Callers must then treat them as read-only.
+   */
+  plain?: boolean;
+  /**
+   * Removes, in place, what the caller never reads (managedFields, unused
+   * spec fields), before an object enters the cache: with thousands of
+   * objects this is most of the informer's memory. Must keep metadata.name,
+   * namespace and resourceVersion.
+   */
+  trim?: (obj: Record<string, unknown>) => void;
 }
 
 /** Plain JSON of a Kubernetes object, whatever the client handed us. */
@@ -43,7 +56,7 @@ function containsNonPlain(v: unknown, depth = 0): boolean {
 export interface ObjectMetaLike { metadata?: { name?: string; namespace?: string } }
 
 export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
-  private readonly o: Required<Omit<InformerOptions, 'labelSelector' | 'metrics'>> & InformerOptions;
+  private readonly o: Required<Omit<InformerOptions, 'labelSelector' | 'metrics' | 'plain' | 'trim'>> & InformerOptions;
   private readonly inner: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
   private readonly handlers: ((type: EventType, obj: T) => void)[] = [];
   private backoffMs: number;
@@ -56,10 +69,20 @@ export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
   constructor(opts: InformerOptions) {
     this.o = { log: nullLogger, initialBackoffMs: 500, maxBackoffMs: 30_000, ...opts };
     this.backoffMs = this.o.initialBackoffMs;
-    this.inner = k8s.makeInformer(opts.kc, opts.path, opts.list as k8s.ListPromise<k8s.KubernetesObject>, opts.labelSelector);
+    const trim = opts.trim;
+    const list = trim
+      ? async () => {
+        const r = await opts.list();
+        for (const o of r.items) if (o && typeof o === 'object') trim(o as Record<string, unknown>);
+        return r;
+      }
+      : opts.list;
+    this.inner = k8s.makeInformer(opts.kc, opts.path, list as k8s.ListPromise<k8s.KubernetesObject>, opts.labelSelector);
+    // Watch events reach the cache before these handlers run, as the same object: trimming it here trims the cached copy.
     for (const type of ['add', 'update', 'delete'] as const) {
       this.inner.on(type, (obj) => {
-        const plain = toPlain<T>(obj);
+        if (trim) trim(obj as unknown as Record<string, unknown>);
+        const plain = this.out(obj);
         this.o.metrics?.informerEvents.inc({ resource: this.o.resource, type });
         for (const h of this.handlers) h(type, plain);
       });
@@ -102,12 +125,16 @@ export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
 
   /** Every cached object, as plain JSON. */
   list(namespace?: string): T[] {
-    return this.inner.list(namespace).map((o) => toPlain<T>(o));
+    return this.inner.list(namespace).map((o) => this.out(o));
   }
 
   get(name: string, namespace?: string): T | undefined {
     const o = this.inner.get(name, namespace);
-    return o === undefined ? undefined : toPlain<T>(o);
+    return o === undefined ? undefined : this.out(o);
+  }
+
+  private out(o: unknown): T {
+    return this.o.plain ? o as T : toPlain<T>(o);
   }
 
   private async attempt(): Promise<void> {

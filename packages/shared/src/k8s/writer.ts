@@ -1,13 +1,15 @@
 // Writes that go through the API server on behalf of the leader: status
 // subresources (merge patches), annotations and Events. Every write first asks
-// `canWrite()`, so a process that lost its Lease writes nothing.
-import * as k8s from '@kubernetes/client-node';
+// `canWrite()`, so a process that lost its Lease writes nothing. Requests go
+// out as plain JSON (rest.ts): no model (de)serialisation on these hot paths.
+import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { nullLogger } from '../log.ts';
 import { GROUP, VERSION } from '../api/types.ts';
 import { PorticoError } from '../errors.ts';
+import { MERGE_PATCH, kubeRequest } from './rest.ts';
 
-const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+const seg = encodeURIComponent;
 
 export interface EventTarget {
   apiVersion: string;
@@ -28,14 +30,12 @@ export interface StatusWriterOptions {
 }
 
 export class StatusWriter {
-  private readonly core: k8s.CoreV1Api;
-  private readonly custom: k8s.CustomObjectsApi;
+  private readonly kc: k8s.KubeConfig;
   private readonly o: Required<Omit<StatusWriterOptions, 'kc'>>;
   private readonly recentEvents = new Map<string, number>();
 
   constructor(opts: StatusWriterOptions) {
-    this.core = opts.kc.makeApiClient(k8s.CoreV1Api);
-    this.custom = opts.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.kc = opts.kc;
     this.o = { canWrite: () => true, log: nullLogger, now: () => Date.now(), eventDedupMs: 600_000, ...opts };
   }
 
@@ -46,19 +46,19 @@ export class StatusWriter {
   /** Merge-patches a Service's status subresource. */
   async patchServiceStatus(namespace: string, name: string, status: k8s.V1ServiceStatus): Promise<k8s.V1Service> {
     this.gate();
-    return this.core.patchNamespacedServiceStatus({ name, namespace, body: { status } }, mergePatch);
+    return kubeRequest<k8s.V1Service>(this.kc, 'PATCH', `/api/v1/namespaces/${seg(namespace)}/services/${seg(name)}/status`, { status }, MERGE_PATCH);
   }
 
   /** Sets (string) or removes (null) annotations of a Service. */
   async patchServiceAnnotations(namespace: string, name: string, annotations: Record<string, string | null>): Promise<void> {
     this.gate();
-    await this.core.patchNamespacedService({ name, namespace, body: { metadata: { annotations } } }, mergePatch);
+    await kubeRequest(this.kc, 'PATCH', `/api/v1/namespaces/${seg(namespace)}/services/${seg(name)}`, { metadata: { annotations } }, MERGE_PATCH);
   }
 
   /** Merge-patches the status of a portico.dev object. */
   async patchCustomStatus(plural: string, namespace: string, name: string, status: unknown): Promise<void> {
     this.gate();
-    await this.custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural, name, body: { status } }, mergePatch);
+    await kubeRequest(this.kc, 'PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${seg(namespace)}/${seg(plural)}/${seg(name)}/status`, { status }, MERGE_PATCH);
   }
 
   /** Records an Event on an object; identical Events within the dedup window are dropped. */
@@ -74,17 +74,15 @@ export class StatusWriter {
     }
     const ts = new Date(now);
     try {
-      await this.core.createNamespacedEvent({
-        namespace: target.namespace,
-        body: {
-          metadata: { generateName: `${target.name}.`, namespace: target.namespace },
-          involvedObject: { apiVersion: target.apiVersion, kind: target.kind, name: target.name, namespace: target.namespace, ...(target.uid ? { uid: target.uid } : {}) },
-          type, reason, message: message.slice(0, 1024),
-          source: { component: this.o.component },
-          reportingComponent: this.o.component,
-          reportingInstance: this.o.component,
-          firstTimestamp: ts, lastTimestamp: ts, count: 1,
-        },
+      await kubeRequest(this.kc, 'POST', `/api/v1/namespaces/${seg(target.namespace)}/events`, {
+        apiVersion: 'v1', kind: 'Event',
+        metadata: { generateName: `${target.name}.`, namespace: target.namespace },
+        involvedObject: { apiVersion: target.apiVersion, kind: target.kind, name: target.name, namespace: target.namespace, ...(target.uid ? { uid: target.uid } : {}) },
+        type, reason, message: message.slice(0, 1024),
+        source: { component: this.o.component },
+        reportingComponent: this.o.component,
+        reportingInstance: this.o.component,
+        firstTimestamp: ts.toISOString(), lastTimestamp: ts.toISOString(), count: 1,
       });
     } catch (err) {
       this.recentEvents.delete(key);
