@@ -10,6 +10,8 @@
 //   PORTICO_BENCH_NO_CONTROLLER=1  no controller: measures the creation floor only
 //   PORTICO_BENCH_NODE_FLAGS   extra V8/Node flags for the controller process
 //   PORTICO_BENCH_CPU_PROF=DIR writes a V8 CPU profile of the controller there
+//   PORTICO_BENCH_CONTROLLER   the controller's main.ts to run (default: this
+//                              checkout's), e.g. an older tree to compare with
 // Services are IPv6 single-stack (the lab's IPv4 Service CIDR has 4,096 ClusterIPs)
 // without node ports (the node-port range has 2,768).
 import { existsSync, readFileSync } from 'node:fs';
@@ -35,7 +37,7 @@ try {
   const prof = process.env.PORTICO_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PORTICO_BENCH_CPU_PROF}`] : [];
   const nodeFlags = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
   const ctl = withController
-    ? lab.spawn('controller', undefined, [process.execPath, ...nodeFlags, ...prof, path.join(repoRoot, 'packages/controller/src/main.ts'), '--kubeconfig', lab.kubeconfig, '--identity', 'bench', '--listen', '127.0.0.1:0'])
+    ? lab.spawn('controller', undefined, [process.execPath, ...nodeFlags, ...prof, process.env.PORTICO_BENCH_CONTROLLER ?? path.join(repoRoot, 'packages/controller/src/main.ts'), '--kubeconfig', lab.kubeconfig, '--identity', 'bench', '--listen', '127.0.0.1:0'])
     : undefined;
   if (ctl) {
     await waitFor('the controller to lead', async () => {
