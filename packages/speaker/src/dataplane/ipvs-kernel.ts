@@ -15,6 +15,9 @@ type Genl = Extract<NlMessage, { kind: 'genl' }>;
 
 /** How many requests may wait for their ACK at once (ACKs must fit the socket's receive buffer). */
 const WINDOW = 128;
+/** Sockets that read real servers in parallel in a full read, and the fewest services worth it. */
+const DUMP_SOCKETS = 4;
+const PARALLEL_FROM = 2;
 
 export function toIpvsService(s: ServiceSpec): IpvsService {
   const persistent = s.persistenceSeconds !== undefined;
@@ -63,8 +66,11 @@ export class IpvsKernel {
     return new IpvsKernel(client, family.id);
   }
 
-  #request(cmd: number, body: { service?: IpvsService; dest?: IpvsDest }, dump = false): Promise<NlMessage[]> {
-    return this.client.request(ipvsRequest(cmd, body, { familyId: this.familyId, seq: 0, dump }), `IPVS ${Object.entries(IPVS_CMD).find(([, v]) => v === cmd)?.[0] ?? cmd}`);
+  /** Extra sockets for reading many services' real servers in parallel (opened on the first full read). */
+  #dumpers: NetlinkClient[] | undefined;
+
+  #request(cmd: number, body: { service?: IpvsService; dest?: IpvsDest }, dump = false, client = this.client): Promise<NlMessage[]> {
+    return client.request(ipvsRequest(cmd, body, { familyId: this.familyId, seq: 0, dump }), `IPVS ${Object.entries(IPVS_CMD).find(([, v]) => v === cmd)?.[0] ?? cmd}`);
   }
 
   /** Every virtual service the kernel has (Portico's and everyone else's). */
@@ -73,8 +79,8 @@ export class IpvsKernel {
     return msgs.flatMap((m) => { const s = parseIpvsMessage(m as Genl).service; return s ? [s] : []; });
   }
 
-  async dests(svc: IpvsService): Promise<IpvsDest[]> {
-    const msgs = await this.#request(IPVS_CMD.GET_DEST, { service: serviceId({ family: svc.family, protocol: svc.protocol!, address: svc.address!, port: svc.port! }) }, true);
+  async dests(svc: IpvsService, client = this.client): Promise<IpvsDest[]> {
+    const msgs = await this.#request(IPVS_CMD.GET_DEST, { service: serviceId({ family: svc.family, protocol: svc.protocol!, address: svc.address!, port: svc.port! }) }, true, client);
     return msgs.flatMap((m) => { const d = parseIpvsMessage(m as Genl, svc.family).dest; return d ? [d] : []; });
   }
 
@@ -84,14 +90,37 @@ export class IpvsKernel {
     return this.withDests(mine);
   }
 
-  /** One dump at a time: the kernel runs a single dump per netlink socket (a second one is refused with EBUSY). */
+  /**
+   * The real servers of each service, one GET_DEST dump per service. The
+   * kernel runs a single dump at a time per netlink socket (a second one is
+   * refused with EBUSY), so a long list is read over DUMP_SOCKETS sockets at
+   * once: the waits for the answers overlap instead of adding up.
+   */
   async withDests(services: readonly IpvsService[]): Promise<Map<string, KernelService>> {
     const out = new Map<string, KernelService>();
-    for (const s of services) {
-      const k = fromIpvs(s, await this.dests(s));
-      if (k) out.set(k.key, k);
-    }
+    const clients = services.length >= PARALLEL_FROM ? await this.#dumpClients() : [this.client];
+    let next = 0;
+    await Promise.all(clients.map(async (client) => {
+      while (next < services.length) {
+        const s = services[next++]!;
+        const k = fromIpvs(s, await this.dests(s, client));
+        if (k) out.set(k.key, k);
+      }
+    }));
     return out;
+  }
+
+  async #dumpClients(): Promise<NetlinkClient[]> {
+    if (!this.#dumpers) {
+      const extra: NetlinkClient[] = [];
+      try {
+        for (let i = 1; i < DUMP_SOCKETS; i++) extra.push((await openIpvsClient({ timeoutMs: 30_000 })).client);
+      } catch {
+        // Fewer sockets only make the read slower; the main one always works.
+      }
+      this.#dumpers = [this.client, ...extra];
+    }
+    return this.#dumpers;
   }
 
   /** Applies the operations in order (pipelined); resolves with the ones the kernel refused. */
@@ -124,6 +153,7 @@ export class IpvsKernel {
   }
 
   close(): void {
+    for (const c of this.#dumpers ?? []) if (c !== this.client) c.close();
     this.client.close();
   }
 }

@@ -70,6 +70,9 @@ if (RESYNC) await dp.resync();
 const resyncMs = RESYNC ? performance.now() - t0 : null;
 let reals = 0;
 for (const s of dp.snapshot().values()) reals += s.reals.length;
+if (RESYNC && (dp.stats.ops - fullOps - 2 * CHANGES !== 0 || reals !== SERVICES * REALS)) {
+  throw new Error(`the full resync read ${reals} real servers (want ${SERVICES * REALS}) and made ${dp.stats.ops - fullOps - 2 * CHANGES} changes (want 0)`);
+}
 
 if (RULES) {
   // The same rules for `ipvsadm -R` (what `ipvsadm -Sn` prints).
