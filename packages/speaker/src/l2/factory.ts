@@ -20,6 +20,8 @@ export interface Layer2Settings {
   restartHoldMs: number;
   refreshMs: number;
   stopMode: 'leave' | 'restart';
+  /** Nice value of the heartbeat thread (PORTICO_HEARTBEAT_NICE; empty: unchanged). */
+  heartbeatNice: number | undefined;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -30,7 +32,7 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return n;
 }
 
-/** PORTICO_HEARTBEAT_PORT, PORTICO_HEARTBEAT_INTERVAL_MS, PORTICO_HEARTBEAT_DEAD_AFTER_MS, PORTICO_RESTART_HOLD_MS, PORTICO_L2_REFRESH_SECONDS, PORTICO_STOP_MODE. */
+/** PORTICO_HEARTBEAT_PORT, PORTICO_HEARTBEAT_INTERVAL_MS, PORTICO_HEARTBEAT_DEAD_AFTER_MS, PORTICO_RESTART_HOLD_MS, PORTICO_L2_REFRESH_SECONDS, PORTICO_STOP_MODE, PORTICO_HEARTBEAT_NICE. */
 export function layer2Settings(env: NodeJS.ProcessEnv = process.env): Layer2Settings {
   const intervalMs = num(env, 'PORTICO_HEARTBEAT_INTERVAL_MS', 100);
   const stopMode = env.PORTICO_STOP_MODE ?? 'restart';
@@ -42,7 +44,16 @@ export function layer2Settings(env: NodeJS.ProcessEnv = process.env): Layer2Sett
     restartHoldMs: num(env, 'PORTICO_RESTART_HOLD_MS', 15_000),
     refreshMs: num(env, 'PORTICO_L2_REFRESH_SECONDS', 0) * 1000,
     stopMode,
+    heartbeatNice: heartbeatNice(env.PORTICO_HEARTBEAT_NICE),
   };
+}
+
+function heartbeatNice(v: string | undefined): number | undefined {
+  if (v === undefined) return -10;
+  if (v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < -20 || n > 19) throw new Error(`PORTICO_HEARTBEAT_NICE must be an integer from -20 to 19 (or empty), got ${JSON.stringify(v)}`);
+  return n;
 }
 
 export function kubeSecretData(kc: k8s.KubeConfig): SecretDataReader {
@@ -67,6 +78,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   let onMembershipChange: () => void = () => undefined;
   const m = await MembershipThread.start({
     self: ctx.self, port: settings.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
+    ...(settings.heartbeatNice !== undefined ? { nice: settings.heartbeatNice } : {}),
     onChange: () => {
       log.info('membership changed', { live: [...m.live()].sort(), reasons: Object.fromEntries(m.reasons()) });
       onMembershipChange();
@@ -81,6 +93,8 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
       process.exit(1);
     },
   });
+  if (m.priority && 'error' in m.priority) log.info('heartbeat thread priority unchanged (needs CAP_SYS_NICE)', { nice: settings.heartbeatNice, err: m.priority.error });
+  else if (m.priority) log.info('heartbeat thread priority raised', m.priority);
   const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log, onChange: (k) => m.setKeys(k) });
   await keys.start();
   const lease = new NodeLease({

@@ -11,6 +11,11 @@ export interface WorkerSettings {
   deadAfterMs: number;
   restartHoldMs: number;
   maxSkewMs?: number;
+  /**
+   * Nice value for the heartbeat thread alone (Linux: setpriority on its
+   * thread id); undefined leaves it as it is. Needs CAP_SYS_NICE to go below 0.
+   */
+  nice?: number;
   /** Addresses to bind (tests bind loopback only; host6 null = no IPv6 socket). */
   host4?: string;
   host6?: string | null;
@@ -29,7 +34,7 @@ export interface MembershipSnapshot {
 }
 
 export type FromWorker =
-  | { type: 'ready'; port: number }
+  | { type: 'ready'; port: number; priority: { tid: number; nice: number } | { error: string } | undefined }
   | { type: 'failed'; message: string; code: string | undefined }
   | ({ type: 'state' } & MembershipSnapshot)
   | { type: 'counters'; sent: number; sendErrors: number; accepted: number; lost: number; dropped: Record<DropReason, number> }

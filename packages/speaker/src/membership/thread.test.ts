@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { sealHeartbeat, verifyHeartbeat, type Heartbeat } from './heartbeat.ts';
 import { MembershipThread } from './thread.ts';
 
@@ -61,6 +63,20 @@ describe('heartbeat thread', () => {
       await new Promise((r) => setTimeout(r, 100));
       peer.close();
       assert.ok(heard.slice(n).some((h) => h.leaving), 'a leaving heartbeat on stop');
+    }
+  });
+
+  it('sets the nice value of the heartbeat thread alone', async () => {
+    const before = os.getPriority();
+    const t = await MembershipThread.start({ self: 'node-a', port: 0, intervalMs: 50, deadAfterMs: 200, restartHoldMs: 5000, host4: '127.0.0.1', host6: null, nice: 7 });
+    try {
+      assert.ok(t.priority && 'tid' in t.priority, JSON.stringify(t.priority));
+      assert.equal(t.priority.nice, 7);
+      assert.notEqual(t.priority.tid, process.pid);
+      assert.equal(Number(readFileSync(`/proc/self/task/${t.priority.tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]), 7, 'the kernel shows nice 7 on that thread');
+      assert.equal(os.getPriority(), before, 'the main thread keeps its priority');
+    } finally {
+      await t.stop('silent');
     }
   });
 

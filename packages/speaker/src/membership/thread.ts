@@ -17,6 +17,8 @@ export interface MembershipThreadOptions extends WorkerSettings {
 
 export class MembershipThread {
   readonly port: number;
+  /** What raising the thread's priority gave (WorkerSettings.nice). */
+  readonly priority: { tid: number; nice: number } | { error: string } | undefined;
   readonly counters: MembershipCounters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
   private readonly worker: Worker;
   private readonly o: MembershipThreadOptions;
@@ -25,9 +27,10 @@ export class MembershipThread {
   private isSettled = false;
   private stopping: Promise<void> | undefined;
 
-  private constructor(worker: Worker, port: number, o: MembershipThreadOptions) {
+  private constructor(worker: Worker, ready: { port: number; priority: MembershipThread['priority'] }, o: MembershipThreadOptions) {
     this.worker = worker;
-    this.port = port;
+    this.port = ready.port;
+    this.priority = ready.priority;
     this.o = o;
     this.liveSet = new Set([o.self]);
     this.reasonMap = new Map([[o.self, 'self']]);
@@ -40,9 +43,9 @@ export class MembershipThread {
   static async start(o: MembershipThreadOptions): Promise<MembershipThread> {
     const { onChange: _c, onDrop: _d, onFailure: _f, ...settings } = o;
     const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: settings });
-    const port = await new Promise<number>((resolve, reject) => {
+    const ready = await new Promise<{ port: number; priority: MembershipThread['priority'] }>((resolve, reject) => {
       const onMessage = (m: FromWorker): void => {
-        if (m.type === 'ready') { done(); resolve(m.port); }
+        if (m.type === 'ready') { done(); resolve({ port: m.port, priority: m.priority }); }
         if (m.type === 'failed') { done(); reject(Object.assign(new Error(`heartbeat sockets: ${m.message}`), { code: m.code })); }
       };
       const onError = (err: Error): void => { done(); reject(err); };
@@ -52,7 +55,7 @@ export class MembershipThread {
       worker.once('error', onError);
       worker.once('exit', onExit);
     }).catch(async (err: unknown) => { await worker.terminate(); throw err; });
-    return new MembershipThread(worker, port, o);
+    return new MembershipThread(worker, ready, o);
   }
 
   private post(m: ToWorker): void {

@@ -3,6 +3,8 @@
 // delays neither the heartbeats this speaker sends nor the reading of its
 // peers'. Keys and peers arrive as messages (protocol.ts); every change of
 // the live set or of a node's reason, and the counters once a second, go back.
+import { readlinkSync } from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Membership } from './membership.ts';
 import type { FromWorker, ToWorker, WorkerSettings } from './protocol.ts';
@@ -14,6 +16,22 @@ const settings = workerData as WorkerSettings;
 const post = (m: FromWorker): void => port.postMessage(m);
 
 let keys: readonly Uint8Array[] = [];
+
+/**
+ * On a busy machine a thread can wait for a CPU longer than a peer's
+ * dead-after time; a lower nice value for this thread alone (not the main
+ * thread) makes the scheduler run it first when a heartbeat is due.
+ */
+function raisePriority(nice: number | undefined): { tid: number; nice: number } | { error: string } | undefined {
+  if (nice === undefined) return undefined;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    os.setPriority(tid, nice);
+    return { tid, nice: os.getPriority(tid) };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
 let lastState = '';
 
 try {
@@ -63,7 +81,7 @@ try {
         break;
     }
   });
-  post({ type: 'ready', port: transport.port });
+  post({ type: 'ready', port: transport.port, priority: raisePriority(settings.nice) });
 } catch (err) {
   post({ type: 'failed', message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code });
   port.close();
