@@ -30,18 +30,20 @@ export const align4 = (n: number): number => (n + 3) & ~3;
 
 /** Decodes the attributes filling buf[start, end). Padding must be present and zero. */
 export function decodeAttrs(buf: Uint8Array, start: number, end: number, schema: AttrSchema = {}): NlAttr[] {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  // Hot path (a dump of many real servers): bounds are checked inline and the
+  // error path alone builds the views `need` reports from.
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const out: NlAttr[] = [];
   let off = start;
   if (end > b.length) need(b, start, end - start, 'attributes');
   while (off < end) {
-    need(b.subarray(0, end), off, NLA_HDRLEN, 'attribute header');
+    if (off + NLA_HDRLEN > end) need(b.subarray(0, end), off, NLA_HDRLEN, 'attribute header');
     const len = b.readUInt16LE(off);
     const rawType = b.readUInt16LE(off + 2);
     if (len < NLA_HDRLEN) throw new CodecError('PORTICO_CODEC_INVALID', `attribute length ${len} is shorter than its header`, off);
-    need(b.subarray(0, end), off, len, `attribute ${rawType & NLA_TYPE_MASK}`);
+    if (off + len > end) need(b.subarray(0, end), off, len, `attribute ${rawType & NLA_TYPE_MASK}`);
     const padded = align4(len);
-    need(b.subarray(0, end), off, padded, `padding of attribute ${rawType & NLA_TYPE_MASK}`);
+    if (off + padded > end) need(b.subarray(0, end), off, padded, `padding of attribute ${rawType & NLA_TYPE_MASK}`);
     for (let i = off + len; i < off + padded; i++) {
       if (b[i] !== 0) throw new CodecError('PORTICO_CODEC_INVALID', `non-zero padding after attribute ${rawType & NLA_TYPE_MASK}`, i);
     }
@@ -51,7 +53,10 @@ export function decodeAttrs(buf: Uint8Array, start: number, end: number, schema:
     if (child !== undefined || (flags & NLA_F_NESTED) !== 0) {
       out.push({ type, flags, attrs: decodeAttrs(b, off + NLA_HDRLEN, off + len, child ?? {}) });
     } else {
-      out.push({ type, flags, data: Buffer.from(b.subarray(off + NLA_HDRLEN, off + len)) });
+      // A copy: the receive buffer is reused for the next datagram.
+      const data = Buffer.allocUnsafe(len - NLA_HDRLEN);
+      b.copy(data, 0, off + NLA_HDRLEN, off + len);
+      out.push({ type, flags, data });
     }
     off += padded;
   }
