@@ -106,7 +106,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   lease.start();
   const core = ctx.kc.makeApiClient(k8s.CoreV1Api);
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-  let last = { sent: 0, accepted: 0, lost: 0 };
+  let last = { sent: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0 };
   const announcer = new L2Announcer({
     self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode,
     openResponder: (ifname) => openResponder(ifname, { onError: (err) => log.debug('responder send failed', { interface: ifname, err }) }),
@@ -127,7 +127,9 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
         metrics.heartbeatsSent.inc(c.sent - last.sent);
         metrics.heartbeatsAccepted.inc(c.accepted - last.accepted);
         metrics.heartbeatsLost.inc(c.lost - last.lost);
-        last = { sent: c.sent, accepted: c.accepted, lost: c.lost };
+        metrics.heartbeatsLate.inc({ direction: 'sent' }, c.lateSent - last.lateSent);
+        metrics.heartbeatsLate.inc({ direction: 'received' }, c.lateReceived - last.lateReceived);
+        last = { sent: c.sent, accepted: c.accepted, lost: c.lost, lateSent: c.lateSent, lateReceived: c.lateReceived };
       }, 1000);
       t.unref();
       let started = false;

@@ -15,6 +15,7 @@ export function createL2Metrics(registry: Registry) {
     liveNodes: gauge(registry, { name: 'portico_membership_live_nodes_count', help: 'Nodes whose speaker is live, this one included' }),
     heartbeatsSent: counter(registry, { name: 'portico_membership_heartbeats_sent_total', help: 'Heartbeats sent to peers' }),
     heartbeatsAccepted: counter(registry, { name: 'portico_membership_heartbeats_accepted_total', help: 'Heartbeats that passed authentication' }),
+    heartbeatsLate: counter(registry, { name: 'portico_membership_heartbeats_late_total', help: 'Heartbeats more than one interval late: sent (this speaker\'s heartbeat thread waited for a CPU) or received (after the timestamp the sender put in it)', labelNames: ['direction'] as const }),
     heartbeatsLost: counter(registry, { name: 'portico_membership_heartbeats_lost_total', help: 'Heartbeats never received (gaps in the peers\' sequence numbers)' }),
     heartbeatsDropped: counter(registry, { name: 'portico_membership_heartbeats_dropped_total', help: 'Heartbeats dropped, by reason (malformed, bad-mac, replay, stale, unknown-node, self, no-key)', labelNames: ['reason'] as const }),
     apiWrites: counter(registry, { name: 'portico_l2_api_writes_total', help: 'Writes to the API server by layer 2 and membership (lease, annotation, event): grows with nodes and ownership changes, never with time per Service', labelNames: ['kind'] as const }),

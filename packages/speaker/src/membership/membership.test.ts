@@ -99,6 +99,28 @@ describe('membership: heartbeats and liveness', () => {
     assert.deepEqual(changes.get('node-1'), [['node-1', 'node-2']]);
   });
 
+  it('counts heartbeats it sent late (its own thread stalled) and heartbeats that arrived late (old timestamp)', () => {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const { ms } = cluster(clock, bus, ['node-1']);
+    const m = ms.get('node-1')!;
+    clock.advance(1000);
+    assert.equal(m.counters.lateSent, 0);
+    let stall = 0;
+    const now = clock.now.bind(clock);
+    clock.now = () => now() + stall;
+    stall = 350; // the next timer runs 350 ms after it was due
+    clock.advance(100);
+    assert.equal(m.counters.lateSent, 1);
+    clock.advance(1000);
+    assert.equal(m.counters.lateSent, 1, 'on time again');
+    const deliver = bus.handlers.get(ADDR['node-1']!)!;
+    deliver(sealHeartbeat({ node: 'node-2', incarnation: 1, sequence: 1, timestamp: clock.wallNow() - 50, leaving: false }, KEY), ADDR['node-2']!);
+    deliver(sealHeartbeat({ node: 'node-2', incarnation: 1, sequence: 2, timestamp: clock.wallNow() - 300, leaving: false }, KEY), ADDR['node-2']!);
+    assert.equal(m.counters.accepted, 2);
+    assert.equal(m.counters.lateReceived, 1);
+  });
+
   it('a speaker that stalled (heartbeats queued in its socket) reads them before judging: no false death', () => {
     const clock = new FakeClock();
     const bus = new Bus();

@@ -66,6 +66,10 @@ export interface MembershipCounters {
   dropped: Record<DropReason, number>;
   /** Heartbeats never received, from gaps in a peer's sequence numbers. */
   lost: number;
+  /** Heartbeats this speaker sent more than one interval late (its own thread waited for a CPU). */
+  lateSent: number;
+  /** Accepted heartbeats that arrived more than one interval after their timestamp (the sender's clock: meaningful between nodes with synchronised clocks). */
+  lateReceived: number;
 }
 
 export interface MembershipOptions {
@@ -114,7 +118,7 @@ export class Membership {
   constructor(opts: MembershipOptions) {
     const intervalMs = opts.intervalMs ?? 100;
     this.o = { clock: realMembershipClock, intervalMs, deadAfterMs: intervalMs * 4, restartHoldMs: 15_000, maxSkewMs: 30_000, ...opts };
-    this.counters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
+    this.counters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
     this.startedAt = this.o.clock.now();
     // The wall clock at start identifies this run, so a restarted speaker's sequence may begin again at 1.
     this.incarnation = this.o.clock.wallNow();
@@ -179,8 +183,13 @@ export class Membership {
     await this.o.transport.close();
   }
 
+  private nextTickAt: number | undefined;
+
   private tick(): void {
     if (this.stopped) return;
+    const now = this.o.clock.now();
+    if (this.nextTickAt !== undefined && now - this.nextTickAt > this.o.intervalMs) this.counters.lateSent++;
+    this.nextTickAt = now + this.o.intervalMs;
     this.broadcast({ leaving: false, restarting: false });
     // Timers run before I/O in Node's loop: after this process stalled (GC, a
     // long World update, a starved CPU) the peers' heartbeats are still
@@ -237,6 +246,7 @@ export class Membership {
     p.incarnation = h.incarnation;
     p.sequence = h.sequence;
     this.counters.accepted++;
+    if (this.o.clock.wallNow() - h.timestamp > this.o.intervalMs) this.counters.lateReceived++;
     const now = this.o.clock.now();
     if (h.leaving) {
       p.left = true;
