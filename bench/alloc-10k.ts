@@ -8,7 +8,8 @@
 //                              POSTs over one HTTP/2 connection, as fast as the API
 //                              server allows) or kubectl (Lists of 200, 4 at a time)
 //   PORTICO_BENCH_NO_CONTROLLER=1  no controller: measures the creation floor only
-//   PORTICO_BENCH_NODE_FLAGS   extra V8/Node flags for the controller process
+//   PORTICO_BENCH_NODE_FLAGS   V8/Node flags for the controller process (default: the
+//                              manifest's, --optimize-for-size; '' for none)
 //   PORTICO_BENCH_CPU_PROF=DIR writes a V8 CPU profile of the controller there
 //   PORTICO_BENCH_CONTROLLER   the controller's main.ts to run (default: this
 //                              checkout's), e.g. an older tree to compare with
@@ -35,7 +36,7 @@ try {
   const mode = process.env.PORTICO_BENCH_CREATE ?? 'http2';
   if (mode !== 'http2' && mode !== 'kubectl') throw new Error(`PORTICO_BENCH_CREATE=${mode}: expected http2 or kubectl`);
   const prof = process.env.PORTICO_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PORTICO_BENCH_CPU_PROF}`] : [];
-  const nodeFlags = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const nodeFlags = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '--optimize-for-size').split(' ').filter((f) => f !== '');
   const ctl = withController
     ? lab.spawn('controller', undefined, [process.execPath, ...nodeFlags, ...prof, process.env.PORTICO_BENCH_CONTROLLER ?? path.join(repoRoot, 'packages/controller/src/main.ts'), '--kubeconfig', lab.kubeconfig, '--identity', 'bench', '--listen', '127.0.0.1:0'])
     : undefined;
@@ -113,7 +114,7 @@ try {
   report('alloc-10k', withController
     ? {
       services: count, create: mode, allocated, all_allocated_s: Math.round(took * 10) / 10, create_s: Math.round(created / 100) / 10,
-      beyond_create_s: Math.round(took * 10 - created / 100) / 10, controller_cpu_s: cpuUsed, controller_peak_rss_mb: peakRss, loadavg: load,
+      beyond_create_s: Math.round(took * 10 - created / 100) / 10, controller_cpu_s: cpuUsed, controller_peak_rss_mb: peakRss, node_flags: nodeFlags.join(' '), loadavg: load,
     }
     : { services: count, create: mode, controller: 'none', create_s: Math.round(created / 100) / 10, loadavg: load });
 } finally {
