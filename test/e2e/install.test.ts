@@ -67,7 +67,7 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
     const strip = (argv: string[]): string[] => argv.slice(1).map((a) => a.replace(repoRoot, '/app').replace(lab.dir, 'LAB'));
     const ctl = install.argv.get('portico-controller-1')!;
     assert.equal(ctl[0], process.execPath);
-    assert.deepEqual(strip(ctl), ['/app/packages/controller/src/main.ts', '--namespace=portico-system', '--lease-name=portico-controller',
+    assert.deepEqual(strip(ctl), ['--optimize-for-size', '/app/packages/controller/src/main.ts', '--namespace=portico-system', '--lease-name=portico-controller',
       '--identity=portico-controller-lab-1', '--listen=0.0.0.0:7472', `--kubeconfig=LAB/kubeconfig.sa.${NS}.portico-controller.segment`]);
     for (const n of lab.nodes) {
       assert.deepEqual(strip(install.argv.get(`portico-speaker-${n.name}`)!), ['--optimize-for-size', '/app/packages/speaker/src/main.ts', `--node-name=${n.name}`, '--namespace=portico-system',
