@@ -222,17 +222,33 @@ describe('layer-2 announcer', () => {
       assert.deepEqual(annotations, [CLEAR]);
     });
 
-    it('when the owner moved, the old owner leaves them to the new owner, and clears them only if they still name it after staleAfterMs', () => {
+    it('when another node is elected, the named node leaves them to it (no race with its write), however long they stay', () => {
       const heir = best(IP, NODES.filter((n) => n !== owner));
       const { a, membership, annotations, timers } = setup(owner);
       a.update(world(owner, [service('web', [IP], named(owner))]));
       membership.set(NODES.filter((n) => n !== owner)); // this node cut off: the heir is elected
       assert.equal(a.plan?.services[0]?.election.owner, heir);
+      timers.advance(60_000);
+      a.update(world(owner, [service('web', [IP], named(owner))]));
       assert.deepEqual(annotations, []);
-      timers.advance(9_000);
-      assert.deepEqual(annotations, [], 'the new owner normally overwrites them first');
-      timers.advance(1_100);
-      assert.deepEqual(annotations, [CLEAR], 'still naming this node 10 s later: cleared');
+    });
+
+    it('an owner whose World keeps disagreeing (a lagging watch) writes again with a doubling wait, not every 5 s', () => {
+      const { a, annotations, timers } = setup(owner);
+      const stale = (): World => world(owner, [service('web', [IP], named(other))]);
+      a.update(stale());
+      assert.equal(annotations.length, 1, 'written on the gain');
+      const writesAt: number[] = [];
+      for (let t = 0; t < 80_000; t += 1000) {
+        timers.advance(1000);
+        const n = annotations.length;
+        a.update(stale());
+        if (annotations.length > n) writesAt.push(timers.t);
+      }
+      assert.deepEqual(writesAt.map((t) => Math.round(t / 1000)), [5, 15, 35, 75], 'again after 5, 10, 20, 40 s');
+      a.update(world(owner, [service('web', [IP], named(owner))]));
+      a.update(stale());
+      assert.equal(annotations.length, 6, 'once confirmed, a new disagreement (another writer) is answered at once, with the wait from 5 s again');
     });
 
     it('a node they do not name never touches them; the new owner overwrites them', () => {

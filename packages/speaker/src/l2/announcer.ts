@@ -73,12 +73,8 @@ export interface L2AnnouncerOptions {
   refreshMs?: number;
   /** Least time between two status writes for one Service while its annotations disagree with this owner. */
   annotateEveryMs?: number;
-  /**
-   * A Service whose annotations still name this node after another node was
-   * elected (which overwrites them when it takes the IPs) is cleared by this
-   * node after this long: the new owner may be unable to announce.
-   */
-  staleAfterMs?: number;
+  /** Longest wait between two status writes for one Service while the World keeps disagreeing (the wait doubles from annotateEveryMs). */
+  maxAnnotateEveryMs?: number;
   /** Monotonic clock (ms) of the status writes; default performance.now. */
   now?: () => number;
   /** How the speaker tells its peers it stops: 'restart' keeps its IPs in place for the hold time. */
@@ -120,18 +116,14 @@ export class L2Announcer implements Announcer {
   private lastPlan: Layer2Plan | undefined;
   private readonly planCache = new PlanCache();
   private readonly synced = new Map<string, Record<string, number>>();
-  /** Service key -> when its annotations were last written by this node. */
-  private readonly annotatedAt = new Map<string, number>();
-  /** Service key -> since when its annotations name this node while another node is elected. */
-  private readonly staleSince = new Map<string, number>();
-  /** Service key -> when this node last cleared its annotations. */
-  private readonly clearedAt = new Map<string, number>();
+  /** `write KEY` / `clear KEY` -> the last status write for a Service and the wait before the next (mayWrite). */
+  private readonly writes = new Map<string, { at: number; waitMs: number }>();
   private stopped = false;
 
   constructor(opts: L2AnnouncerOptions) {
     this.o = {
       interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
-      announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, staleAfterMs: 10_000,
+      announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, maxAnnotateEveryMs: 300_000,
       now: () => performance.now(),
       ...opts,
     };
@@ -249,47 +241,56 @@ export class L2Announcer implements Announcer {
       this.o.metrics.ownershipChanges.inc({ change: 'lost' });
       this.o.log.info('ip withdrawn', { service: key, ips: s?.ips ?? [], node: this.o.self, protocol: 'layer2', owner: s?.election.owner ?? null, reason: s?.election.reason ?? 'service-gone', cause });
     }
-    for (const key of this.annotatedAt.keys()) if (!next.has(key)) this.annotatedAt.delete(key);
+    for (const id of this.writes.keys()) if (id.startsWith('write ') && !next.has(id.slice(6))) this.writes.delete(id);
     this.owning = next;
     this.o.metrics.ownedServices.set(next.size);
     this.clearStale(byKey, next);
   }
 
   /**
+   * Whether a status write for `id` may go now: the first at once, then again
+   * while the World still disagrees after annotateEveryMs, doubling up to
+   * maxAnnotateEveryMs. A World that lags (a watch cut by a busy API server)
+   * must not turn into writes for every Service every few seconds.
+   */
+  private mayWrite(id: string, now: number, first: boolean): boolean {
+    const b = this.writes.get(id);
+    if (first || !b) {
+      this.writes.set(id, { at: now, waitMs: this.o.annotateEveryMs });
+      return true;
+    }
+    if (now - b.at < b.waitMs) return false;
+    this.writes.set(id, { at: now, waitMs: Math.min(b.waitMs * 2, this.o.maxAnnotateEveryMs) });
+    return true;
+  }
+
+  /**
    * The annotations name the node that last announced the Service. When this
-   * node is named but does not announce the Service, it clears them: at once
-   * when nobody announces it (no advertisement, no ready endpoint, no live
-   * eligible node, or it is elected here but cannot announce: link down, no
-   * interface); after staleAfterMs when another node is elected, which
-   * normally overwrites them first. At most once per annotateEveryMs per
-   * Service, until the World shows them gone.
+   * node is named but does not announce the Service and no other node is
+   * elected (no advertisement, no ready endpoint, no live eligible node), or
+   * it is elected but cannot announce (link down, no interface), it clears
+   * them. When another node is elected, that node overwrites them as it takes
+   * the IPs: clearing them too would only race with it.
    */
   private clearStale(byKey: ReadonlyMap<string, ServicePlan>, announced: ReadonlyMap<string, string[]>): void {
     if (!this.world) return;
     const now = this.o.now();
-    const seen = new Set<string>();
+    const pending = new Set<string>();
     for (const [key, svc] of this.world.services) {
       if (svc.annotations[ANNOUNCED_BY] !== this.o.self || announced.has(key)) continue;
-      seen.add(key);
-      const owner = byKey.get(key)?.election.owner ?? null;
-      if (owner !== null && owner !== this.o.self) {
-        const since = this.staleSince.get(key) ?? now;
-        this.staleSince.set(key, since);
-        if (now - since < this.o.staleAfterMs) continue;
-      }
-      const last = this.clearedAt.get(key);
-      if (last !== undefined && now - last < this.o.annotateEveryMs) continue;
-      this.clearedAt.set(key, now);
-      this.o.log.info('layer-2 annotations cleared: this node no longer announces the Service', { service: key, owner, reason: byKey.get(key)?.election.reason ?? 'not-advertised' });
+      const plan = byKey.get(key);
+      const owner = plan?.election.owner ?? null;
+      if (owner !== null && owner !== this.o.self) continue;
+      pending.add(`clear ${key}`);
+      if (!this.mayWrite(`clear ${key}`, now, false)) continue;
+      this.o.log.info('layer-2 annotations cleared: this node no longer announces the Service', { service: key, owner, reason: plan?.election.reason ?? 'not-advertised' });
       this.o.sink.annotate(svc.namespace, svc.name, { [ANNOUNCED_BY]: null, [ANNOUNCED_INTERFACES]: null })
         .catch((err: unknown) => this.o.log.error('annotations not cleared', { service: key, err }));
     }
-    for (const key of this.staleSince.keys()) if (!seen.has(key)) this.staleSince.delete(key);
-    for (const key of this.clearedAt.keys()) if (!seen.has(key)) this.clearedAt.delete(key);
+    for (const id of this.writes.keys()) if (id.startsWith('clear ') && !pending.has(id)) this.writes.delete(id);
     // A quiet cluster brings no new World: look again when a wait ends.
     let due = Infinity;
-    for (const since of this.staleSince.values()) due = Math.min(due, since + this.o.staleAfterMs);
-    for (const at of this.clearedAt.values()) due = Math.min(due, at + this.o.annotateEveryMs);
+    for (const id of pending) { const b = this.writes.get(id); if (b) due = Math.min(due, b.at + b.waitMs); }
     if (due !== Infinity && this.staleTimer === undefined) {
       this.staleTimer = this.o.timers.setTimeout(() => { this.staleTimer = undefined; this.reconcile('stale-annotations'); }, Math.max(0, due - now) + 1);
     }
@@ -298,18 +299,18 @@ export class L2Announcer implements Announcer {
   /**
    * Level-based status: while this node owns a Service whose annotations do
    * not name it (a newly taken Service, or a stale write of a former owner),
-   * it writes them, at most once per annotateEveryMs per Service. The
+   * it writes them (mayWrite: again after annotateEveryMs, backing off). The
    * nodeAssigned Event goes with a gain only, and not when the Service
    * already names this node (a restarted speaker taking its IPs back).
    */
   private report(s: ServicePlan, ifs: string[], gained: boolean): void {
     const svc = this.world?.services.get(s.key);
     const names = svc?.annotations[ANNOUNCED_BY] === this.o.self && svc.annotations[ANNOUNCED_INTERFACES] === ifs.join(',');
-    if (names) return;
-    const now = this.o.now();
-    const last = this.annotatedAt.get(s.key);
-    if (!gained && last !== undefined && now - last < this.o.annotateEveryMs) return;
-    this.annotatedAt.set(s.key, now);
+    if (names) {
+      this.writes.delete(`write ${s.key}`);
+      return;
+    }
+    if (!this.mayWrite(`write ${s.key}`, this.o.now(), gained)) return;
     const fail = (what: string) => (err: unknown): void => this.o.log.error(`${what} not written`, { service: s.key, err });
     if (gained) {
       const target: EventTarget = { apiVersion: 'v1', kind: 'Service', namespace: s.namespace, name: s.name, ...(s.uid ? { uid: s.uid } : {}) };

@@ -18,9 +18,10 @@ const svc = (i: number): ServiceState => ({
   externalTrafficPolicy: i % 4 === 0 ? 'Local' : 'Cluster', sessionAffinity: { clientIP: false, timeoutSeconds: 0 }, ports: [],
   endpoints: [{ ip: '100.64.1.5', family: 'IPv4', node: NODES[(i >> 1) % NODES.length], ready: i % 7 !== 0, serving: true, terminating: false, ports: {}, pod: 'p' }],
 });
+const nodeLabels = (i: number): Record<string, string> => (i < 2 ? { b: 'yes' } : {});
 const world = (services: ServiceState[]): World => ({
   self: 'node-1', config, services: new Map(services.map((s) => [s.key, s])),
-  nodes: new Map(NODES.map((name, i) => [name, { name, labels: (i < 2 ? { b: 'yes' } : {}) as Record<string, string>, ready: true, networkUnavailable: false, excluded: false, addresses: [`198.51.100.${11 + i}`] }])),
+  nodes: new Map(NODES.map((name, i) => [name, { name, labels: nodeLabels(i), ready: true, networkUnavailable: false, excluded: false, addresses: [`198.51.100.${11 + i}`] }])),
 });
 const interfaces = new Map([['eth0', ['198.51.100.11']]]);
 
