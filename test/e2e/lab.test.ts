@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { Lab, LabBusyError, readState, waitFor, repoRoot, type Lab as LabT } from '../lab/index.ts';
+import { listNetns } from '../lab/netns.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
 const WEB_MANIFEST = `
@@ -183,6 +184,36 @@ describe('lab (e2e, root): a real cluster on one machine', function () {
         const eps = await readyEndpoints(lab, 'web');
         return eps.length === 3 && eps.every((e) => e.ready) && !eps.some((e) => e.pod === gone.pod);
       }, 30_000, 200);
+    });
+
+    it('a pod deleted while its node was down leaves nothing behind: the node starts its next pod', async () => {
+      const victim = (await readyEndpoints(lab, 'web')).at(-1)!;
+      const node = lab.nodes.find((n) => n.name === victim.node)!;
+      await lab.killNode(node.name);
+      try {
+        await lab.kubectl('delete', 'pod', victim.pod!, '--force', '--grace-period=0', '--wait=false');
+      } finally {
+        await lab.restartNode(node.name);
+      }
+      const pinned = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pinned', namespace: 'default' },
+        spec: { nodeName: node.name, containers: [{ name: 'web', image: 'portico.dev/podserver', ports: [{ containerPort: 80 }] }] } };
+      await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(pinned)).then((r) => assert.equal(r.code, 0, r.stderr));
+      try {
+        const core = lab.kc.makeApiClient(k8s.CoreV1Api);
+        const ip = await waitFor('the pinned pod to be ready', async () => {
+          const p = await core.readNamespacedPod({ name: 'pinned', namespace: 'default' });
+          return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p.status.podIP : undefined;
+        }, 30_000, 200);
+        const a = JSON.parse(await lab.curl('client', `http://${ip}/`)) as PodAnswer;
+        assert.equal(a.pod, 'pinned');
+        // Every pod namespace on the node belongs to a pod the API binds to it: the deleted pod's is gone.
+        const bound = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.name}` })).items
+          .filter((p) => !p.metadata?.deletionTimestamp).length;
+        const netns = listNetns().filter((x) => x.startsWith(`${node.ns}-p-`)).length;
+        assert.equal(netns, bound, `${netns} pod namespaces on ${node.name} for ${bound} pods bound to it`);
+      } finally {
+        await lab.kubectlResult(['delete', 'pod', 'pinned', '--wait=false']);
+      }
     });
 
     after(async () => {

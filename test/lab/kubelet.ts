@@ -13,6 +13,7 @@ import net from 'node:net';
 import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { run } from './sh.ts';
+import { destroyNetns, listNetns } from './netns.ts';
 import type { KubeletConfig as Config } from './kubelet-config.ts';
 
 
@@ -192,8 +193,9 @@ async function startPod(pod: k8s.V1Pod): Promise<void> {
     input: [
       `link set ${veth} up`,
       `addr add fe80::1/64 dev ${veth} nodad`,
-      `route add ${rt.ipv4}/32 dev ${veth}`,
-      `route add ${rt.ipv6}/128 dev ${veth}`,
+      // replace, not add: a route left by an earlier pod on this address must not fail this one.
+      `route replace ${rt.ipv4}/32 dev ${veth}`,
+      `route replace ${rt.ipv6}/128 dev ${veth}`,
     ].join('\n') + '\n',
   });
   await run(['ip', '-n', netns, '-batch', '-'], {
@@ -347,6 +349,12 @@ process.on('SIGTERM', () => {
   for (const rt of pods.values()) if (rt.pid) { try { process.kill(rt.pid, 'SIGKILL'); } catch { /* gone */ } }
   process.exit(0);
 });
+
+// Pods of an earlier kubelet on this node (killed with the node) left their
+// namespaces, veths and routes behind; a pod deleted from the API meanwhile
+// would never be stopped, and its route would hold its address. Start clean:
+// the pods still bound here are started again from the API.
+for (const ns of listNetns()) if (ns.startsWith(cfg.podNsPrefix)) destroyNetns(ns);
 
 // The node's own pod gateway: pods route everything through it, and the kernel
 // answers ARP for it on every pod veth.
