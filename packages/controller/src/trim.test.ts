@@ -11,7 +11,7 @@ describe('informer cache trimming', function () {
       managedFields: [{ manager: 'kubectl', fieldsV1: { 'f:spec': {} } }],
     },
     spec: {
-      type: 'LoadBalancer', clusterIP: '10.0.0.1', clusterIPs: ['10.0.0.1'], ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', externalTrafficPolicy: 'Local',
+      type: 'LoadBalancer', clusterIP: '198.51.100.1', clusterIPs: ['198.51.100.1'], ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', externalTrafficPolicy: 'Local',
       selector: { app: 'web' }, ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080, nodePort: 30080 }], externalIPs: ['203.0.113.5'], sessionAffinity: 'None',
     },
     status: { loadBalancer: { ingress: [{ ip: '203.0.113.1', ipMode: 'VIP', ports: [] }] } },
