@@ -6,7 +6,7 @@ import { mkdtempSync, symlinkSync, readdirSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { Lab, LabBusyError, readState, waitFor, repoRoot, type Lab as LabT } from '../lab/index.ts';
+import { Lab, LabBusyError, readState, waitFor, repoRoot, type Lab as LabT, type LabEndpoint } from '../lab/index.ts';
 import { listNetns } from '../lab/netns.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
@@ -37,12 +37,9 @@ spec:
 
 interface PodAnswer { pod: string; namespace: string; node: string; client: string; server: string }
 
-async function readyEndpoints(lab: LabT, service: string, namespace = 'default'): Promise<{ ip: string; ready: boolean; node?: string; pod?: string }[]> {
-  const api = lab.kc.makeApiClient(k8s.DiscoveryV1Api);
-  const slices = await api.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
-  return slices.items.filter((s) => s.addressType === 'IPv4').flatMap((s) => (s.endpoints ?? []).map((e) => ({
-    ip: e.addresses[0]!, ready: e.conditions?.ready === true, node: e.nodeName, pod: e.targetRef?.name,
-  })));
+/** The Service's IPv4 endpoints, ready or not. */
+async function readyEndpoints(lab: LabT, service: string, namespace = 'default'): Promise<LabEndpoint[]> {
+  return (await lab.endpoints(service, namespace)).filter((e) => e.family === 'IPv4');
 }
 
 function processesWith(text: string): string[] {

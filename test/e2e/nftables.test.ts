@@ -89,17 +89,9 @@ describe('nftables dataplane in the lab (e2e, root)', function () {
   };
   /** The ready endpoints of the Service's EndpointSlices, by family. */
   const readyEndpoints = async (name: string): Promise<{ v4: string[]; v6: string[] }> => {
-    const slices = await lab.kc.makeApiClient(k8s.DiscoveryV1Api).listNamespacedEndpointSlice({ namespace: APP, labelSelector: `kubernetes.io/service-name=${name}` });
-    const out = { v4: [] as string[], v6: [] as string[] };
-    for (const s of slices.items) {
-      for (const e of s.endpoints ?? []) {
-        if (e.conditions?.ready !== true) continue;
-        (s.addressType === 'IPv6' ? out.v6 : out.v4).push(...e.addresses);
-      }
-    }
-    out.v4.sort();
-    out.v6.sort();
-    return out;
+    const ready = (await lab.endpoints(name, APP)).filter((e) => e.ready);
+    const of = (family: string): string[] => ready.filter((e) => e.family === family).map((e) => e.ip).sort();
+    return { v4: of('IPv4'), v6: of('IPv6') };
   };
   /** n requests from the client, each a new connection. */
   const ask = async (url: string, n: number): Promise<Answer[]> => {

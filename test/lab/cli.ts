@@ -32,13 +32,11 @@ async function up(): Promise<void> {
   step('creating Deployment web (3 replicas) and Service web (type LoadBalancer, port 80)');
   await lab.kubectl('create', 'deployment', 'web', '--image=portico.dev/lab-web', '--replicas=3', '--port=80');
   await lab.kubectl('expose', 'deployment', 'web', '--type=LoadBalancer', '--port=80');
-  const discovery = lab.kc.makeApiClient(k8s.DiscoveryV1Api);
   const ready = await waitFor('3 ready endpoints', async () => {
-    const slices = await discovery.listNamespacedEndpointSlice({ namespace: 'default', labelSelector: 'kubernetes.io/service-name=web' });
-    const eps = slices.items.filter((s) => s.addressType === 'IPv4').flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready);
+    const eps = (await lab.endpoints('web')).filter((e) => e.family === 'IPv4' && e.ready);
     return eps.length === 3 ? eps : undefined;
   }, 60_000, 200);
-  step(`3 pods ready: ${ready.map((e) => `${e.targetRef?.name} ${e.addresses[0]} on ${e.nodeName}`).join(', ')}`);
+  step(`3 pods ready: ${ready.map((e) => `${e.pod} ${e.ip} on ${e.node}`).join(', ')}`);
 
   const core = lab.kc.makeApiClient(k8s.CoreV1Api);
   const got = await waitFor('an external IP and its layer-2 owner for Service web', async () => {

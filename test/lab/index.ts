@@ -1,7 +1,7 @@
 // The lab library: a real Kubernetes cluster on one machine, for the
 // end-to-end tests, the benchmarks and the demo.
 export { Lab, SEGMENT, SERVICE_CIDRS, repoRoot } from './lab.ts';
-export type { LabOptions, LabNode, LabHost, NodeDaemonSpec } from './lab.ts';
+export type { LabOptions, LabNode, LabHost, LabEndpoint, NodeDaemonSpec } from './lab.ts';
 export { LabBusyError, clearPrefix, readState } from './state.ts';
 export { LabPreflightError, isRoot, preflight } from './preflight.ts';
 export { run, sleep, waitFor, CommandError } from './sh.ts';

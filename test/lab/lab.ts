@@ -53,6 +53,15 @@ export interface LabNode {
   podCidrV6: string;
 }
 
+/** One endpoint of a Service's EndpointSlices. */
+export interface LabEndpoint {
+  family: 'IPv4' | 'IPv6';
+  ip: string;
+  ready: boolean;
+  node: string | undefined;
+  pod: string | undefined;
+}
+
 export interface LabHost {
   name: string;
   ns: string;
@@ -487,6 +496,14 @@ export class Lab {
   }
 
   // ---- using the lab ---------------------------------------------------------
+
+  /** The endpoints of a Service's EndpointSlices, every family, ready or not. */
+  async endpoints(service: string, namespace = 'default'): Promise<LabEndpoint[]> {
+    const slices = await this.kc.makeApiClient(k8s.DiscoveryV1Api).listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+    return slices.items.flatMap((s) => (s.addressType === 'IPv4' || s.addressType === 'IPv6' ? s.endpoints ?? [] : []).flatMap((e) => e.addresses.map((ip) => ({
+      family: s.addressType as 'IPv4' | 'IPv6', ip, ready: e.conditions?.ready === true, node: e.nodeName, pod: e.targetRef?.name,
+    }))));
+  }
 
   /** Runs kubectl against the lab; resolves with stdout, throws with stderr on failure. */
   async kubectl(...args: string[]): Promise<string> {
