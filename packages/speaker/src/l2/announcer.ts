@@ -19,6 +19,9 @@ import type { Responder } from './responder.ts';
 export const ANNOUNCED_BY = 'portico.dev/layer2-node';
 export const ANNOUNCED_INTERFACES = 'portico.dev/layer2-interfaces';
 
+/** When a status write for one Service last went, and how long to wait before the next. */
+interface Backoff { at: number; waitMs: number }
+
 /** What the announcer needs from membership (membership.ts in production, a fake in tests). */
 export interface MembershipView {
   /** Starts heartbeating (idempotent): called with the first World, once this speaker is fully up. */
@@ -116,8 +119,10 @@ export class L2Announcer implements Announcer {
   private lastPlan: Layer2Plan | undefined;
   private readonly planCache = new PlanCache();
   private readonly synced = new Map<string, Record<string, number>>();
-  /** `write KEY` / `clear KEY` -> the last status write for a Service and the wait before the next (mayWrite). */
-  private readonly writes = new Map<string, { at: number; waitMs: number }>();
+  /** Service key -> the last write of its annotations by this owner, and the wait before the next (mayWrite). */
+  private readonly writes = new Map<string, Backoff>();
+  /** Service key -> the last clearing of its stale annotations, and the wait before the next. */
+  private readonly clears = new Map<string, Backoff>();
   private stopped = false;
 
   constructor(opts: L2AnnouncerOptions) {
@@ -241,26 +246,26 @@ export class L2Announcer implements Announcer {
       this.o.metrics.ownershipChanges.inc({ change: 'lost' });
       this.o.log.info('ip withdrawn', { service: key, ips: s?.ips ?? [], node: this.o.self, protocol: 'layer2', owner: s?.election.owner ?? null, reason: s?.election.reason ?? 'service-gone', cause });
     }
-    for (const id of this.writes.keys()) if (id.startsWith('write ') && !next.has(id.slice(6))) this.writes.delete(id);
+    for (const key of this.writes.keys()) if (!next.has(key)) this.writes.delete(key);
     this.owning = next;
     this.o.metrics.ownedServices.set(next.size);
     this.clearStale(byKey, next);
   }
 
   /**
-   * Whether a status write for `id` may go now: the first at once, then again
+   * Whether a status write for Service `key` (in `backoffs`: writes or clears) may go now: the first at once, then again
    * while the World still disagrees after annotateEveryMs, doubling up to
    * maxAnnotateEveryMs. A World that lags (a watch cut by a busy API server)
    * must not turn into writes for every Service every few seconds.
    */
-  private mayWrite(id: string, now: number, first: boolean): boolean {
-    const b = this.writes.get(id);
+  private mayWrite(backoffs: Map<string, Backoff>, key: string, now: number, first: boolean): boolean {
+    const b = backoffs.get(key);
     if (first || !b) {
-      this.writes.set(id, { at: now, waitMs: this.o.annotateEveryMs });
+      backoffs.set(key, { at: now, waitMs: this.o.annotateEveryMs });
       return true;
     }
     if (now - b.at < b.waitMs) return false;
-    this.writes.set(id, { at: now, waitMs: Math.min(b.waitMs * 2, this.o.maxAnnotateEveryMs) });
+    backoffs.set(key, { at: now, waitMs: Math.min(b.waitMs * 2, this.o.maxAnnotateEveryMs) });
     return true;
   }
 
@@ -281,16 +286,16 @@ export class L2Announcer implements Announcer {
       const plan = byKey.get(key);
       const owner = plan?.election.owner ?? null;
       if (owner !== null && owner !== this.o.self) continue;
-      pending.add(`clear ${key}`);
-      if (!this.mayWrite(`clear ${key}`, now, false)) continue;
+      pending.add(key);
+      if (!this.mayWrite(this.clears, key, now, false)) continue;
       this.o.log.info('layer-2 annotations cleared: this node no longer announces the Service', { service: key, owner, reason: plan?.election.reason ?? 'not-advertised' });
       this.o.sink.annotate(svc.namespace, svc.name, { [ANNOUNCED_BY]: null, [ANNOUNCED_INTERFACES]: null })
         .catch((err: unknown) => this.o.log.error('annotations not cleared', { service: key, err }));
     }
-    for (const id of this.writes.keys()) if (id.startsWith('clear ') && !pending.has(id)) this.writes.delete(id);
+    for (const key of this.clears.keys()) if (!pending.has(key)) this.clears.delete(key);
     // A quiet cluster brings no new World: look again when a wait ends.
     let due = Infinity;
-    for (const id of pending) { const b = this.writes.get(id); if (b) due = Math.min(due, b.at + b.waitMs); }
+    for (const key of pending) { const b = this.clears.get(key); if (b) due = Math.min(due, b.at + b.waitMs); }
     if (due !== Infinity && this.staleTimer === undefined) {
       this.staleTimer = this.o.timers.setTimeout(() => { this.staleTimer = undefined; this.reconcile('stale-annotations'); }, Math.max(0, due - now) + 1);
     }
@@ -307,10 +312,10 @@ export class L2Announcer implements Announcer {
     const svc = this.world?.services.get(s.key);
     const names = svc?.annotations[ANNOUNCED_BY] === this.o.self && svc.annotations[ANNOUNCED_INTERFACES] === ifs.join(',');
     if (names) {
-      this.writes.delete(`write ${s.key}`);
+      this.writes.delete(s.key);
       return;
     }
-    if (!this.mayWrite(`write ${s.key}`, this.o.now(), gained)) return;
+    if (!this.mayWrite(this.writes, s.key, this.o.now(), gained)) return;
     const fail = (what: string) => (err: unknown): void => this.o.log.error(`${what} not written`, { service: s.key, err });
     if (gained) {
       const target: EventTarget = { apiVersion: 'v1', kind: 'Service', namespace: s.namespace, name: s.name, ...(s.uid ? { uid: s.uid } : {}) };
