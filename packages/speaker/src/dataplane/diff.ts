@@ -138,12 +138,14 @@ export function diff(
       }
     }
   }
-  let nextDrainCheck: number | undefined;
-  for (const since of nextDraining.values()) {
-    const t = since + opts.drainTimeoutMs;
-    if (nextDrainCheck === undefined || t < nextDrainCheck) nextDrainCheck = t;
-  }
-  return { ops, draining: nextDraining, nextDrainCheck };
+  return { ops, draining: nextDraining, nextDrainCheck: drainDeadline(nextDraining, opts.drainTimeoutMs) };
+}
+
+/** When the first of these drains (real server key -> drain start) reaches its bound, or undefined when none drains. */
+export function drainDeadline(draining: ReadonlyMap<string, number>, drainTimeoutMs: number): number | undefined {
+  let first: number | undefined;
+  for (const since of draining.values()) if (first === undefined || since + drainTimeoutMs < first) first = since + drainTimeoutMs;
+  return first;
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Logger } from '@portico/shared';
 import { NetlinkError } from '../netlink/socket.ts';
 import type { World } from '../world/types.ts';
 import { DesiredBuilder, type DesiredState, type VirtualService } from './desired.ts';
-import { applyOps, countDecided, diff, type DiffResult, type KernelService, type Op } from './diff.ts';
+import { applyOps, countDecided, diff, drainDeadline, type DiffResult, type KernelService, type Op } from './diff.ts';
 import { IpvsKernel, VipLink, type OpFailure } from './ipvs-kernel.ts';
 import type { IpvsService } from '../netlink/ipvs.ts';
 import { quietLogger } from './log.ts';
@@ -426,7 +426,5 @@ function mergeDiff(all: DiffResult, again: DiffResult, keys: ReadonlySet<string>
   const draining = new Map<string, number>();
   for (const [rk, since] of all.draining) if (!keys.has(serviceOfReal(rk))) draining.set(rk, since);
   for (const [rk, since] of again.draining) if (keys.has(serviceOfReal(rk))) draining.set(rk, since);
-  let nextDrainCheck: number | undefined;
-  for (const since of draining.values()) if (nextDrainCheck === undefined || since + drainTimeoutMs < nextDrainCheck) nextDrainCheck = since + drainTimeoutMs;
-  return { ops, draining, nextDrainCheck };
+  return { ops, draining, nextDrainCheck: drainDeadline(draining, drainTimeoutMs) };
 }
