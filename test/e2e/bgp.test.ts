@@ -9,6 +9,7 @@
 import { strict as assert } from 'node:assert';
 import { addRouter, installPortico, run, waitFor, type Lab, type PorticoInstall, type Router } from '../lab/index.ts';
 import { SERVICE_BGP_STATUS_CRD, SPEAKER_STATUS_RULE } from './bgp-status.ts';
+import { apply as applyObjects, type Obj } from './objects.ts';
 import { requireE2e, sharedLab } from './shared-lab.ts';
 
 const VIP4 = '203.0.113.50';
@@ -36,7 +37,6 @@ interface FrrPath {
   multipath?: boolean;
 }
 
-type Obj = Record<string, unknown>;
 
 describe('BGP speaker interop (e2e, root): the installed speaker with FRR, BIRD and GoBGP', function () {
   this.timeout(180_000);
@@ -51,10 +51,7 @@ describe('BGP speaker interop (e2e, root): the installed speaker with FRR, BIRD 
   const nodeIP = (i: number): string => lab.nodes[i]!.ipv4;
   const nodeIP6 = (i: number): string => lab.nodes[i]!.ipv6;
 
-  async function apply(...items: Obj[]): Promise<void> {
-    const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
-    assert.equal(r.code, 0, r.stderr);
-  }
+  const apply = (...items: Obj[]): Promise<void> => applyObjects(lab, ...items);
   const only = (n: string): Obj[] => [{ matchLabels: { 'kubernetes.io/hostname': n } }];
   /** Short timers so sessions come up and fail fast (connectTime is the retry base). */
   const peer = (name: string, spec: Obj): Obj => ({
