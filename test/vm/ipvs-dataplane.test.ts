@@ -105,9 +105,10 @@ describe('IPVS dataplane in the VM (needs root and qemu)', function () {
   const ipvs = async (): Promise<IpvsTable> => parseIpvsadm((await sh('ip netns exec pdp-node ipvsadm -Ln')).stdout);
   const startRunner = (): Promise<RunResult> => sh(`
     ip netns exec pdp-node "${NODE}" "${RUNNER}" --world=$D/world.json --status=$D/status.json --drain-ms=20000 --resync-ms=1500 >> $D/runner.log 2>&1 &
-    echo $! > $D/runner.pid
-    for i in $(seq 1 900); do grep -q 'runner started' $D/runner.log 2>/dev/null && break; sleep 0.1; done
-    grep -q 'runner started' $D/runner.log || { cat $D/runner.log; exit 1; }`);
+    pid=$!; echo $pid > $D/runner.pid
+    # Up to 90 s (Node under TCG on a busy machine); a runner that exits stops the wait at once.
+    for i in $(seq 1 900); do grep -q 'runner started' $D/runner.log 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    grep -q 'runner started' $D/runner.log || { echo "the runner did not start (pid $pid)"; cat $D/runner.log; exit 1; }`, 120_000);
   const stopRunner = (): Promise<RunResult> => sh(`
     pid=$(cat $D/runner.pid); kill -TERM $pid
     for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
