@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { nullLogger } from '@portico/shared';
-import { Dispatcher } from './dispatch.ts';
+import { coalesce, Dispatcher } from './dispatch.ts';
 import type { Announcer, World } from './world/types.ts';
 
 const world = (n: number): World => ({ self: `w${n}`, config: undefined, services: new Map(), nodes: new Map() });
@@ -21,6 +21,33 @@ describe('speaker dispatch', () => {
     release();
     await d.idle();
     assert.deepEqual(seen, ['w1', 'w3']);
+  });
+
+  it('a snapshot that replaces an unseen one names the Services both changed, from the one seen before them', async () => {
+    const w = (generation: number, from: number | undefined, services: string[]): World => ({
+      ...world(generation), generation, ...(from === undefined ? {} : { changed: { from, services: new Set(services) } }),
+    });
+    const merged = coalesce(w(2, 1, ['a/x']), w(3, 2, ['a/y']));
+    assert.deepEqual([merged.generation, merged.changed?.from, [...merged.changed?.services ?? []].sort()], [3, 1, ['a/x', 'a/y']]);
+    // Not consecutive, or one of them cannot say what changed: the result cannot either.
+    assert.equal(coalesce(w(2, 1, ['a/x']), w(4, 3, ['a/y'])).changed, undefined);
+    assert.equal(coalesce(w(2, undefined, []), w(3, 2, ['a/y'])).changed, undefined);
+    assert.deepEqual([...coalesce(undefined, w(3, 2, ['a/y'])).changed!.services], ['a/y']);
+    // Through the dispatcher: the slow announcer's second snapshot covers the one it skipped.
+    const seen: Array<{ from: number | undefined; services: string[] }> = [];
+    let release!: () => void;
+    const slow: Announcer = {
+      name: 'slow',
+      update: async (x) => { seen.push({ from: x.changed?.from, services: [...x.changed?.services ?? []].sort() }); if (x.generation === 1) await new Promise<void>((r) => { release = r; }); },
+      stop: async () => undefined,
+    };
+    const d = new Dispatcher([slow], nullLogger);
+    d.push(w(1, 0, ['a/w']));
+    d.push(w(2, 1, ['a/x']));
+    d.push(w(3, 2, ['a/y']));
+    release();
+    await d.idle();
+    assert.deepEqual(seen, [{ from: 0, services: ['a/w'] }, { from: 1, services: ['a/x', 'a/y'] }]);
   });
 
   it('keeps going after an announcer fails, and reports the failure', async () => {

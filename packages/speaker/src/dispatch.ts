@@ -24,7 +24,7 @@ export class Dispatcher {
 
   push(world: World): void {
     for (const a of this.announcers) {
-      this.pending.set(a.name, world);
+      this.pending.set(a.name, coalesce(this.pending.get(a.name), world));
       if (this.running.has(a.name)) continue;
       // drain() can finish synchronously (an update that throws at once), so
       // the entry is removed in a later turn, after it has been recorded.
@@ -52,4 +52,20 @@ export class Dispatcher {
   async idle(): Promise<void> {
     while (this.running.size) await Promise.all([...this.running.values()]);
   }
+}
+
+/**
+ * The snapshot that replaces a pending one the announcer never saw: `next`,
+ * with its list of changed Services widened to cover `skipped`'s too, so
+ * that it still describes the change from the snapshot the announcer saw.
+ */
+export function coalesce(skipped: World | undefined, next: World): World {
+  const a = skipped?.changed;
+  const b = next.changed;
+  if (!skipped) return next;
+  if (!a || !b || b.from !== skipped.generation) {
+    const { changed: _unknown, ...whole } = next;
+    return whole;
+  }
+  return { ...next, changed: { from: a.from, services: new Set([...a.services, ...b.services]) } };
 }

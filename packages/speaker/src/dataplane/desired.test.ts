@@ -160,4 +160,28 @@ describe('DesiredBuilder (incremental desired state)', () => {
       assert.deepEqual([...changed].sort(), s.changed, s.name);
     }
   });
+
+  it('with Worlds that name their changed Services, gives the same results while looking at those only', () => {
+    const full = new DesiredBuilder();
+    const delta = new DesiredBuilder();
+    let prev = new Map<string, ReturnType<typeof service>>();
+    for (const [i, s] of steps.entries()) {
+      const w = world('node-1', s.services);
+      // The keys whose ServiceState object differs from the last World's, as the watcher reports them.
+      const names = new Set([...prev.keys(), ...w.services.keys()].filter((k) => prev.get(k) !== w.services.get(k)));
+      const dw = { ...w, generation: i + 1, changed: { from: i, services: names } };
+      const want = full.update(w);
+      const got = delta.update(dw);
+      assert.deepEqual(new Map([...got.state.services].sort()), new Map([...want.state.services].sort()), s.name);
+      assert.deepEqual([...got.state.vips].sort(), [...want.state.vips].sort(), s.name);
+      assert.deepEqual([...got.changed].sort(), [...want.changed].sort(), s.name);
+      prev = new Map(w.services);
+    }
+    // Only the named Services are looked at: a change the World does not name goes unseen until
+    // a World that cannot say what changed (its `from` is not the last one seen) forces a full look.
+    const b2 = { ...b, endpoints: EPS.slice(0, 2) };
+    const hidden = world('node-1', [b2]); // after 'everything gone': b2 is new
+    assert.deepEqual([...delta.update({ ...hidden, generation: 20, changed: { from: steps.length, services: new Set() } }).changed], []);
+    assert.deepEqual([...delta.update({ ...hidden, generation: 22, changed: { from: 21, services: new Set() } }).changed], ['tcp/203.0.113.10/80']);
+  });
 });

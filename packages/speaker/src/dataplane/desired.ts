@@ -3,7 +3,7 @@
 // VIP:port/proto with the endpoints that should receive its traffic. The IPVS
 // and nftables dataplanes program the same state.
 import { isIPv4 } from 'node:net';
-import type { EndpointState, ServicePort, ServiceState, World } from '../world/types.ts';
+import { changedSince, type EndpointState, type ServicePort, type ServiceState, type World } from '../world/types.ts';
 
 export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sh', 'mh', 'sed', 'nq'] as const;
 export type Scheduler = (typeof SCHEDULERS)[number];
@@ -219,18 +219,29 @@ export class DesiredBuilder {
   readonly #warnings = new Map<string, readonly DesiredWarning[]>();
   #prev = new Map<string, { svc: ServiceState; result: ServiceDesired }>();
   #self: string | undefined;
+  /** The generation of the last World seen. */
+  #generation: number | undefined;
   /** The VIP and masquerade sets handed out last (the same objects while their members stay the same). */
   #sets: Pick<DesiredState, 'vips' | 'masquerade'> | undefined;
   /** Set when the masquerade sets changed in the last update. */
   masqueradeChanged = false;
 
-  update(world: Pick<World, 'self' | 'services'>): { state: DesiredState; changed: Set<string> } {
+  update(world: Pick<World, 'self' | 'services' | 'generation' | 'changed'>): { state: DesiredState; changed: Set<string> } {
     const changed = new Set<string>();
     this.masqueradeChanged = false;
+    const seen = this.#generation;
+    this.#generation = world.generation;
     if (this.#self !== world.self) {
       for (const [k, p] of this.#prev) this.#remove(k, p.result, changed);
       this.#prev = new Map();
       this.#self = world.self;
+    } else {
+      // The World names the Services that changed since the one seen last: look at those only.
+      const only = changedSince(world, seen);
+      if (only) {
+        for (const k of only) this.#replace(k, world.services.get(k), world.self, changed);
+        return { state: this.#state(), changed };
+      }
     }
     // One pass over the World, without copying #prev (with 10,000 Services a new map per
     // update and its garbage cost more than the change itself). A World lists its Services
@@ -238,7 +249,7 @@ export class DesiredBuilder {
     // falling back to lookups from the first key out of step.
     const before = this.#prev.size;
     let known = 0;
-    const changes: Array<[string, ServiceState, { svc: ServiceState; result: ServiceDesired } | undefined]> = [];
+    const changes: Array<[string, ServiceState]> = [];
     const prev = this.#prev.entries();
     let next = prev.next();
     let inStep = true;
@@ -255,14 +266,9 @@ export class DesiredBuilder {
         known++;
         if (p.svc === svc) continue;
       }
-      changes.push([k, svc, p]);
+      changes.push([k, svc]);
     }
-    for (const [k, svc, p] of changes) {
-      if (p) this.#remove(k, p.result, changed);
-      const result = serviceDesired(svc, world.self);
-      this.#add(k, result, changed);
-      this.#prev.set(k, { svc, result });
-    }
+    for (const [k, svc] of changes) this.#replace(k, svc, world.self, changed);
     // Each earlier Service found again: none left. Otherwise look for those that did.
     if (known < before) {
       for (const [k, p] of this.#prev) {
@@ -271,6 +277,24 @@ export class DesiredBuilder {
         this.#prev.delete(k);
       }
     }
+    return { state: this.#state(), changed };
+  }
+
+  /** Service `k` is now `svc` (undefined: gone). */
+  #replace(k: string, svc: ServiceState | undefined, self: string, changed: Set<string>): void {
+    const p = this.#prev.get(k);
+    if (p?.svc === svc) return;
+    if (p) this.#remove(k, p.result, changed);
+    if (!svc) {
+      this.#prev.delete(k);
+      return;
+    }
+    const result = serviceDesired(svc, self);
+    this.#add(k, result, changed);
+    this.#prev.set(k, { svc, result });
+  }
+
+  #state(): DesiredState {
     const warnings: DesiredWarning[] = [];
     for (const w of this.#warnings.values()) warnings.push(...w);
     for (const key of this.#conflicts) {
@@ -283,7 +307,7 @@ export class DesiredBuilder {
     }
     // The address sets are rebuilt only when one gained or lost a member (not on every endpoint change).
     this.#sets ??= { vips: new Set(this.#vips.keys()), masquerade: { cluster: new Set(this.#cluster.keys()), local: new Set(this.#local.keys()) } };
-    return { state: { services: this.#services, ...this.#sets, warnings }, changed };
+    return { services: this.#services, ...this.#sets, warnings };
   }
 
   #count(m: Map<string, number>, k: string, d: number): void {

@@ -1,8 +1,9 @@
 // The least IPVS operations that turn what the kernel reports into the desired
 // state, over the virtual services Portico manages only. Real servers that
-// leave are drained: weight 0 (no new connections) until their connections
-// end or the drain time runs out, then deleted, as kube-proxy's graceful
-// termination does. Pure: the caller passes the clock and keeps the result.
+// leave are drained: weight 0 (no new connections) at once, then deleted once
+// connection counts read after that show none left, or when the drain time
+// runs out, as kube-proxy's graceful termination does. Pure: the caller passes
+// the clock and keeps the result.
 import type { Family, Forward, Protocol, Scheduler, VirtualService } from './desired.ts';
 
 /** A real server as the kernel reports it. */
@@ -13,6 +14,8 @@ export interface KernelReal {
   forward: Forward | 'local' | 'bypass';
   activeConns: number;
   inactiveConns: number;
+  /** When the connection counts were read from the kernel (undefined: never, e.g. added since the last read). */
+  countsAt?: number | undefined;
 }
 
 /** A virtual service as the kernel reports it. */
@@ -38,7 +41,7 @@ export type Op =
   | { op: 'delete-service'; service: ServiceSpec }
   | { op: 'add-real'; service: ServiceSpec; real: RealSpec }
   | { op: 'update-real'; service: ServiceSpec; real: RealSpec; why: 'weight' | 'forward' | 'drain' | 'undrain' }
-  | { op: 'delete-real'; service: ServiceSpec; real: RealSpec; why: 'removed' | 'drained' | 'drain-timeout' };
+  | { op: 'delete-real'; service: ServiceSpec; real: RealSpec; why: 'drained' | 'drain-timeout' };
 
 export interface DiffOptions {
   /** Longest a removed real server keeps its connections before it is deleted. */
@@ -119,22 +122,29 @@ export function diff(
       else if (h.forward !== want.forward) ops.push({ op: 'update-real', service: svc, real, why: 'forward' });
       else if (h.weight !== r.weight) ops.push({ op: 'update-real', service: svc, real, why: wasDraining || h.weight === 0 ? 'undrain' : 'weight' });
     }
-    // What is left in the kernel is no longer wanted: drain, then delete.
+    // What is left in the kernel is no longer wanted: weight 0 first, delete later. Counts
+    // read before the weight went to 0 miss the connections opened after the read, and
+    // deleting a real server cuts those; counts read after it only ever go down.
     for (const h of haveReals.values()) {
       const rk = realKey(key, h.address, h.port);
       const real: RealSpec = { address: h.address, port: h.port, weight: 0, forward: h.forward === 'dr' || h.forward === 'tunnel' ? h.forward : 'masq' };
       const since = nextDraining.get(rk);
-      const elapsed = since === undefined ? 0 : now - since;
+      if (since === undefined) {
+        nextDraining.set(rk, now);
+        if (h.weight !== 0) ops.push({ op: 'update-real', service: svc, real, why: 'drain' });
+        continue;
+      }
+      const elapsed = now - since;
+      const fresh = h.countsAt !== undefined && h.countsAt > since;
       const held = h.activeConns > 0 || (h.inactiveConns > 0 && elapsed < (opts.inactiveHoldMs ?? Infinity));
-      if (!held) {
-        ops.push({ op: 'delete-real', service: svc, real, why: since === undefined ? 'removed' : 'drained' });
+      if (fresh && !held) {
+        ops.push({ op: 'delete-real', service: svc, real, why: 'drained' });
         nextDraining.delete(rk);
-      } else if (since !== undefined && elapsed >= opts.drainTimeoutMs) {
+      } else if (elapsed >= opts.drainTimeoutMs) {
         ops.push({ op: 'delete-real', service: svc, real, why: 'drain-timeout' });
         nextDraining.delete(rk);
-      } else {
-        if (since === undefined) nextDraining.set(rk, now);
-        if (h.weight !== 0) ops.push({ op: 'update-real', service: svc, real, why: 'drain' });
+      } else if (h.weight !== 0) {
+        ops.push({ op: 'update-real', service: svc, real, why: 'drain' });
       }
     }
   }
@@ -146,19 +156,6 @@ export function drainDeadline(draining: ReadonlyMap<string, number>, drainTimeou
   let first: number | undefined;
   for (const since of draining.values()) if (first === undefined || since + drainTimeoutMs < first) first = since + drainTimeoutMs;
   return first;
-}
-
-/**
- * The services whose operations delete a real server because its connection
- * counts said it had none left ('removed', 'drained'): a decision only as
- * good as those counts, so the caller reads them from the kernel again
- * (connections open between two reads) and diffs those services once more
- * before applying anything to them.
- */
-export function countDecided(ops: readonly Op[]): Set<string> {
-  const keys = new Set<string>();
-  for (const o of ops) if (o.op === 'delete-real' && o.why !== 'drain-timeout') keys.add(o.service.key);
-  return keys;
 }
 
 /** Applies operations to a kernel model, as the kernel would (the dataplane's cache between full resyncs). */
@@ -180,7 +177,7 @@ export function applyOps(kernel: Map<string, KernelService>, ops: readonly Op[])
         if (!s) break;
         const i = s.reals.findIndex((r) => r.address === o.real.address && r.port === o.real.port);
         const prev = i >= 0 ? s.reals[i] : undefined;
-        const next: KernelReal = { address: o.real.address, port: o.real.port, weight: o.real.weight, forward: o.real.forward, activeConns: prev?.activeConns ?? 0, inactiveConns: prev?.inactiveConns ?? 0 };
+        const next: KernelReal = { address: o.real.address, port: o.real.port, weight: o.real.weight, forward: o.real.forward, activeConns: prev?.activeConns ?? 0, inactiveConns: prev?.inactiveConns ?? 0, countsAt: prev?.countsAt };
         if (i >= 0) s.reals[i] = next;
         else s.reals.push(next);
         break;

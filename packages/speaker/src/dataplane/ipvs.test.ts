@@ -82,7 +82,6 @@ describe('IPVS dataplane sync (a model of the kernel)', () => {
     await dp.update(web(['100.64.2.5', '100.64.2.7']));
     assert.deepEqual(text(kernel.applied), ['update-real 100.64.2.6 w0 drain'], 'drained, not deleted with its connection');
     assert.deepEqual(kernel.reals(), ['100.64.2.5 w1', '100.64.2.6 w0', '100.64.2.7 w1']);
-    assert.equal(dp.lastSync?.rechecked, 1, 'the delete decision read the real servers again');
     assert.deepEqual([...dp.draining.keys()], ['tcp/203.0.113.10/80>100.64.2.6/8080']);
     // The connection closes (TIME_WAIT: inactive): deleted once the hold for inactive connections has passed.
     kernel.conns('100.64.2.6', 0, 1);
@@ -95,14 +94,32 @@ describe('IPVS dataplane sync (a model of the kernel)', () => {
     assert.equal(dp.draining.size, 0);
   });
 
-  it('a removed endpoint the kernel counts no connection for is deleted at once, after one read of its service', async () => {
+  it('an endpoint change reads nothing from the kernel: the removed one goes to weight 0, the next drain check deletes it', async () => {
     await dp.update(web(['100.64.2.5', '100.64.2.6']));
     const reads = kernel.reads;
     kernel.applied.length = 0;
     await dp.update(web(['100.64.2.5', '100.64.2.8']));
-    assert.deepEqual(text(kernel.applied), ['add-real 100.64.2.8 w1', 'delete-real 100.64.2.6 w0 removed']);
-    assert.equal(kernel.reads - reads, 1);
+    assert.deepEqual(text(kernel.applied), ['add-real 100.64.2.8 w1', 'update-real 100.64.2.6 w0 drain']);
+    assert.equal(kernel.reads, reads, 'no kernel read in the change');
+    clock += 1;
+    await until('the drain check to delete it', () => kernel.reals().length === 2);
+    assert.deepEqual(text(kernel.applied.slice(2)), ['delete-real 100.64.2.6 w0 drained']);
+    assert.equal(kernel.reads - reads, 1, 'one read of its service, by the drain check');
     assert.equal(dp.draining.size, 0);
+  });
+
+  it('syncs closer together than drainCheckMs do not put the drain check off', async () => {
+    await dp.stop();
+    dp = IpvsDataplane.over(kernel, undefined, { sysctls: false, nft: () => Promise.resolve(), now: () => clock, drainTimeoutMs: 60_000, drainCheckMs: 100, resyncMs: 3_600_000 });
+    await dp.update(web(['100.64.2.5', '100.64.2.6']));
+    await dp.update(web(['100.64.2.5']));
+    clock += 1;
+    // An unrelated change every 20 ms for 400 ms: the drain check (every 100 ms) still runs.
+    for (let i = 0; i < 20 && kernel.reals().length === 2; i++) {
+      await dp.update(web(['100.64.2.5'])); // a new ServiceState object: the service is diffed again
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(kernel.reals(), ['100.64.2.5 w1']);
   });
 
   it('a handshake under way (inactive) when the endpoint goes keeps it at weight 0; established, it holds the drain up to the bound', async () => {

@@ -10,7 +10,7 @@ import type { Logger } from '@portico/shared';
 import { NetlinkError } from '../netlink/socket.ts';
 import type { World } from '../world/types.ts';
 import { DesiredBuilder, type DesiredState, type VirtualService } from './desired.ts';
-import { applyOps, countDecided, diff, drainDeadline, type DiffResult, type KernelService, type Op } from './diff.ts';
+import { applyOps, diff, type KernelService, type Op } from './diff.ts';
 import { IpvsKernel, VipLink, type OpFailure } from './ipvs-kernel.ts';
 import type { IpvsService } from '../netlink/ipvs.ts';
 import { quietLogger } from './log.ts';
@@ -76,7 +76,7 @@ export interface SyncTimings {
   kind: 'full' | 'incremental' | 'drain';
   /** Desired state from the World (DesiredBuilder.update), in update(). */
   desired: number;
-  /** Reading the kernel: the full dump, or the real servers whose connection counts a decision needs. */
+  /** Reading the kernel: the full dump, or (drain checks) the real servers of the services with draining ones. */
   read: number;
   diff: number;
   /** Netlink requests of the operations, up to their last ACK. */
@@ -86,8 +86,6 @@ export interface SyncTimings {
   nft: number;
   total: number;
   ops: number;
-  /** Services whose real servers were read again before a delete decision. */
-  rechecked: number;
 }
 
 export class IpvsDataplane {
@@ -108,11 +106,15 @@ export class IpvsDataplane {
   #realCount = 0;
   #draining = new Map<string, number>();
   #vips = new Set<string>();
+  /** The desired VIP set portico0 was last brought in line with, and whether some VIP could not be added or removed then. */
+  #vipsSeen: ReadonlySet<string> | undefined;
+  #vipsFailed = false;
   #nftText = '';
   #needFull = true;
   #lastFull = 0;
   #chain: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
+  #timerForDrain = false;
   #stopped = false;
   /** Problems of the last sync, and those found at start (they last). */
   readonly #problems = new Set<Problem>();
@@ -207,14 +209,23 @@ export class IpvsDataplane {
     return p;
   }
 
+  /**
+   * Arms the timer: the drain check while real servers drain, else the full
+   * resync. A drain check already armed is kept, so syncs that follow each
+   * other faster than drainCheckMs do not put it off for ever.
+   */
   #schedule(): void {
     if (this.#stopped) return;
+    const drain = this.#draining.size > 0;
+    if (drain && this.#timerForDrain) return;
     clearTimeout(this.#timer);
-    const delay = this.#draining.size ? this.#o.drainCheckMs : this.#o.resyncMs;
+    this.#timerForDrain = drain;
     this.#timer = setTimeout(() => {
+      this.#timerForDrain = false;
+      this.#timer = undefined;
       const kind = this.#o.now() - this.#lastFull >= this.#o.resyncMs ? 'full' : 'drain';
       this.#enqueue(kind).catch((err: unknown) => this.#o.log.error('dataplane sync failed', { dataplane: 'ipvs', err })).finally(() => this.#schedule());
-    }, delay);
+    }, drain ? this.#o.drainCheckMs : this.#o.resyncMs);
     this.#timer.unref();
   }
 
@@ -223,12 +234,10 @@ export class IpvsDataplane {
     if (!desired || this.#stopped) return;
     const t0 = performance.now();
     const now = this.#o.now();
-    const tm: SyncTimings = { kind, desired: this.#desiredMs, read: 0, diff: 0, apply: 0, vips: 0, nft: 0, total: 0, ops: 0, rechecked: 0 };
+    const tm: SyncTimings = { kind, desired: this.#desiredMs, read: 0, diff: 0, apply: 0, vips: 0, nft: 0, total: 0, ops: 0 };
     this.#desiredMs = 0;
     this.#problems.clear();
     let keys: Set<string> | undefined;
-    /** Services whose real servers were read from the kernel just now, in this sync. */
-    const fresh = new Set<string>();
     const pending = this.#pending;
     this.#pending = new Set();
     let t = performance.now();
@@ -236,16 +245,18 @@ export class IpvsDataplane {
       const owned = new Set(desired.vips);
       if (this.link) for (const a of await this.link.addresses()) if (a.index === this.link.index) owned.add(a.address);
       for (const k of this.#kernel.values()) owned.add(k.address);
-      this.#kernel = await this.kernel.managed(owned);
+      this.#kernel = stamped(await this.kernel.managed(owned), this.#o.now());
       this.#lastFull = now;
       this.#needFull = false;
     } else {
       keys = pending;
       for (const k of this.#retry) keys.add(k);
-      // Draining real servers: read their connection counts again.
-      const drainingServices = new Set([...this.#draining.keys()].map(serviceOfReal));
-      await this.#refresh(drainingServices);
-      for (const k of drainingServices) { keys.add(k); fresh.add(k); }
+      if (kind === 'drain') {
+        // Draining real servers: read their connection counts again.
+        const drainingServices = new Set([...this.#draining.keys()].map(serviceOfReal));
+        await this.#refresh(drainingServices);
+        for (const k of drainingServices) keys.add(k);
+      }
     }
     tm.read += performance.now() - t;
 
@@ -255,21 +266,8 @@ export class IpvsDataplane {
     tm.vips += performance.now() - t;
     t = performance.now();
     const opts = { drainTimeoutMs: this.#o.drainTimeoutMs, inactiveHoldMs: this.#o.inactiveHoldMs };
-    let r = diff(desired.services, this.#kernel, this.#draining, now, opts, keys);
+    const r = diff(desired.services, this.#kernel, this.#draining, now, opts, keys);
     tm.diff += performance.now() - t;
-    // A real server is deleted only on connection counts read right now: the
-    // cached ones (the last dump, or zero for one added since) miss the
-    // connections opened after them, and deleting a real server cuts those.
-    const recheck = new Set([...countDecided(r.ops)].filter((k) => !fresh.has(k)));
-    if (recheck.size) {
-      t = performance.now();
-      await this.#refresh(recheck);
-      tm.read += performance.now() - t;
-      t = performance.now();
-      r = mergeDiff(r, diff(desired.services, this.#kernel, this.#draining, now, opts, recheck), recheck, opts.drainTimeoutMs);
-      tm.diff += performance.now() - t;
-      tm.rechecked = recheck.size;
-    }
     t = performance.now();
     const failed = r.ops.length ? await this.kernel.apply(r.ops) : [];
     tm.apply = performance.now() - t;
@@ -295,7 +293,7 @@ export class IpvsDataplane {
     this.stats.ops += ok.length;
     this.stats.failed += failed.length;
     t = performance.now();
-    await this.#removeVips(desired);
+    await this.#removeVips(desired, kind === 'full');
     tm.vips += performance.now() - t;
     t = performance.now();
     await this.#writeNft(desired, kind === 'full');
@@ -327,7 +325,7 @@ export class IpvsDataplane {
       if (s) ids.push({ family: s.family, protocol: s.protocol, address: s.address, port: s.port });
     }
     if (!ids.length) return;
-    const got = await this.kernel.withDests(ids);
+    const got = stamped(await this.kernel.withDests(ids), this.#o.now());
     for (const k of keys) {
       const old = this.#kernel.get(k);
       if (!old) continue;
@@ -340,6 +338,8 @@ export class IpvsDataplane {
   async #addVips(desired: DesiredState, full: boolean): Promise<void> {
     const link = this.link;
     if (!link) return;
+    // The builder hands out the same set while its members stay the same: nothing to add or remove then.
+    if (desired.vips === this.#vipsSeen && !full && !this.#vipsFailed) return;
     const missing = [...desired.vips].filter((v) => !this.#vips.has(v));
     if (!missing.length && !full) return;
     const all = await link.addresses();
@@ -362,9 +362,11 @@ export class IpvsDataplane {
     }
   }
 
-  async #removeVips(desired: DesiredState): Promise<void> {
+  async #removeVips(desired: DesiredState, full: boolean): Promise<void> {
     const link = this.link;
     if (!link) return;
+    if (desired.vips === this.#vipsSeen && !full && !this.#vipsFailed) return;
+    let failed = false;
     for (const vip of [...this.#vips]) {
       if (desired.vips.has(vip) || vip.startsWith('fe80:')) continue;
       try {
@@ -372,9 +374,13 @@ export class IpvsDataplane {
         this.#vips.delete(vip);
         this.#o.log.info('vip removed', { vip, link: link.name });
       } catch (err) {
+        failed = true;
         this.#problem(problemOf(err), 'cannot remove a VIP from portico0', err, { vip });
       }
     }
+    for (const vip of desired.vips) if (!this.#vips.has(vip)) failed = true;
+    this.#vipsSeen = desired.vips;
+    this.#vipsFailed = failed;
   }
 
   async #writeNft(desired: DesiredState, full: boolean): Promise<void> {
@@ -420,11 +426,8 @@ function serviceOfReal(realKey: string): string {
   return realKey.slice(0, realKey.indexOf('>'));
 }
 
-/** `all` with the operations and drains of the services in `keys` taken from `again` (a diff of those services only). */
-function mergeDiff(all: DiffResult, again: DiffResult, keys: ReadonlySet<string>, drainTimeoutMs: number): DiffResult {
-  const ops = all.ops.filter((o) => !keys.has(o.service.key)).concat(again.ops);
-  const draining = new Map<string, number>();
-  for (const [rk, since] of all.draining) if (!keys.has(serviceOfReal(rk))) draining.set(rk, since);
-  for (const [rk, since] of again.draining) if (keys.has(serviceOfReal(rk))) draining.set(rk, since);
-  return { ops, draining, nextDrainCheck: drainDeadline(draining, drainTimeoutMs) };
+/** Marks every real server's connection counts as read at `at`. */
+function stamped(services: Map<string, KernelService>, at: number): Map<string, KernelService> {
+  for (const s of services.values()) for (const r of s.reals) r.countsAt = at;
+  return services;
 }

@@ -67,6 +67,24 @@ export interface World {
   /** Services with something to announce, by key: LoadBalancer Services of Portico's class with IPs, and Services with accepted externalIPs. */
   services: ReadonlyMap<string, ServiceState>;
   nodes: ReadonlyMap<string, NodeState>;
+  /** Numbers the snapshots of one watcher, in order (absent in hand-built Worlds). */
+  generation?: number;
+  /**
+   * The Services (keys) that may differ from the snapshot numbered `from`,
+   * added and removed ones included; every other Service is the same
+   * ServiceState object as there. Lets a consumer that saw that snapshot do
+   * work in proportion to the change. Absent: any Service may have changed.
+   */
+  changed?: { from: number; services: ReadonlySet<string> };
+}
+
+/**
+ * The Services that changed between the snapshot a consumer last saw (its
+ * generation) and `world`, when the World says so; undefined when it cannot
+ * tell (the consumer compares every Service then).
+ */
+export function changedSince(world: Pick<World, 'changed'>, seen: number | undefined): ReadonlySet<string> | undefined {
+  return seen !== undefined && world.changed?.from === seen ? world.changed.services : undefined;
 }
 
 /**

@@ -31,7 +31,7 @@ export class WorldWatcher {
   private readonly slicesByService = new Map<string, Map<string, EndpointSliceObject>>();
   private readonly serviceStates = new Map<string, ServiceState>();
   private readonly nodeStates = new Map<string, NodeState>();
-  private readonly dirty = new Set<string>();
+  private dirty = new Set<string>();
   private config: Config | undefined;
   private stale = false;
   private configSignature = '';
@@ -48,7 +48,7 @@ export class WorldWatcher {
     this.slices = new Informer({ ...common, resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', list: () => discovery.listEndpointSliceForAllNamespaces() });
     this.nodes = new Informer({ ...common, resource: 'nodes', path: '/api/v1/nodes', list: () => core.listNode() });
     this.configWatcher = new ConfigWatcher(common.metrics ? { kc: opts.kc, namespace: opts.namespace, log: opts.log, metrics: common.metrics } : { kc: opts.kc, namespace: opts.namespace, log: opts.log });
-    this.last = { self: opts.self, config: undefined, services: new Map(), nodes: new Map() };
+    this.last = { self: opts.self, config: undefined, services: new Map(), nodes: new Map(), generation: 0 };
 
     this.services.on((_t, svc) => this.touch(`${svc.metadata?.namespace}/${svc.metadata?.name}`));
     this.slices.on((type, slice) => {
@@ -135,15 +135,20 @@ export class WorldWatcher {
   }
 
   private flush(): void {
-    for (const key of this.dirty) {
+    const changed = this.dirty;
+    this.dirty = new Set();
+    for (const key of changed) {
       const slash = key.indexOf('/');
       const svc = this.services.get(key.slice(slash + 1), key.slice(0, slash));
       const state = svc ? serviceState(svc, [...(this.slicesByService.get(key)?.values() ?? [])], this.o.loadBalancerClass) : undefined;
       if (state) this.serviceStates.set(key, state);
       else this.serviceStates.delete(key);
     }
-    this.dirty.clear();
-    this.last = { self: this.o.self, config: this.config, services: new Map(this.serviceStates), nodes: new Map(this.nodeStates) };
+    const from = this.last.generation ?? 0;
+    this.last = {
+      self: this.o.self, config: this.config, services: new Map(this.serviceStates), nodes: new Map(this.nodeStates),
+      generation: from + 1, changed: { from, services: changed },
+    };
     this.o.onChange(this.last);
   }
 }

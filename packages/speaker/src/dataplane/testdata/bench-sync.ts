@@ -36,10 +36,18 @@ function service(i: number, generation = 0): ServiceState {
 if (SERVICES > PORTS_PER_VIP * 250) throw new Error('too many services for the VIP range');
 const services = new Map<string, ServiceState>();
 for (let i = 0; i < SERVICES; i++) { const s = service(i); services.set(s.key, s); }
-const world = (): World => ({ self: 'bench-node', config: undefined, services: new Map(services), nodes: new Map() });
+let generation = 0;
+/** A World as the speaker's watcher builds it: numbered, naming the Services changed since the one before. */
+const world = (changed?: string): World => {
+  generation++;
+  return {
+    self: 'bench-node', config: undefined, services: new Map(services), nodes: new Map(), generation,
+    ...(changed === undefined ? {} : { changed: { from: generation - 1, services: new Set([changed]) } }),
+  };
+};
 
-// No periodic resync or drain timer during the measurement.
-const dp = await IpvsDataplane.open({ resyncMs: 3_600_000, sysctls: false });
+// No periodic resync or drain check during the measurement: a removed endpoint stays at weight 0 until the resync below.
+const dp = await IpvsDataplane.open({ resyncMs: 3_600_000, drainCheckMs: 3_600_000, sysctls: false });
 let t0 = performance.now();
 await dp.update(world());
 const fullMs = performance.now() - t0;
@@ -55,23 +63,25 @@ for (let c = 1; c <= CHANGES; c++) {
   services.set(s.key, s);
   const before = dp.stats.ops;
   // The speaker hands the dataplane a World it built; building this one (a copy of 10,000 entries) is the benchmark's own work.
-  const w = world();
+  const w = world(s.key);
   t0 = performance.now();
   await dp.update(w);
   changeMs.push(performance.now() - t0);
   const { kind: _kind, ...tm } = dp.lastSync!;
   steps.push(tm);
-  if (dp.stats.ops - before !== 2) throw new Error(`a change took ${dp.stats.ops - before} operations, not 2 (add + delete)`);
+  if (dp.stats.ops - before !== 2) throw new Error(`a change took ${dp.stats.ops - before} operations, not 2 (add + weight 0)`);
 }
 
-// A full resync of the programmed state (reads every service's real servers): optional, it takes minutes under TCG.
+// A full resync of the programmed state (reads every service's real servers, so it deletes
+// the CHANGES real servers left at weight 0): optional, it takes minutes under TCG.
 t0 = performance.now();
 if (RESYNC) await dp.resync();
 const resyncMs = RESYNC ? performance.now() - t0 : null;
 let reals = 0;
 for (const s of dp.snapshot().values()) reals += s.reals.length;
-if (RESYNC && (dp.stats.ops - fullOps - 2 * CHANGES !== 0 || reals !== SERVICES * REALS)) {
-  throw new Error(`the full resync read ${reals} real servers (want ${SERVICES * REALS}) and made ${dp.stats.ops - fullOps - 2 * CHANGES} changes (want 0)`);
+const resyncOps = dp.stats.ops - fullOps - 2 * CHANGES;
+if (RESYNC && (resyncOps !== CHANGES || reals !== SERVICES * REALS)) {
+  throw new Error(`the full resync left ${reals} real servers (want ${SERVICES * REALS}) and made ${resyncOps} changes (want ${CHANGES} deletes)`);
 }
 
 if (RULES) {
@@ -84,4 +94,4 @@ if (RULES) {
   writeFileSync(RULES, `${lines.join('\n')}\n`);
 }
 await dp.stop();
-process.stdout.write(`${JSON.stringify({ services: dp.snapshot().size, reals, fullMs, fullOps, changeMs, steps, resyncMs, resyncOps: dp.stats.ops - fullOps - 2 * CHANGES })}\n`);
+process.stdout.write(`${JSON.stringify({ services: dp.snapshot().size, reals, fullMs, fullOps, changeMs, steps, resyncMs, resyncOps })}\n`);
