@@ -222,8 +222,8 @@ describe('IPVS dataplane in the VM (needs root and qemu)', function () {
   });
 
   // Was intermittent (skipped for a while): the drain decision used connection counts cached from an
-  // earlier dump, which missed the held connection, and deleted the backend at once. The dataplane now
-  // reads the real servers again right before deciding to delete one.
+  // earlier dump, which missed the held connection, and deleted the backend at once. A removed backend
+  // now always goes to weight 0 first and is deleted only on counts read after that.
   it('a removed endpoint drains: weight 0 while its connection lasts, deleted when it ends', async () => {
     // One open connection, then find the backend IPVS gave it.
     await sh(`ip netns exec pdp-client "${NODE}" -e "const s=require('net').connect(80,'203.0.113.10');s.on('connect',()=>console.log('up'));setTimeout(()=>process.exit(0),60000)" > $D/holder.log 2>&1 &
@@ -241,7 +241,7 @@ describe('IPVS dataplane in the VM (needs root and qemu)', function () {
     const pods = (await requests('http://203.0.113.10/', 4)).map((g) => g.pod);
     assert.ok(!pods.includes(heldName), `no new connection to the draining backend: ${pods.join(',')}`);
     // IPv6 had no established connection on it, only closed ones (TIME_WAIT, inactive) from the earlier tests:
-    // deleted at once, or once the hold for inactive connections (5 s) has passed.
+    // deleted by the next drain check, or once the hold for inactive connections (5 s) has passed.
     const held6 = BACKENDS.find((b) => b.name === heldName)!.v6;
     const v6 = await sh(`for i in $(seq 1 100); do ip netns exec pdp-node ipvsadm -Ln -t '[2001:db8:10::a]:80' | grep -q '\\[${held6}\\]:80' || break; sleep 0.1; done
       ip netns exec pdp-node ipvsadm -Ln -t '[2001:db8:10::a]:80'`);
