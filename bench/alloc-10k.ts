@@ -8,6 +8,9 @@
 //                              POSTs over one HTTP/2 connection, as fast as the API
 //                              server allows) or kubectl (Lists of 200, 4 at a time)
 //   PORTICO_BENCH_NO_CONTROLLER=1  no controller: measures the creation floor only
+//   PORTICO_BENCH_BACKLOG=1    create every Service first, then start the controller:
+//                              the time is from the controller's start (its own
+//                              throughput, apart from the API server's creation rate)
 //   PORTICO_BENCH_NODE_FLAGS   V8/Node flags for the controller process (default: the
 //                              manifest's, --optimize-for-size; '' for none)
 //   PORTICO_BENCH_CPU_PROF=DIR writes a V8 CPU profile of the controller there
@@ -33,19 +36,22 @@ try {
   const pool = { apiVersion: 'portico.dev/v1beta1', kind: 'IPAddressPool', metadata: { name: 'bench', namespace: NS }, spec: { addresses: ['2001:db8:30::/64'] } };
   await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(pool));
   const withController = process.env.PORTICO_BENCH_NO_CONTROLLER !== '1';
+  const backlog = withController && process.env.PORTICO_BENCH_BACKLOG === '1';
   const mode = process.env.PORTICO_BENCH_CREATE ?? 'http2';
   if (mode !== 'http2' && mode !== 'kubectl') throw new Error(`PORTICO_BENCH_CREATE=${mode}: expected http2 or kubectl`);
   const prof = process.env.PORTICO_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PORTICO_BENCH_CPU_PROF}`] : [];
   const nodeFlags = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '--optimize-for-size').split(' ').filter((f) => f !== '');
-  const ctl = withController
-    ? lab.spawn('controller', undefined, [process.execPath, ...nodeFlags, ...prof, process.env.PORTICO_BENCH_CONTROLLER ?? path.join(repoRoot, 'packages/controller/src/main.ts'), '--kubeconfig', lab.kubeconfig, '--identity', 'bench', '--listen', '127.0.0.1:0'])
-    : undefined;
-  if (ctl) {
+  let ctl: ReturnType<typeof lab.spawn> | undefined;
+  let ctlStartedAt = 0;
+  const startController = async (): Promise<void> => {
+    ctlStartedAt = performance.now();
+    ctl = lab.spawn('controller', undefined, [process.execPath, ...nodeFlags, ...prof, process.env.PORTICO_BENCH_CONTROLLER ?? path.join(repoRoot, 'packages/controller/src/main.ts'), '--kubeconfig', lab.kubeconfig, '--identity', 'bench', '--listen', '127.0.0.1:0']);
     await waitFor('the controller to lead', async () => {
       const r = await lab.kubectlResult(['get', 'lease', 'portico-controller', '-n', NS, '-o', 'jsonpath={.spec.holderIdentity}']);
       return r.stdout === 'bench';
-    }, 30_000, 200);
-  }
+    }, 60_000, 200);
+  };
+  if (withController && !backlog) await startController();
   const cpu = (): number => {
     if (!ctl) return 0;
     const f = readFileSync(`/proc/${ctl.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -57,8 +63,12 @@ try {
     spec: { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', ports: [{ port: 80, protocol: 'TCP' }], selector: { app: 'none' } },
   });
   const session = mode === 'http2' ? connect(lab.kubeconfig) : undefined;
-  const cpu0 = cpu();
-  const t0 = performance.now();
+  // Allocations are counted from a watch on the Services (a list of 10,000 every poll would load the API server being measured).
+  const watcher = connect(lab.kubeconfig);
+  const allocatedNames = watchAllocated(watcher);
+  await allocatedNames.ready;
+  let cpu0 = cpu();
+  let t0 = performance.now();
   // Creation is timed too (it is part of "until all have an IP").
   if (session) {
     // Concurrent POSTs over one HTTP/2 connection: the API server is the limit, not the client.
@@ -83,37 +93,46 @@ try {
       }
     }));
   }
-  const created = performance.now() - t0;
+  let created = performance.now() - t0;
   process.stderr.write(`created ${count} Services in ${Math.round(created)} ms (${mode})\n`);
+  if (backlog) {
+    await startController().catch((err: unknown) => { process.stderr.write(`${String(err)}\n`); });
+    // Timed from the controller's start: its process start, leader election and list included.
+    t0 = ctlStartedAt;
+    cpu0 = 0;
+    created = 0;
+  }
   let allocated = 0;
   if (ctl) {
-    const countAllocated = async (): Promise<number> => {
-      if (session) {
-        const r = await request(session, 'GET', '/api/v1/namespaces/bench/services');
-        const list = JSON.parse(r.body) as { items: { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } }[] };
-        return list.items.filter((s) => s.status?.loadBalancer?.ingress?.[0]?.ip).length;
-      }
-      const r = await lab.kubectlResult(['get', 'services', '-n', 'bench', '-o', 'jsonpath={range .items[*]}{.status.loadBalancer.ingress[0].ip}{"\\n"}{end}']);
-      return r.stdout.split('\n').filter((l) => l !== '').length;
-    };
-    await waitFor(`${count} Services allocated`, async () => {
-      allocated = await countAllocated();
+    await waitFor(`${count} Services allocated`, () => {
+      allocated = allocatedNames.names.size;
       return allocated === count;
-    }, 600_000, 500).catch((err: unknown) => { process.stderr.write(`${String(err)} (${allocated} allocated)\n`); });
+    }, 900_000, 50).catch((err: unknown) => { process.stderr.write(`${String(err)} (${allocated} allocated)\n`); });
   }
   const took = (performance.now() - t0) / 1000;
+  if (ctl) {
+    // What the API server holds, read once at the end.
+    const r = await request(watcher, 'GET', '/api/v1/namespaces/bench/services');
+    const list = JSON.parse(r.body) as { items: { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } }[] };
+    const held = list.items.filter((x) => x.status?.loadBalancer?.ingress?.[0]?.ip).length;
+    if (held !== allocated) process.stderr.write(`the watch counted ${allocated} allocated, the API server lists ${held}\n`);
+    allocated = held;
+  }
+  allocatedNames.stop();
+  watcher.close();
   const cpuUsed = Math.round((cpu() - cpu0) * 10) / 10;
   const peakRss = Math.round(peakRssMb());
   session?.close();
   if (ctl) {
     // Stop the controller ourselves so that it exits cleanly (and writes its profile).
-    process.kill(ctl.pid, 'SIGTERM');
-    await waitFor('the controller to exit', () => !existsSync(`/proc/${ctl.pid}/stat`) || readFileSync(`/proc/${ctl.pid}/stat`, 'utf8').includes(') Z '), 15_000, 100).catch(() => undefined);
+    const { pid } = ctl;
+    process.kill(pid, 'SIGTERM');
+    await waitFor('the controller to exit', () => !existsSync(`/proc/${pid}/stat`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), 15_000, 100).catch(() => undefined);
   }
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   report('alloc-10k', withController
     ? {
-      services: count, create: mode, allocated, all_allocated_s: Math.round(took * 10) / 10, create_s: Math.round(created / 100) / 10,
+      services: count, create: mode, ...(backlog ? { backlog: 'yes' } : {}), allocated, all_allocated_s: Math.round(took * 10) / 10, create_s: Math.round(created / 100) / 10,
       beyond_create_s: Math.round(took * 10 - created / 100) / 10, controller_cpu_s: cpuUsed, controller_peak_rss_mb: peakRss, node_flags: nodeFlags.join(' '), loadavg: load,
     }
     : { services: count, create: mode, controller: 'none', create_s: Math.round(created / 100) / 10, loadavg: load });
@@ -147,4 +166,33 @@ function request(session: http2.ClientHttp2Session, method: string, urlPath: str
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+/** The names of the Services in namespace bench that have an ingress IP, kept up to date from a watch. */
+function watchAllocated(session: http2.ClientHttp2Session): { names: Set<string>; ready: Promise<void>; stop: () => void } {
+  const names = new Set<string>();
+  let stream: http2.ClientHttp2Stream | undefined;
+  const ready = (async (): Promise<void> => {
+    const r = await request(session, 'GET', '/api/v1/namespaces/bench/services?limit=1');
+    const rv = (JSON.parse(r.body) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+    stream = session.request({ ':method': 'GET', ':path': `/api/v1/namespaces/bench/services?watch=1&resourceVersion=${rv}&timeoutSeconds=3600`, accept: 'application/json' });
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf('\n');
+        if (!line.trim()) continue;
+        const ev = JSON.parse(line) as { type: string; object: { metadata: { name: string }; status?: { loadBalancer?: { ingress?: { ip?: string }[] } } } };
+        if (ev.type === 'ERROR') throw new Error(`the watch on Services failed: ${line.slice(0, 300)}`);
+        if (ev.type !== 'DELETED' && ev.object.status?.loadBalancer?.ingress?.[0]?.ip) names.add(ev.object.metadata.name);
+        else names.delete(ev.object.metadata.name);
+      }
+    });
+    stream.on('error', (err) => process.stderr.write(`watch: ${String(err)}\n`));
+  })();
+  return { names, ready, stop: () => stream?.close() };
 }
