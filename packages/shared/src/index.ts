@@ -10,6 +10,7 @@ export { parseLegacyConfig, type LegacyConfig } from './config/legacy.ts';
 export { isCommunityValue, parseDuration, isObjectName } from './config/fields.ts';
 export * from './k8s/selector.ts';
 export * from './k8s/errors.ts';
+export * from './k8s/connection.ts';
 export * from './k8s/leader.ts';
 export * from './k8s/informer.ts';
 export * from './k8s/writer.ts';
