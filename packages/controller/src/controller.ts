@@ -2,10 +2,9 @@
 // leader builds the configuration, rebuilds allocations from Service status,
 // then reconciles. Config problems keep the last good configuration in force
 // and are reported on the objects (conditions + Events) and as a metric.
-import type * as k8s from '@kubernetes/client-node';
 import {
   API_VERSION, ConfigWatcher, Informer, PLURALS, StatusWriter, createSharedMetrics, listJSON,
-  isConflict, isNotFound, type Config, type SharedMetrics, type ConfigProblem, type Logger, type Registry,
+  isConflict, isNotFound, type KubeSource, type Config, type SharedMetrics, type ConfigProblem, type Logger, type Registry,
 } from '@portico/shared';
 import { Allocator } from './allocator.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
@@ -14,7 +13,7 @@ import { trimNamespace, trimService, type ServiceObject } from './service.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 export interface ControllerOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeSource;
   namespace: string;
   loadBalancerClass: string | undefined;
   log: Logger;

@@ -3,8 +3,8 @@
 // leader creates it when it is missing (32 random bytes) and never rewrites
 // one that exists, so an operator can rotate or pre-seed the key.
 import { randomBytes } from 'node:crypto';
-import * as k8s from '@kubernetes/client-node';
-import { isConflict, isNotFound } from '@portico/shared';
+import type * as k8s from '@kubernetes/client-node';
+import { isConflict, isNotFound, kubeRequest, type KubeSource } from '@portico/shared';
 
 /** Secret portico-system/portico-heartbeat, key `key`: the speakers' heartbeat HMAC key. */
 export const HEARTBEAT_SECRET = { name: 'portico-heartbeat', key: 'key' } as const;
@@ -34,13 +34,13 @@ export async function ensureHeartbeatSecret(api: SecretApi, namespace: string, r
   return now?.[key] ? 'exists' : 'exists-without-key';
 }
 
-/** SecretApi over the API server. */
-export function kubeSecretApi(kc: k8s.KubeConfig): SecretApi {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+/** SecretApi over the API server (plain JSON requests). */
+export function kubeSecretApi(kc: KubeSource): SecretApi {
+  const secrets = (namespace: string): string => `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
   return {
     async read(namespace, name) {
       try {
-        return (await core.readNamespacedSecret({ namespace, name })).data ?? {};
+        return (await kubeRequest<{ data?: Record<string, string> }>(kc, 'GET', `${secrets(namespace)}/${encodeURIComponent(name)}`)).data ?? {};
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
@@ -48,7 +48,7 @@ export function kubeSecretApi(kc: k8s.KubeConfig): SecretApi {
     },
     async create(namespace, body) {
       try {
-        await core.createNamespacedSecret({ namespace, body });
+        await kubeRequest(kc, 'POST', secrets(namespace), body);
         return true;
       } catch (err) {
         if (isConflict(err)) return false;

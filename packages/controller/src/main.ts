@@ -2,8 +2,7 @@
 // leader election, and a clean shutdown that releases the Lease.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import * as k8s from '@kubernetes/client-node';
-import { LeaderElector, NAMESPACE, createLogger, createRegistry, createSharedMetrics, kubeLeaseStore, shareConnections, startHttpServer } from '@portico/shared';
+import { KubeConnection, LeaderElector, NAMESPACE, createLogger, createRegistry, createSharedMetrics, kubeLeaseStore, startHttpServer } from '@portico/shared';
 import { Controller } from './controller.ts';
 import { HEARTBEAT_SECRET, ensureHeartbeatSecret, kubeSecretApi } from './heartbeat-secret.ts';
 
@@ -31,11 +30,8 @@ async function main(): Promise<void> {
   });
   if (values.help) { console.log(USAGE); return; }
   const log = createLogger({ debug: values.debug, fields: { app: 'portico-controller', identity: values.identity } });
-  const kc = new k8s.KubeConfig();
-  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  shareConnections(kc);
+  // Portico's own connection (not @kubernetes/client-node, whose models alone would double the process's memory).
+  const kc = KubeConnection.load({ kubeconfig: values.kubeconfig });
 
   const seconds = (name: string, v: string): number => {
     const n = Number(v);

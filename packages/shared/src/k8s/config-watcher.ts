@@ -1,17 +1,18 @@
 // Watches everything Portico's configuration is made of (the portico.dev
 // objects and the legacy ConfigMap in one namespace) and builds a Config from
 // the caches on demand. The controller and the speaker both read config this way.
-import * as k8s from '@kubernetes/client-node';
 import { GROUP, KINDS, LEGACY_CONFIGMAP, PLURALS, VERSION, type PorticoKind } from '../api/types.ts';
 import { buildConfig, type BuildResult } from '../config/build.ts';
 import type { Logger } from '../log.ts';
 import type { SharedMetrics } from '../metrics.ts';
+import type { KubeSource } from './connection.ts';
 import { Informer } from './informer.ts';
+import { listJSON } from './rest.ts';
 
 type Raw = { metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; labels?: Record<string, string> }; status?: { conditions?: unknown[] }; data?: Record<string, string> };
 
 export interface ConfigWatcherOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeSource;
   namespace: string;
   log?: Logger;
   metrics?: SharedMetrics;
@@ -23,18 +24,15 @@ export class ConfigWatcher {
   private readonly namespace: string;
 
   constructor(opts: ConfigWatcherOptions) {
-    const core = opts.kc.makeApiClient(k8s.CoreV1Api);
-    const custom = opts.kc.makeApiClient(k8s.CustomObjectsApi);
     const ns = opts.namespace;
     this.namespace = ns;
     const common = { kc: opts.kc, ...(opts.log ? { log: opts.log } : {}), ...(opts.metrics ? { metrics: opts.metrics } : {}) };
-    this.configMaps = new Informer({ ...common, resource: 'configmaps', path: `/api/v1/namespaces/${ns}/configmaps`, list: () => core.listNamespacedConfigMap({ namespace: ns }) });
+    const configMaps = `/api/v1/namespaces/${ns}/configmaps`;
+    this.configMaps = new Informer({ ...common, resource: 'configmaps', path: configMaps, list: listJSON(opts.kc, configMaps) });
     for (const kind of KINDS) {
       const plural = PLURALS[kind];
-      this.crds.set(kind, new Informer({
-        ...common, resource: plural, path: `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}`,
-        list: async () => (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })) as { items: unknown[] },
-      }));
+      const p = `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}`;
+      this.crds.set(kind, new Informer({ ...common, resource: plural, path: p, list: listJSON(opts.kc, p) }));
     }
   }
 

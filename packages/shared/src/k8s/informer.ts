@@ -1,17 +1,21 @@
-// An informer that keeps going: @kubernetes/client-node's informer stops for
-// good on an error, so this one restarts it with exponential backoff. Objects
-// are normalised at the edge: the initial list yields model instances (Date
-// fields, class prototypes) while watch events yield plain JSON; callers only
-// ever see plain JSON.
-import * as k8s from '@kubernetes/client-node';
+// An informer that keeps going: list, then watch from the list's
+// resourceVersion, over the KubeConnection of `kc` (connection.ts). A watch
+// that ends is resumed from the last resourceVersion seen (bookmarks
+// included); 410 Gone lists again, and the difference from the cache is handed
+// out as add/update/delete; any other error (a failed list, a refused or cut
+// stream) restarts the loop after an exponential backoff. Callers only ever
+// see plain JSON: a `list` that yields model instances (client-node's
+// generated clients, in the speaker) is normalised at the edge.
 import type { Logger } from '../log.ts';
 import { nullLogger } from '../log.ts';
 import type { SharedMetrics } from '../metrics.ts';
+import { kubeConnection, type KubeConnection, type KubeSource, type WatchEvent } from './connection.ts';
+import { httpStatus } from './errors.ts';
 
 export type EventType = 'add' | 'update' | 'delete';
 
 export interface InformerOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeSource;
   /** Watch path, e.g. /api/v1/services or /apis/portico.dev/v1beta1/namespaces/portico-system/ipaddresspools. */
   path: string;
   list: () => Promise<{ items: unknown[]; metadata?: { resourceVersion?: string } }>;
@@ -22,6 +26,13 @@ export interface InformerOptions {
   metrics?: SharedMetrics;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * The server ends each watch after this many seconds (the informer then
+   * resumes it); default a random 300-600 s, so many informers do not
+   * reconnect at once. The stream is also cut when nothing arrived for this
+   * long plus 30 s (a connection that died without a word).
+   */
+  watchTimeoutSeconds?: number;
   /**
    * `list` already yields plain JSON (listJSON in rest.ts), as watch events
    * do: objects are handed out as cached, without a copy or a check.
@@ -55,46 +66,33 @@ function containsNonPlain(v: unknown, depth = 0): boolean {
 
 export interface ObjectMetaLike { metadata?: { name?: string; namespace?: string } }
 
+type Obj = Record<string, unknown> & { metadata?: { name?: string; namespace?: string; resourceVersion?: string } };
+
+const meta = (o: Obj): { name: string; namespace: string; resourceVersion: string | undefined } => ({
+  name: o.metadata?.name ?? '', namespace: o.metadata?.namespace ?? '', resourceVersion: o.metadata?.resourceVersion,
+});
+
+/** A watch that ends sooner than this without an event is not resumed at once (a server refusing quietly). */
+const QUICK_END_MS = 1_000;
+
 export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
-  private readonly o: Required<Omit<InformerOptions, 'labelSelector' | 'metrics' | 'plain' | 'trim'>> & InformerOptions;
-  private readonly inner: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
+  private readonly o: Required<Omit<InformerOptions, 'labelSelector' | 'metrics' | 'plain' | 'trim' | 'watchTimeoutSeconds'>> & InformerOptions;
+  private readonly conn: KubeConnection;
+  /** namespace ('' when cluster-scoped) -> name -> object, in arrival order. */
+  private readonly cache = new Map<string, Map<string, Obj>>();
   private readonly handlers: ((type: EventType, obj: T) => void)[] = [];
+  /** Where the next watch starts; undefined: list first. */
+  private resourceVersion: string | undefined;
   private backoffMs: number;
-  private stopped = false;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private abort: AbortController | undefined;
+  private loop: Promise<void> | undefined;
   private syncedOnce = false;
   private syncWaiters: (() => void)[] = [];
-  private errorInStart = false;
 
   constructor(opts: InformerOptions) {
     this.o = { log: nullLogger, initialBackoffMs: 500, maxBackoffMs: 30_000, ...opts };
+    this.conn = kubeConnection(opts.kc);
     this.backoffMs = this.o.initialBackoffMs;
-    const trim = opts.trim;
-    const list = trim
-      ? async () => {
-        const r = await opts.list();
-        for (const o of r.items) if (o && typeof o === 'object') trim(o as Record<string, unknown>);
-        return r;
-      }
-      : opts.list;
-    this.inner = k8s.makeInformer(opts.kc, opts.path, list as k8s.ListPromise<k8s.KubernetesObject>, opts.labelSelector);
-    // Watch events reach the cache before these handlers run, as the same object: trimming it here trims the cached copy.
-    for (const type of ['add', 'update', 'delete'] as const) {
-      this.inner.on(type, (obj) => {
-        if (trim) trim(obj as unknown as Record<string, unknown>);
-        const plain = this.out(obj);
-        this.o.metrics?.informerEvents.inc({ resource: this.o.resource, type });
-        for (const h of this.handlers) h(type, plain);
-      });
-    }
-    this.inner.on('error', (err) => {
-      this.errorInStart = true;
-      this.o.log.error('informer failed', { resource: this.o.resource, err: err as unknown, retryInMs: this.backoffMs });
-      this.scheduleRestart();
-    });
-    this.inner.on('connect', () => {
-      this.backoffMs = this.o.initialBackoffMs;
-    });
   }
 
   on(handler: (type: EventType, obj: T) => void): void {
@@ -103,8 +101,11 @@ export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
 
   /** Starts watching; resolves once the first list has been delivered. */
   async start(): Promise<void> {
-    this.stopped = false;
-    void this.attempt();
+    if (!this.loop) {
+      const abort = new AbortController();
+      this.abort = abort;
+      this.loop = this.run(abort.signal);
+    }
     await this.synced();
   }
 
@@ -118,50 +119,157 @@ export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    await this.inner.stop().catch(() => undefined);
+    this.abort?.abort();
+    await this.loop;
+    this.loop = undefined;
   }
 
-  /** Every cached object, as plain JSON. */
+  /** Every cached object (of one namespace), as plain JSON. */
   list(namespace?: string): T[] {
-    return this.inner.list(namespace).map((o) => this.out(o));
+    const out: T[] = [];
+    const add = (m: Map<string, Obj> | undefined): void => { if (m) for (const o of m.values()) out.push(this.out(o)); };
+    if (namespace !== undefined) add(this.cache.get(namespace));
+    else for (const m of this.cache.values()) add(m);
+    return out;
   }
 
+  /** One cached object; without `namespace`, the first of that name in any namespace. */
   get(name: string, namespace?: string): T | undefined {
-    const o = this.inner.get(name, namespace);
-    return o === undefined ? undefined : this.out(o);
+    if (namespace !== undefined) {
+      const o = this.cache.get(namespace)?.get(name);
+      return o === undefined ? undefined : this.out(o);
+    }
+    for (const m of this.cache.values()) {
+      const o = m.get(name);
+      if (o !== undefined) return this.out(o);
+    }
+    return undefined;
   }
 
   private out(o: unknown): T {
     return this.o.plain ? o as T : toPlain<T>(o);
   }
 
-  private async attempt(): Promise<void> {
-    if (this.stopped) return;
-    this.errorInStart = false;
-    try {
-      await this.inner.start();
-    } catch (err) {
-      this.o.log.error('informer failed to start', { resource: this.o.resource, err, retryInMs: this.backoffMs });
-      this.scheduleRestart();
-      return;
+  private async run(signal: AbortSignal): Promise<void> {
+    let eventsSinceList = 0;
+    while (!signal.aborted) {
+      let events = 0;
+      const began = Date.now();
+      try {
+        if (this.resourceVersion === undefined) {
+          await this.relist();
+          eventsSinceList = 0;
+        }
+        if (signal.aborted) break;
+        const timeout = this.o.watchTimeoutSeconds ?? Math.round(300 + Math.random() * 300);
+        await this.conn.watch(this.o.path, (e) => {
+          events++;
+          eventsSinceList++;
+          this.apply(e);
+        }, {
+          signal,
+          query: {
+            allowWatchBookmarks: 'true', timeoutSeconds: String(timeout),
+            ...(this.resourceVersion ? { resourceVersion: this.resourceVersion } : {}),
+            ...(this.o.labelSelector ? { labelSelector: this.o.labelSelector } : {}),
+          },
+          idleTimeoutMs: (timeout + 30) * 1000,
+          onConnect: () => { this.backoffMs = this.o.initialBackoffMs; },
+        });
+        // Ended: resume from the last resourceVersion; at once, unless the server ended it before anything happened.
+        if (events === 0 && Date.now() - began < QUICK_END_MS) await this.pause(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        if (httpStatus(err) === 410 && eventsSinceList > 0) {
+          // The resourceVersion is too old for the server (compacted): list again, no error.
+          this.o.log.debug('watch expired, listing again', { resource: this.o.resource });
+          this.resourceVersion = undefined;
+          continue;
+        }
+        // Even a 410 right after a list (nothing seen since) waits, so a confused server is not hammered.
+        if (httpStatus(err) === 410) this.resourceVersion = undefined;
+        this.o.log.error('informer failed', { resource: this.o.resource, err, retryInMs: Math.round(this.backoffMs) });
+        this.o.metrics?.informerRestarts.inc({ resource: this.o.resource });
+        await this.pause(signal);
+      }
     }
-    if (!this.errorInStart && !this.syncedOnce) {
+  }
+
+  /** Waits the current backoff (with jitter) and doubles it. */
+  private pause(signal: AbortSignal): Promise<void> {
+    const delay = this.backoffMs * (0.8 + Math.random() * 0.4);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.o.maxBackoffMs);
+    return new Promise((resolve) => {
+      if (signal.aborted) { resolve(); return; }
+      const done = (): void => { clearTimeout(t); resolve(); };
+      const t = setTimeout(() => { signal.removeEventListener('abort', done); resolve(); }, delay);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Lists, and hands out the difference from the cache: deletes for what is gone, adds and updates for the rest. */
+  private async relist(): Promise<void> {
+    const r = await this.o.list();
+    const items: Obj[] = [];
+    for (const raw of r.items) {
+      if (!raw || typeof raw !== 'object') continue;
+      // Model instances (Date fields, class prototypes) become plain JSON once, here, as watch events already are.
+      const o = (this.o.plain ? raw : toPlain(raw)) as Obj;
+      this.o.trim?.(o);
+      items.push(o);
+    }
+    const seen = new Set<string>();
+    for (const o of items) { const m = meta(o); seen.add(`${m.namespace}/${m.name}`); }
+    for (const [ns, byName] of this.cache) {
+      for (const [name, o] of byName) {
+        if (seen.has(`${ns}/${name}`)) continue;
+        byName.delete(name);
+        this.emit('delete', o);
+      }
+      if (byName.size === 0) this.cache.delete(ns);
+    }
+    for (const o of items) this.put(o);
+    this.resourceVersion = r.metadata?.resourceVersion ?? '';
+    if (!this.syncedOnce) {
       this.syncedOnce = true;
-      this.o.log.debug('informer synced', { resource: this.o.resource, objects: this.inner.list().length });
+      this.o.log.debug('informer synced', { resource: this.o.resource, objects: items.length });
       for (const w of this.syncWaiters.splice(0)) w();
     }
   }
 
-  private scheduleRestart(): void {
-    if (this.stopped || this.restartTimer) return;
-    this.o.metrics?.informerRestarts.inc({ resource: this.o.resource });
-    const delay = this.backoffMs * (0.8 + Math.random() * 0.4);
-    this.backoffMs = Math.min(this.backoffMs * 2, this.o.maxBackoffMs);
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      void this.attempt();
-    }, delay);
+  private apply(e: WatchEvent): void {
+    const o = e.object as Obj;
+    if (e.type !== 'BOOKMARK') {
+      this.o.trim?.(o);
+      if (e.type === 'DELETED') {
+        const m = meta(o);
+        const byName = this.cache.get(m.namespace);
+        byName?.delete(m.name);
+        if (byName?.size === 0) this.cache.delete(m.namespace);
+        this.emit('delete', o);
+      } else {
+        this.put(o);
+      }
+    }
+    const rv = meta(o).resourceVersion;
+    if (rv) this.resourceVersion = rv;
+  }
+
+  /** Caches `o`: an add when new, an update when its resourceVersion changed, nothing when it did not. */
+  private put(o: Obj): void {
+    const m = meta(o);
+    let byName = this.cache.get(m.namespace);
+    if (!byName) this.cache.set(m.namespace, (byName = new Map()));
+    const prev = byName.get(m.name);
+    byName.set(m.name, o);
+    if (prev === undefined) this.emit('add', o);
+    else if (meta(prev).resourceVersion !== m.resourceVersion || m.resourceVersion === undefined) this.emit('update', o);
+  }
+
+  private emit(type: EventType, o: Obj): void {
+    this.o.metrics?.informerEvents.inc({ resource: this.o.resource, type });
+    if (this.handlers.length === 0) return;
+    const plain = this.out(o);
+    for (const h of this.handlers) h(type, plain);
   }
 }

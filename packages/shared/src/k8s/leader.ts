@@ -8,11 +8,12 @@
 // - on shutdown the leader releases the Lease (empty holder, 1 s duration) so
 //   a standby takes over at once.
 import { strict as assert } from 'node:assert';
-import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { nullLogger } from '../log.ts';
 import type { SharedMetrics } from '../metrics.ts';
+import type { KubeSource } from './connection.ts';
 import { isConflict, isNotFound } from './errors.ts';
+import { kubeRequest } from './rest.ts';
 
 export interface LeaseRecord {
   holderIdentity: string;
@@ -196,27 +197,41 @@ export class LeaderElector {
   }
 }
 
-/** A LeaseStore on a coordination.k8s.io/v1 Lease. Times are written as V1MicroTime, as the API requires. */
-export function kubeLeaseStore(kc: k8s.KubeConfig, namespace: string, name: string): LeaseStore {
-  const api = kc.makeApiClient(k8s.CoordinationV1Api);
-  const toBody = (r: LeaseRecord, version?: string): k8s.V1Lease => ({
+/**
+ * A Lease's MicroTime: RFC 3339 with exactly six fractional digits
+ * (2026-11-21T20:00:00.000000Z); the API server refuses other precisions.
+ */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+interface LeaseJSON {
+  metadata?: { resourceVersion?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string | null; renewTime?: string | null; leaseTransitions?: number };
+}
+
+/** A LeaseStore on a coordination.k8s.io/v1 Lease, in plain JSON requests. */
+export function kubeLeaseStore(kc: KubeSource, namespace: string, name: string): LeaseStore {
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const one = `${collection}/${encodeURIComponent(name)}`;
+  const toBody = (r: LeaseRecord, version?: string): unknown => ({
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     metadata: { name, namespace, ...(version ? { resourceVersion: version } : {}), labels: { 'app.kubernetes.io/managed-by': 'portico' } },
     spec: {
       holderIdentity: r.holderIdentity,
       leaseDurationSeconds: r.leaseDurationSeconds,
-      ...(r.acquireTime ? { acquireTime: new k8s.V1MicroTime(r.acquireTime.getTime()) } : {}),
-      ...(r.renewTime ? { renewTime: new k8s.V1MicroTime(r.renewTime.getTime()) } : {}),
+      ...(r.acquireTime ? { acquireTime: microTime(r.acquireTime) } : {}),
+      ...(r.renewTime ? { renewTime: microTime(r.renewTime) } : {}),
       leaseTransitions: r.leaseTransitions,
     },
   });
+  const date = (d: string | null | undefined): Date | undefined => (d === undefined || d === null ? undefined : new Date(d));
   return {
     async get() {
       try {
-        const l = await api.readNamespacedLease({ name, namespace });
+        const l = await kubeRequest<LeaseJSON>(kc, 'GET', one);
         const s = l.spec ?? {};
-        const date = (d: unknown): Date | undefined => (d === undefined || d === null ? undefined : new Date(d as string | Date));
         return {
           version: l.metadata?.resourceVersion ?? '',
           record: {
@@ -234,7 +249,7 @@ export function kubeLeaseStore(kc: k8s.KubeConfig, namespace: string, name: stri
     },
     async create(r) {
       try {
-        await api.createNamespacedLease({ namespace, body: toBody(r) });
+        await kubeRequest(kc, 'POST', collection, toBody(r));
         return true;
       } catch (err) {
         if (isConflict(err)) return false;
@@ -243,7 +258,7 @@ export function kubeLeaseStore(kc: k8s.KubeConfig, namespace: string, name: stri
     },
     async update(r, version) {
       try {
-        await api.replaceNamespacedLease({ name, namespace, body: toBody(r, version) });
+        await kubeRequest(kc, 'PUT', one, toBody(r, version));
         return true;
       } catch (err) {
         if (isConflict(err)) return false;

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { nullLogger } from '../log.ts';
 import { GROUP, VERSION } from '../api/types.ts';
 import { PorticoError } from '../errors.ts';
+import type { KubeSource } from './connection.ts';
 import { MERGE_PATCH, kubeRequest } from './rest.ts';
 
 const seg = encodeURIComponent;
@@ -20,7 +21,7 @@ export interface EventTarget {
 }
 
 export interface StatusWriterOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeSource;
   component: string;
   canWrite?: () => boolean;
   log?: Logger;
@@ -30,7 +31,7 @@ export interface StatusWriterOptions {
 }
 
 export class StatusWriter {
-  private readonly kc: k8s.KubeConfig;
+  private readonly kc: KubeSource;
   private readonly o: Required<Omit<StatusWriterOptions, 'kc'>>;
   private readonly recentEvents = new Map<string, number>();
 
