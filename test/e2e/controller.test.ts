@@ -187,6 +187,15 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
       await leader.start();
     });
 
+    it('a replica whose process exits on its own is started again, as the kubelet restarts a container', async function () {
+      const r = install!.replicas[0]!;
+      const pid = r.pid();
+      assert.ok(pid !== undefined && r.running());
+      process.kill(pid, 'SIGKILL'); // behind the lab's back: not through stop() or kill()
+      await waitFor('the replica to be started again', () => r.restarts() === 1 && r.pid() !== pid, 20_000, 200);
+      await waitFor('the new process to serve its metrics', async () => (await r.metrics()).includes('portico_'), 30_000, 250);
+    });
+
     it('restarting both replicas with 200 Services keeps every IP', async function () {
       // 50 dual-stack and 150 IPv6 Services: 250 addresses, 50 of them IPv4.
       await apply(pool('many', { addresses: ['203.0.113.136/29', '203.0.113.144/28', '203.0.113.160/27', '2001:db8:20::/64'], serviceAllocation: { namespaces: ['ctl-many'] } }));

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Lab, LabNode } from './lab.ts';
 import { repoRoot } from './lab.ts';
-import { waitFor } from './sh.ts';
+import { startTicks, waitFor } from './sh.ts';
 
 export const PORTICO_NAMESPACE = 'portico-system';
 export const PORTICO_MANIFEST = path.join(repoRoot, 'manifests', 'portico.yaml');
@@ -71,8 +71,12 @@ export interface ControllerReplica {
   stop(): Promise<void>;
   /** SIGKILL: gone without releasing anything, as when a node dies. */
   kill(): Promise<void>;
-  /** Whether its process runs. */
+  /** Whether its process runs (or is about to be restarted after it exited on its own). */
   running(): boolean;
+  /** How often it exited on its own and was started again, as a kubelet restarts a container. */
+  restarts(): number;
+  /** Its process id now (undefined when stopped). */
+  pid(): number | undefined;
   /** The body of its /metrics, '' when it does not answer. */
   metrics(): Promise<string>;
 }
@@ -214,6 +218,7 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
     logStart.set(key, existsSync(file) ? statSync(file).size : 0);
   };
   const replicaList: ControllerReplica[] = [];
+  const watchdogs: Array<() => void> = [];
   if (opts.controller ?? true) {
     const c = containerOf(deployment);
     const replicas = opts.replicas ?? deployment.spec.replicas ?? 1;
@@ -230,8 +235,32 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
       await lab.stopProcess(key);
       markLog(key);
       let pid: number | undefined;
-      const spawn = (): void => { pid = lab.spawn(key, host, argv, env).pid; };
+      let ticks: number | undefined;
+      let restarts = 0;
+      let backoffMs = 1000;
+      let restartTimer: NodeJS.Timeout | undefined;
+      const spawn = (): void => {
+        const rec = lab.spawn(key, host, argv, env);
+        pid = rec.pid;
+        ticks = rec.startTicks;
+      };
       spawn();
+      // A replica that exits on its own (a leader that lost its Lease exits by design) is started
+      // again, as the kubelet restarts a Deployment's container, with a growing wait (1 s, doubling to 10 s).
+      watchdogs.push(() => {
+        if (pid === undefined || restartTimer !== undefined) return;
+        const t = startTicks(pid);
+        if (t !== undefined && t === ticks) return;
+        process.stderr.write(`lab: controller replica ${i} exited on its own; starting it again in ${backoffMs} ms, as the kubelet would\n`);
+        restartTimer = setTimeout(() => {
+          restartTimer = undefined;
+          if (pid === undefined) return; // stopped meanwhile
+          restarts++;
+          spawn();
+        }, backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 10_000);
+      });
+      const halt = (): void => { clearTimeout(restartTimer); restartTimer = undefined; pid = undefined; };
       argvs.set(key, argv);
       controllers.push(key);
       controllerHosts.push(host);
@@ -248,16 +277,19 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
         },
         async stop() {
           if (pid === undefined) return;
+          halt();
           await lab.stopProcess(key);
-          pid = undefined;
         },
         async kill() {
           if (pid === undefined) return;
-          try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+          const victim = pid;
+          halt();
+          try { process.kill(victim, 'SIGKILL'); } catch { /* already gone */ }
           await lab.stopProcess(key);
-          pid = undefined;
         },
         running: () => pid !== undefined,
+        restarts: () => restarts,
+        pid: () => pid,
         async metrics() {
           if (!monitoringUrl) return '';
           const r = await lab.exec(host, ['curl', '-sS', '--max-time', '2', `${monitoringUrl}/metrics`], { allowFail: true });
@@ -299,6 +331,9 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
   await Promise.all(probes.map((p) => waitFor(p.what, () => probeOk(lab, p.ns, p.url), 60_000, 250)));
 
   const stopSpeakers = speakers;
+  const watchdog = setInterval(() => { for (const w of watchdogs) w(); }, 500);
+  watchdog.unref();
+  lab.onStop(async () => { clearInterval(watchdog); });
   return {
     controllers, replicas: replicaList, controllerHosts, speakers, controllerKubeconfig, speakerKubeconfig, argv: argvs,
     async refusals() {
@@ -322,6 +357,7 @@ export async function installPortico(lab: Lab, opts: InstallOptions = {}): Promi
       return out;
     },
     async stop() {
+      clearInterval(watchdog);
       for (const r of replicaList) await r.stop();
       if (stopSpeakers) await lab.stopOnNodes(stopSpeakers);
     },
