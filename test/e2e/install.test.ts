@@ -135,6 +135,18 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
     }
   });
 
+  it('Portico\'s Lease requests are served at the leader-election priority level (FlowSchema portico-leases)', async function () {
+    const fs = JSON.parse(await lab.kubectl('get', 'flowschema', 'portico-leases', '-o', 'json')) as { status?: { conditions?: { type: string; status: string }[] } };
+    assert.equal(fs.status?.conditions?.find((c) => c.type === 'Dangling')?.status, 'False', 'the priority level it names exists');
+    // The components renew their Leases every few seconds: the API server counts them under the schema.
+    const served = async (): Promise<string[]> => {
+      const r = await lab.apiGet('/metrics', 10_000);
+      return r.body.split('\n').filter((l) => l.startsWith('apiserver_flowcontrol_dispatched_requests_total{') && l.includes('flow_schema="portico-leases"'));
+    };
+    const lines = await waitFor('Lease requests counted under portico-leases', async () => { const l = await served(); return l.length ? l : undefined; }, 30_000, 1000);
+    assert.ok(lines.every((l) => l.includes('priority_level="leader-election"')), lines.join('\n'));
+  });
+
   it('no component was refused by the API server: the roles cover what the code does', async function () {
     for (const n of lab.nodes) {
       await waitFor(`the speaker on ${n.name} to load the heartbeat key`, () => readFileSync(path.join(lab.logDir, `portico-speaker-${n.name}.log`), 'utf8').includes('heartbeat key loaded'), 30_000, 250);

@@ -323,7 +323,7 @@ export class Lab {
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-cluster-ip-range=${SERVICE_CIDRS.join(',')}`,
       '--authorization-mode=RBAC', '--allow-privileged=true', '--profiling=false',
-      '--enable-priority-and-fairness=false', '--event-ttl=1h', '--v=1',
+      '--event-ttl=1h', '--v=1',
     ];
     this.startTracked('kube-apiserver', this.apiserverArgv, cp);
     // The root namespace reaches the API server through a Unix socket (socket
