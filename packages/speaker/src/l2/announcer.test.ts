@@ -4,7 +4,7 @@ import { rendezvousScore } from '../election/election.ts';
 import type { NodeLiveness } from '../membership/membership.ts';
 import type { ServiceState, World } from '../world/types.ts';
 import { arp } from './arp.ts';
-import { ANNOUNCED_BY, ANNOUNCED_INTERFACES, L2Announcer, type MembershipView, type Timers } from './announcer.ts';
+import { ANNOUNCED_BY, ANNOUNCED_INTERFACES, L2Announcer, type L2AnnouncerOptions, type MembershipView, type Timers } from './announcer.ts';
 import { ethernet } from './ethernet.ts';
 import { createL2Metrics } from './metrics.ts';
 import { Responder, type FrameTransport } from './responder.ts';
@@ -27,6 +27,8 @@ class FakeTimers implements Timers {
   private id = 0;
   setTimeout(fn: () => void, ms: number): unknown { this.q.push({ at: this.t + ms, fn, id: ++this.id }); return this.id; }
   clearTimeout(h: unknown): void { this.q = this.q.filter((x) => x.id !== h); }
+  /** Timers set and not yet fired or cleared. */
+  get size(): number { return this.q.length; }
   advance(ms: number): void {
     const end = this.t + ms;
     for (;;) {
@@ -77,27 +79,33 @@ const world = (self: string, services: ServiceState[], cfg = config()): World =>
 /** The node the hash prefers for a key among `among`. */
 const best = (key: string, among: string[]): string => [...among].sort((a, b) => (rendezvousScore(b, key) > rendezvousScore(a, key) ? 1 : -1))[0]!;
 
-function setup(self: string, opts: { linkUp?: boolean } = {}) {
+type Tuning = Pick<L2AnnouncerOptions, 'statusSettleMs' | 'statusBurst' | 'statusWritesPerSecond'>;
+
+function setup(self: string, opts: { linkUp?: boolean } & Tuning = {}) {
   const timers = new FakeTimers();
   const membership = new FakeMembership();
   const links = new Map<string, FakeLink>();
   const events: string[] = [];
   const annotations: Record<string, string | null>[] = [];
+  /** Every status write in order: `event name`, `annotate name`. */
+  const writes: string[] = [];
   const sysctls: string[] = [];
   const log = memoryLogger();
+  const metrics = createL2Metrics(createRegistry(false));
+  const { linkUp, ...tuning } = opts;
   const a = new L2Announcer({
-    self, log, metrics: createL2Metrics(createRegistry(false)), timers, now: () => timers.t,
+    self, log, metrics, timers, now: () => timers.t, ...tuning,
     membership: (onChange) => { membership.onChange = onChange; return membership; },
     openResponder: (ifname) => { const l = new FakeLink(ifname, '02:00:5e:00:53:0' + self.slice(-1)); links.set(ifname, l); return new Responder(l); },
     interfaces: () => new Map([['lo', ['127.0.0.1']], ['eth0', [`198.51.100.${10 + Number(self.slice(-1))}`]], ['eth1', ['203.0.113.250']]]),
-    linkUp: () => opts.linkUp ?? true,
+    linkUp: () => linkUp ?? true,
     sysctl: (k, v) => sysctls.push(`${k}=${v}`),
     sink: {
-      event: async (t: EventTarget, _type, reason, message) => { events.push(`${t.name} ${reason}: ${message}`); },
-      annotate: async (_ns, _name, ann) => { annotations.push(ann); },
+      event: async (t: EventTarget, _type, reason, message) => { events.push(`${t.name} ${reason}: ${message}`); writes.push(`event ${t.name}`); },
+      annotate: async (_ns, name, ann) => { annotations.push(ann); writes.push(`annotate ${name}`); },
     },
   });
-  return { a, timers, membership, links, events, annotations, sysctls, log };
+  return { a, timers, membership, links, events, annotations, writes, sysctls, log, metrics };
 }
 
 const arpOps = (frames: Buffer[]): string[] => frames.map((f) => { const p = arp.decode(ethernet.decode(f).payload); return p.kind === 'ethernet-ipv4' ? `${p.operation === 1 ? 'request' : 'reply'} ${p.senderIp}` : 'other'; });
@@ -197,8 +205,8 @@ describe('layer-2 announcer', () => {
     const CLEAR = { [ANNOUNCED_BY]: null, [ANNOUNCED_INTERFACES]: null };
     const named = (node: string): Record<string, string> => ({ [ANNOUNCED_BY]: node, [ANNOUNCED_INTERFACES]: 'eth0' });
 
-    it('the named node clears them at once when the Service no longer matches an L2Advertisement, once until the World shows it, and again if the write was lost', () => {
-      const { a, annotations, timers } = setup(owner);
+    it('the named node clears them at once (no settle) when the Service no longer matches an L2Advertisement, once until the World shows it, and again if the write was lost', () => {
+      const { a, annotations, timers } = setup(owner, { statusSettleMs: 0 });
       a.update(world(owner, [service('web', [IP], named(owner))]));
       assert.deepEqual(annotations, [], 'announcing and named: nothing to write');
       const unadvertised = { ...config(), l2Advertisements: [] };
@@ -214,11 +222,14 @@ describe('layer-2 announcer', () => {
       assert.equal(annotations.length, 2, 'once the World shows them gone, nothing more');
     });
 
-    it('the named node clears them when the Service has no ready endpoint (nobody announces it)', () => {
-      const { a, annotations } = setup(owner);
+    it('the named node clears them when the Service has no ready endpoint (nobody announces it), once that held for the settle', () => {
+      const { a, annotations, timers } = setup(owner);
       const gone = { ...service('web', [IP], named(owner)), endpoints: [] };
       a.update(world(owner, [gone]));
       assert.equal(a.plan?.services[0]?.election.reason, 'no-ready-endpoints');
+      timers.advance(2000);
+      assert.deepEqual(annotations, [], 'not before the settle');
+      timers.advance(1);
       assert.deepEqual(annotations, [CLEAR]);
     });
 
@@ -233,16 +244,16 @@ describe('layer-2 announcer', () => {
       assert.deepEqual(annotations, []);
     });
 
-    it('an owner whose World keeps disagreeing (a lagging watch) writes again with a doubling wait, not every 5 s', () => {
-      const { a, annotations, timers } = setup(owner);
+    it('an owner whose World keeps disagreeing (a lagging watch) writes again with a doubling wait, not every 5 s, with or without new Worlds', () => {
+      const { a, annotations, timers } = setup(owner, { statusSettleMs: 0 });
       const stale = (): World => world(owner, [service('web', [IP], named(other))]);
       a.update(stale());
       assert.equal(annotations.length, 1, 'written on the gain');
       const writesAt: number[] = [];
       for (let t = 0; t < 80_000; t += 1000) {
-        timers.advance(1000);
         const n = annotations.length;
-        a.update(stale());
+        timers.advance(1000);
+        if (t % 2000 === 0) a.update(stale());
         if (annotations.length > n) writesAt.push(timers.t);
       }
       assert.deepEqual(writesAt.map((t) => Math.round(t / 1000)), [5, 15, 35, 75], 'again after 5, 10, 20, 40 s');
@@ -252,16 +263,153 @@ describe('layer-2 announcer', () => {
     });
 
     it('a node they do not name never touches them; the new owner overwrites them', () => {
-      const { a, annotations, membership } = setup(other);
+      const { a, annotations, membership } = setup(other, { statusSettleMs: 0 });
       a.update(world(other, [service('web', [IP], named(owner))]));
       assert.deepEqual(annotations, []);
       const heir = best(IP, NODES.filter((n) => n !== owner));
-      const h = setup(heir);
+      const h = setup(heir, { statusSettleMs: 0 });
       h.a.update(world(heir, [service('web', [IP], named(owner))]));
       h.membership.set(NODES.filter((n) => n !== owner));
       assert.deepEqual(h.annotations, [named(heir)], 'the heir names itself');
       membership.set(NODES.filter((n) => n !== owner));
       if (other !== heir) assert.deepEqual(annotations, []);
+    });
+  });
+
+  describe('status writes: settle and rate limit', () => {
+    const named = (node: string): Record<string, string> => ({ [ANNOUNCED_BY]: node, [ANNOUNCED_INTERFACES]: 'eth0' });
+    const counterValue = async (m: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }, labels: Record<string, string> = {}): Promise<number> =>
+      (await m.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
+    /** `count` IPv6 Services whose IPs `node` wins among all three nodes, named so that the plan keeps their order. */
+    const servicesOf = (node: string, count: number): ServiceState[] => {
+      const out: ServiceState[] = [];
+      for (let i = 1; out.length < count; i++) {
+        const ip = `2001:db8:10::${i.toString(16)}`;
+        if (best(ip, NODES) === node) out.push(service(`s${String(out.length).padStart(4, '0')}`, [ip]));
+      }
+      return out;
+    };
+
+    it('a gain answers ARP at once but writes the annotations and nodeAssigned once, after statusSettleMs and not before', () => {
+      const { a, timers, links, events, annotations } = setup(owner, { statusSettleMs: 2000 });
+      a.update(world(owner, [service('web', [IP])]));
+      assert.deepEqual([...a.owned()], [['eth0', [IP]]], 'answering at once');
+      assert.equal(links.get('eth0')!.sent.length, 2, 'gratuitous request and reply at once');
+      timers.advance(2000);
+      assert.deepEqual([events, annotations], [[], []], 'nothing written within the settle');
+      timers.advance(1);
+      assert.deepEqual(events, [`web nodeAssigned: announcing from node "${owner}" with protocol "layer2" on eth0`]);
+      assert.deepEqual(annotations, [named(owner)]);
+      a.update(world(owner, [service('web', [IP], named(owner))]));
+      timers.advance(60_000);
+      assert.equal(events.length + annotations.length, 2, 'written once');
+    });
+
+    it('an ownership that moves away and back within the settle writes nothing more, while ARP ownership follows each move at once', () => {
+      // The owner, settled and shown in the World, loses the Service (its endpoints go) and gets it back 1 s later.
+      const o = setup(owner);
+      o.a.update(world(owner, [service('web', [IP])]));
+      o.timers.advance(2001);
+      assert.equal(o.writes.length, 2, 'the Event and the annotations of the first claim');
+      const shown = service('web', [IP], named(owner));
+      o.a.update(world(owner, [{ ...shown, endpoints: [] }]));
+      assert.deepEqual(o.a.responder('eth0')!.owned(), [], 'stops answering at once');
+      o.timers.advance(1000);
+      o.a.update(world(owner, [shown]));
+      assert.deepEqual(o.a.responder('eth0')!.owned(), [IP], 'answers again at once');
+      o.timers.advance(60_000);
+      assert.equal(o.writes.length, 2, 'no clear while it was away, no write or Event once back');
+
+      // The heir takes over each time the owner looks dead: twice for 600 ms, then for good.
+      const heir = best(IP, NODES.filter((n) => n !== owner));
+      const h = setup(heir);
+      h.a.update(world(heir, [shown]));
+      const ownedAfter: string[][] = [];
+      for (const live of [NODES.filter((n) => n !== owner), NODES, NODES.filter((n) => n !== owner), NODES]) {
+        h.membership.set(live);
+        ownedAfter.push(h.a.responder('eth0')?.owned() ?? []);
+        h.timers.advance(600);
+      }
+      assert.deepEqual(ownedAfter, [[IP], [], [IP], []], 'ARP ownership changed at once each time');
+      h.timers.advance(60_000);
+      assert.deepEqual(h.writes, [], 'claims shorter than the settle write nothing');
+      h.membership.set(NODES.filter((n) => n !== owner));
+      h.timers.advance(2001);
+      assert.deepEqual(h.writes, ['event web', 'annotate web'], 'a claim that holds writes once');
+    });
+
+    it('500 Services gained at once: a burst, then the rate, oldest first; all written in the end but one lost meanwhile', async () => {
+      const self = 'node-1';
+      const svcs = servicesOf(self, 500);
+      const { a, timers, writes, events, metrics } = setup(self, { statusSettleMs: 2000, statusBurst: 50, statusWritesPerSecond: 20 });
+      a.update(world(self, svcs));
+      assert.equal(a.responder('eth0')!.owned().length, 500, 'all answered at once');
+      assert.equal(await counterValue(metrics.statusWritesPending, { wait: 'settle' }), 1000);
+      timers.advance(2001);
+      assert.equal(writes.length, 50, 'the burst: 25 Services, an Event and an annotation each');
+      assert.deepEqual(writes.slice(0, 2), ['event s0000', 'annotate s0000']);
+      assert.equal(await counterValue(metrics.statusWritesDeferred), 950);
+      assert.equal(await counterValue(metrics.statusWritesPending, { wait: 'rate-limit' }), 950);
+      // The World shows what was written (the watch), and the last Service goes away before its turn.
+      const shown = (): World => world(self, svcs.slice(0, -1).map((s) => (writes.includes(`annotate ${s.name}`) ? { ...s, annotations: named(self) } : s)));
+      a.update(shown());
+      assert.equal(writes.length, 50, 'a new World spends no token it does not have');
+      const perSecond: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        const n = writes.length;
+        timers.advance(1000);
+        perSecond.push(writes.length - n);
+        a.update(shown());
+      }
+      assert.ok(perSecond.every((n) => n <= 20), `at most 20 writes a second: ${perSecond.join(' ')}`);
+      assert.ok(perSecond.slice(0, 40).every((n) => n >= 18), `and close to 20 while some wait: ${perSecond.join(' ')}`);
+      assert.equal(events.length, 499);
+      assert.deepEqual(new Set(writes.filter((w) => w.startsWith('annotate')).map((w) => w.slice(9))), new Set(svcs.slice(0, -1).map((s) => s.name)));
+      assert.equal(writes.length, 998, 'each once, the lost one never');
+      assert.equal(await counterValue(metrics.statusWritesDeferred), 950, 'each deferred write counted once');
+      assert.equal(await counterValue(metrics.statusWritesPending, { wait: 'rate-limit' }), 0);
+    });
+
+    it('stale clears settle too and share the limit with the owner\'s writes', () => {
+      const self = 'node-1';
+      const mine = servicesOf(self, 41);
+      // 40 Services name this node but are not advertised any more: 40 clears, plus one gain (an Event and an annotation).
+      const stale = mine.slice(1).map((s) => ({ ...s, annotations: named(self) }));
+      const cfg = config();
+      const unadvertised = { ...cfg, pools: [...cfg.pools, { ...cfg.pools[0]!, name: 'q' }] };
+      const { a, timers, writes, annotations } = setup(self, { statusSettleMs: 2000, statusBurst: 10, statusWritesPerSecond: 5 });
+      // The World shows each write once done (the watch).
+      const gained = mine[0]!;
+      const shown = (): World => world(self, [writes.includes(`annotate ${gained.name}`) ? { ...gained, annotations: named(self) } : gained, ...stale.map((s) => ({ ...s, pool: 'q', annotations: writes.includes(`annotate ${s.name}`) ? {} : s.annotations }))], unadvertised);
+      a.update(shown());
+      assert.equal(a.plan?.services.filter((s) => s.election.owner === null).length, 40);
+      timers.advance(2000);
+      assert.deepEqual(writes, [], 'no clear within the settle');
+      timers.advance(1);
+      assert.equal(writes.length, 10, 'the burst covers the gain and 8 clears');
+      a.update(shown());
+      timers.advance(1000);
+      assert.equal(writes.length, 15, 'then 5 a second');
+      for (let i = 0; i < 10; i++) {
+        a.update(shown());
+        timers.advance(1000);
+      }
+      assert.equal(writes.length, 42);
+      assert.equal(annotations.filter((x) => x[ANNOUNCED_BY] === null).length, 40);
+      assert.equal(new Set(writes).size, 42, 'each once');
+    });
+
+    it('stop() leaves no timer behind: no settle, token, repeat or backoff wait fires after it', async () => {
+      const self = 'node-1';
+      const { a, timers, writes } = setup(self, { statusBurst: 4, statusWritesPerSecond: 1 });
+      a.update(world(self, servicesOf(self, 20)));
+      timers.advance(2500);
+      assert.equal(writes.length, 4);
+      assert.ok(timers.size > 0, 'writes and announcements were waiting');
+      await a.stop();
+      assert.equal(timers.size, 0);
+      timers.advance(60_000);
+      assert.equal(writes.length, 4);
     });
   });
 

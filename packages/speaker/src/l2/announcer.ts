@@ -2,7 +2,10 @@
 // re-runs the election (plan.ts), tells each interface's Responder exactly
 // which IPs to answer for, announces newly taken IPs with gratuitous ARP /
 // unsolicited NA (repeated beyond the receivers' locktime), and reports what
-// users see: logs, an Event and annotations on the Service, metrics.
+// users see: logs, an Event and annotations on the Service, metrics. The
+// status writes wait until an ownership has held for a moment and go out at a
+// bounded rate, so a flapping membership does not become a write storm; the
+// ARP/NDP side never waits.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import type { EventTarget, Logger } from '@portico/shared';
@@ -14,6 +17,7 @@ import type { L2Metrics } from './metrics.ts';
 import { PlanCache, planLayer2, type Layer2Plan, type ServicePlan } from './plan.ts';
 import { REASONS } from './decide.ts';
 import type { Responder } from './responder.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 /** Annotations the owner writes on a Service it announces (no ServiceL2Status CRD is installed yet). */
 export const ANNOUNCED_BY = 'portico.dev/layer2-node';
@@ -21,6 +25,18 @@ export const ANNOUNCED_INTERFACES = 'portico.dev/layer2-interfaces';
 
 /** When a status write for one Service last went, and how long to wait before the next. */
 interface Backoff { at: number; waitMs: number }
+
+/** This node's unbroken ownership of one Service, as its status sees it. */
+interface Claim {
+  /** When the ownership (on these interfaces) began: the status waits statusSettleMs from here. */
+  since: number;
+  ifs: string;
+  /** The nodeAssigned Event of this claim has not gone yet (and the Service does not already name this node). */
+  eventOwed: boolean;
+}
+
+/** A status write owed now; `cost` counts API writes (a gain: the Event and the annotations). */
+interface StatusWrite { kind: 'announce' | 'clear'; key: string; cost: number; dueAt: number }
 
 /** What the announcer needs from membership (membership.ts in production, a fake in tests). */
 export interface MembershipView {
@@ -78,6 +94,18 @@ export interface L2AnnouncerOptions {
   annotateEveryMs?: number;
   /** Longest wait between two status writes for one Service while the World keeps disagreeing (the wait doubles from annotateEveryMs). */
   maxAnnotateEveryMs?: number;
+  /**
+   * How long this node must have owned a Service without a break before it
+   * writes the Service's annotations and sends nodeAssigned, and how long its
+   * annotations must have been stale before it clears them. An ownership that
+   * moves away and back within it writes nothing. ARP/NDP never waits for it.
+   * 0 = at once.
+   */
+  statusSettleMs?: number;
+  /** Status writes (annotations, clears, nodeAssigned Events) this speaker may send at once. */
+  statusBurst?: number;
+  /** Status writes per second once the burst is spent; 0 = no limit. */
+  statusWritesPerSecond?: number;
   /** Monotonic clock (ms) of the status writes; default performance.now. */
   now?: () => number;
   /** How the speaker tells its peers it stops: 'restart' keeps its IPs in place for the hold time. */
@@ -111,27 +139,49 @@ export class L2Announcer implements Announcer {
   private readonly repeats = new Map<string, unknown>();
   private refreshTimer: unknown;
   private settleTimer: unknown;
-  private staleTimer: unknown;
+  /** Brings syncStatus back when a settle, a backoff or a token is due (statusTimerAt). */
+  private statusTimer: unknown;
+  private statusTimerAt = Infinity;
   private metricsTimer: NodeJS.Timeout | undefined;
   private world: World | undefined;
   /** Services this node announces now: key -> interfaces. */
   private owning = new Map<string, string[]>();
   private lastPlan: Layer2Plan | undefined;
+  /** The last plan's Services by key. */
+  private lastByKey: ReadonlyMap<string, ServicePlan> = new Map();
   private readonly planCache = new PlanCache();
   private readonly synced = new Map<string, Record<string, number>>();
-  /** Service key -> the last write of its annotations by this owner, and the wait before the next (mayWrite). */
+  /** Service key -> this node's claim, for every Service in `owning`. */
+  private readonly claims = new Map<string, Claim>();
+  /** Service key -> the last write of its annotations by this owner, and the wait before the next. */
   private readonly writes = new Map<string, Backoff>();
+  /** Service key -> since when its annotations name this node but should not (clearStale). */
+  private readonly staleSince = new Map<string, number>();
   /** Service key -> the last clearing of its stale annotations, and the wait before the next. */
   private readonly clears = new Map<string, Backoff>();
+  private readonly bucket: TokenBucket;
+  /** `kind key` of the writes the bucket held back in the last pass: each is counted once in statusWritesDeferred. */
+  private deferred = new Set<string>();
   private stopped = false;
 
   constructor(opts: L2AnnouncerOptions) {
     this.o = {
       interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
       announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, maxAnnotateEveryMs: 300_000,
+      // 2 s: longer than the silences a loaded node's peers were seen to
+      // misjudge most often, short against how long a user waits for the annotation.
+      statusSettleMs: 2000,
+      // The API server refuses mutating requests beyond its in-flight limit
+      // (200 by default, shared by every client: the controller's Lease
+      // renewal included). 50 at once leaves most of that room even when a
+      // few speakers take over together; 20/s is far below what one API
+      // server absorbs, and still writes the status of 1,000 Services that
+      // moved (an Event and a patch each) in under two minutes.
+      statusBurst: 50, statusWritesPerSecond: 20,
       now: () => performance.now(),
       ...opts,
     };
+    this.bucket = new TokenBucket(this.o.statusBurst, this.o.statusWritesPerSecond, this.o.now);
     this.membership = opts.membership(() => this.reconcile('membership'));
     if (this.o.refreshMs > 0) this.scheduleRefresh();
     this.metricsTimer = setInterval(() => this.syncMetrics(), 1000);
@@ -167,7 +217,7 @@ export class L2Announcer implements Announcer {
   }
 
   /** Computes the owned IPs from the latest World and live set and applies the difference. Synchronous: a liveness change is acted on in the same turn. */
-  reconcile(cause: 'world' | 'membership' | 'settled' | 'stale-annotations'): void {
+  reconcile(cause: 'world' | 'membership' | 'settled'): void {
     if (this.stopped || !this.world) return;
     const live = this.membership.live();
     this.o.metrics.liveNodes.set(live.size);
@@ -222,6 +272,7 @@ export class L2Announcer implements Announcer {
   }
 
   private applyOwnership(services: readonly ServicePlan[], cause: string): void {
+    const now = this.o.now();
     const next = new Map<string, string[]>();
     const byKey = new Map(services.map((s) => [s.key, s]));
     const answered = new Map([...this.responders].map(([i, r]) => [i, new Set(r.owned())]));
@@ -230,98 +281,156 @@ export class L2Announcer implements Announcer {
       if (s.election.owner === this.o.self && ifs.length > 0) next.set(s.key, ifs);
     }
     for (const [key, ifs] of next) {
-      const s = byKey.get(key)!;
       const before = this.owning.get(key);
-      if (!before || before.join(',') !== ifs.join(',')) {
-        this.o.metrics.ownershipChanges.inc({ change: 'gained' });
-        this.o.log.info('ip announced', { service: key, ips: s.ips, node: this.o.self, protocol: 'layer2', interfaces: ifs, cause });
-        this.report(s, ifs, true);
-      } else {
-        this.report(s, ifs, false);
-      }
+      if (before && before.join(',') === ifs.join(',')) continue;
+      const s = byKey.get(key)!;
+      this.o.metrics.ownershipChanges.inc({ change: 'gained' });
+      this.o.log.info('ip announced', { service: key, ips: s.ips, node: this.o.self, protocol: 'layer2', interfaces: ifs, cause });
+      // A new claim: its status waits for the settle, and its first write is not held by an earlier claim's backoff.
+      this.claims.set(key, { since: now, ifs: ifs.join(','), eventOwed: true });
+      this.writes.delete(key);
     }
     for (const key of this.owning.keys()) {
       if (next.has(key)) continue;
       const s = byKey.get(key);
       this.o.metrics.ownershipChanges.inc({ change: 'lost' });
       this.o.log.info('ip withdrawn', { service: key, ips: s?.ips ?? [], node: this.o.self, protocol: 'layer2', owner: s?.election.owner ?? null, reason: s?.election.reason ?? 'service-gone', cause });
+      this.claims.delete(key);
+      this.writes.delete(key);
     }
-    for (const key of this.writes.keys()) if (!next.has(key)) this.writes.delete(key);
     this.owning = next;
+    this.lastByKey = byKey;
     this.o.metrics.ownedServices.set(next.size);
-    this.clearStale(byKey, next);
+    this.syncStatus();
   }
 
   /**
-   * Whether a status write for Service `key` (in `backoffs`: writes or clears) may go now: the first at once, then again
-   * while the World still disagrees after annotateEveryMs, doubling up to
-   * maxAnnotateEveryMs. A World that lags (a watch cut by a busy API server)
-   * must not turn into writes for every Service every few seconds.
+   * Level-based status, worked out again from the latest World and plan on
+   * every pass (a reconcile, or the status timer in a quiet cluster):
+   *
+   * - while this node owns a Service whose annotations do not name it (a
+   *   newly taken Service, or a stale write of a former owner), it writes
+   *   them, with nodeAssigned on the first write of a claim unless the
+   *   Service already named this node (a restarted speaker taking its IPs back);
+   * - when this node is named but does not announce the Service and no other
+   *   node is elected (no advertisement, no ready endpoint, no live eligible
+   *   node), or it is elected but cannot announce (link down, no interface),
+   *   it clears them. When another node is elected, that node overwrites them
+   *   as it takes the IPs: clearing them too would only race with it.
+   *
+   * A write waits until its condition has held for statusSettleMs; once
+   * written, it goes again only after annotateEveryMs, doubling up to
+   * maxAnnotateEveryMs, while the World still disagrees (a watch that lags
+   * behind a busy API server must not turn into writes every few seconds).
+   * What is due goes oldest first while the token bucket allows; the rest
+   * waits for the next pass, which recomputes it: nothing queues, the newest
+   * state is written, and a Service that needs no write any more is dropped.
    */
-  private mayWrite(backoffs: Map<string, Backoff>, key: string, now: number, first: boolean): boolean {
-    const b = backoffs.get(key);
-    if (first || !b) {
-      backoffs.set(key, { at: now, waitMs: this.o.annotateEveryMs });
-      return true;
-    }
-    if (now - b.at < b.waitMs) return false;
-    backoffs.set(key, { at: now, waitMs: Math.min(b.waitMs * 2, this.o.maxAnnotateEveryMs) });
-    return true;
-  }
-
-  /**
-   * The annotations name the node that last announced the Service. When this
-   * node is named but does not announce the Service and no other node is
-   * elected (no advertisement, no ready endpoint, no live eligible node), or
-   * it is elected but cannot announce (link down, no interface), it clears
-   * them. When another node is elected, that node overwrites them as it takes
-   * the IPs: clearing them too would only race with it.
-   */
-  private clearStale(byKey: ReadonlyMap<string, ServicePlan>, announced: ReadonlyMap<string, string[]>): void {
-    if (!this.world) return;
+  private syncStatus(): void {
+    const world = this.world;
+    if (this.stopped || !world) return;
     const now = this.o.now();
-    const pending = new Set<string>();
-    for (const [key, svc] of this.world.services) {
-      if (svc.annotations[ANNOUNCED_BY] !== this.o.self || announced.has(key)) continue;
-      const plan = byKey.get(key);
-      const owner = plan?.election.owner ?? null;
-      if (owner !== null && owner !== this.o.self) continue;
-      pending.add(key);
-      if (!this.mayWrite(this.clears, key, now, false)) continue;
-      this.o.log.info('layer-2 annotations cleared: this node no longer announces the Service', { service: key, owner, reason: plan?.election.reason ?? 'not-advertised' });
-      this.o.sink.annotate(svc.namespace, svc.name, { [ANNOUNCED_BY]: null, [ANNOUNCED_INTERFACES]: null })
-        .catch((err: unknown) => this.o.log.error('annotations not cleared', { service: key, err }));
+    const self = this.o.self;
+    const due: StatusWrite[] = [];
+    const pending = { settle: 0, backoff: 0, 'rate-limit': 0 };
+    let wake = Infinity;
+    const consider = (kind: StatusWrite['kind'], key: string, cost: number, since: number, b: Backoff | undefined): void => {
+      const settled = since + this.o.statusSettleMs;
+      const retry = b ? b.at + b.waitMs : -Infinity;
+      // Waking 1 ms late: the timer's clock and `now` may round differently, and a hair early would find nothing due.
+      if (settled > now) {
+        pending.settle += cost;
+        wake = Math.min(wake, settled + 1);
+      } else if (retry > now) {
+        pending.backoff += cost;
+        wake = Math.min(wake, retry + 1);
+      } else {
+        due.push({ kind, key, cost, dueAt: Math.max(settled, retry) });
+      }
+    };
+    for (const [key, c] of this.claims) {
+      const svc = world.services.get(key);
+      if (!svc) continue;
+      if (svc.annotations[ANNOUNCED_BY] === self && svc.annotations[ANNOUNCED_INTERFACES] === c.ifs) {
+        // Shown in the World: nothing owed, and a later disagreement (another writer) is answered without backoff.
+        c.eventOwed = false;
+        this.writes.delete(key);
+        continue;
+      }
+      consider('announce', key, c.eventOwed ? 2 : 1, c.since, this.writes.get(key));
     }
-    for (const key of this.clears.keys()) if (!pending.has(key)) this.clears.delete(key);
-    // A quiet cluster brings no new World: look again when a wait ends.
-    let due = Infinity;
-    for (const key of pending) { const b = this.clears.get(key); if (b) due = Math.min(due, b.at + b.waitMs); }
-    if (due !== Infinity && this.staleTimer === undefined) {
-      this.staleTimer = this.o.timers.setTimeout(() => { this.staleTimer = undefined; this.reconcile('stale-annotations'); }, Math.max(0, due - now) + 1);
+    const stale = new Set<string>();
+    for (const [key, svc] of world.services) {
+      if (svc.annotations[ANNOUNCED_BY] !== self || this.claims.has(key)) continue;
+      const owner = this.lastByKey.get(key)?.election.owner ?? null;
+      if (owner !== null && owner !== self) continue;
+      stale.add(key);
+      let since = this.staleSince.get(key);
+      if (since === undefined) this.staleSince.set(key, since = now);
+      consider('clear', key, 1, since, this.clears.get(key));
     }
+    for (const key of this.staleSince.keys()) if (!stale.has(key)) this.staleSince.delete(key);
+    for (const key of this.clears.keys()) if (!stale.has(key)) this.clears.delete(key);
+
+    due.sort((a, b) => a.dueAt - b.dueAt);
+    const deferred = new Set<string>();
+    let waitFor = 0;
+    for (const w of due) {
+      // Once one write waits, the younger ones wait behind it (none starves).
+      if (deferred.size === 0 && this.bucket.take(w.cost)) {
+        this.write(w, now);
+        continue;
+      }
+      const id = `${w.kind} ${w.key}`;
+      if (deferred.size === 0) waitFor = w.cost;
+      deferred.add(id);
+      pending['rate-limit'] += w.cost;
+      if (!this.deferred.has(id)) this.o.metrics.statusWritesDeferred.inc(w.cost);
+    }
+    this.deferred = deferred;
+    if (deferred.size > 0) wake = Math.min(wake, now + this.bucket.msUntil(waitFor));
+    for (const [wait, n] of Object.entries(pending)) this.o.metrics.statusWritesPending.set({ wait }, n);
+    this.wakeAt(wake, now);
   }
 
-  /**
-   * Level-based status: while this node owns a Service whose annotations do
-   * not name it (a newly taken Service, or a stale write of a former owner),
-   * it writes them (mayWrite: again after annotateEveryMs, backing off). The
-   * nodeAssigned Event goes with a gain only, and not when the Service
-   * already names this node (a restarted speaker taking its IPs back).
-   */
-  private report(s: ServicePlan, ifs: string[], gained: boolean): void {
-    const svc = this.world?.services.get(s.key);
-    const names = svc?.annotations[ANNOUNCED_BY] === this.o.self && svc.annotations[ANNOUNCED_INTERFACES] === ifs.join(',');
-    if (names) {
-      this.writes.delete(s.key);
+  private write(w: StatusWrite, now: number): void {
+    const s = this.lastByKey.get(w.key);
+    const svc = this.world?.services.get(w.key);
+    const fail = (what: string) => (err: unknown): void => this.o.log.error(`${what} not written`, { service: w.key, err });
+    if (w.kind === 'clear') {
+      if (!svc) return;
+      this.backOff(this.clears, w.key, now);
+      this.o.log.info('layer-2 annotations cleared: this node no longer announces the Service', { service: w.key, owner: s?.election.owner ?? null, reason: s?.election.reason ?? 'not-advertised' });
+      this.o.sink.annotate(svc.namespace, svc.name, { [ANNOUNCED_BY]: null, [ANNOUNCED_INTERFACES]: null }).catch((err: unknown) => this.o.log.error('annotations not cleared', { service: w.key, err }));
       return;
     }
-    if (!this.mayWrite(this.writes, s.key, this.o.now(), gained)) return;
-    const fail = (what: string) => (err: unknown): void => this.o.log.error(`${what} not written`, { service: s.key, err });
-    if (gained) {
+    const c = this.claims.get(w.key);
+    if (!s || !c) return;
+    this.backOff(this.writes, w.key, now);
+    if (c.eventOwed) {
+      c.eventOwed = false;
       const target: EventTarget = { apiVersion: 'v1', kind: 'Service', namespace: s.namespace, name: s.name, ...(s.uid ? { uid: s.uid } : {}) };
-      this.o.sink.event(target, 'Normal', 'nodeAssigned', `announcing from node "${this.o.self}" with protocol "layer2" on ${ifs.join(', ')}`).catch(fail('event'));
+      this.o.sink.event(target, 'Normal', 'nodeAssigned', `announcing from node "${this.o.self}" with protocol "layer2" on ${c.ifs.split(',').join(', ')}`).catch(fail('event'));
     }
-    this.o.sink.annotate(s.namespace, s.name, { [ANNOUNCED_BY]: this.o.self, [ANNOUNCED_INTERFACES]: ifs.join(',') }).catch(fail('annotations'));
+    this.o.sink.annotate(s.namespace, s.name, { [ANNOUNCED_BY]: this.o.self, [ANNOUNCED_INTERFACES]: c.ifs }).catch(fail('annotations'));
+  }
+
+  /** Records a write: the next for this Service waits annotateEveryMs, then twice as long each time, up to maxAnnotateEveryMs. */
+  private backOff(backoffs: Map<string, Backoff>, key: string, now: number): void {
+    const b = backoffs.get(key);
+    backoffs.set(key, { at: now, waitMs: b ? Math.min(b.waitMs * 2, this.o.maxAnnotateEveryMs) : this.o.annotateEveryMs });
+  }
+
+  /** Makes sure syncStatus runs again by `at` (an earlier timer stays: its pass sets the next one). */
+  private wakeAt(at: number, now: number): void {
+    if (at === Infinity || at >= this.statusTimerAt) return;
+    this.o.timers.clearTimeout(this.statusTimer);
+    this.statusTimerAt = at;
+    this.statusTimer = this.o.timers.setTimeout(() => {
+      this.statusTimer = undefined;
+      this.statusTimerAt = Infinity;
+      this.syncStatus();
+    }, Math.max(0, Math.ceil(at - now)));
   }
 
   /** Sends one round now and schedules the repeats, spaced beyond the ARP locktime. */
@@ -385,7 +494,8 @@ export class L2Announcer implements Announcer {
     this.repeats.clear();
     this.o.timers.clearTimeout(this.refreshTimer);
     this.o.timers.clearTimeout(this.settleTimer);
-    this.o.timers.clearTimeout(this.staleTimer);
+    this.o.timers.clearTimeout(this.statusTimer);
+    this.statusTimer = undefined;
     clearInterval(this.metricsTimer);
     this.syncMetrics();
     for (const r of this.responders.values()) {

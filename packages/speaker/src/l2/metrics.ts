@@ -12,6 +12,8 @@ export function createL2Metrics(registry: Registry) {
     ownedIPs: gauge(registry, { name: 'portico_l2_owned_addresses', help: 'IPs this node answers ARP/NDP for', labelNames: ['interface'] as const }),
     ownedServices: gauge(registry, { name: 'portico_l2_owned_services_count', help: 'Services whose layer-2 owner is this node' }),
     ownershipChanges: counter(registry, { name: 'portico_l2_ownership_changes_total', help: 'Services this node started or stopped announcing', labelNames: ['change'] as const }),
+    statusWritesDeferred: counter(registry, { name: 'portico_l2_status_writes_deferred_total', help: 'Status writes (annotations, clears of stale annotations, nodeAssigned Events) held back by the speaker\'s rate limit, each counted once however long it waits' }),
+    statusWritesPending: gauge(registry, { name: 'portico_l2_status_writes_pending_count', help: 'Status writes this speaker owes the API server now, by what they wait for: settle (ownership not held long enough yet), backoff (written, the World does not show it yet), rate-limit', labelNames: ['wait'] as const }),
     liveNodes: gauge(registry, { name: 'portico_membership_live_nodes_count', help: 'Nodes whose speaker is live, this one included' }),
     heartbeatsSent: counter(registry, { name: 'portico_membership_heartbeats_sent_total', help: 'Heartbeats sent to peers' }),
     heartbeatsAccepted: counter(registry, { name: 'portico_membership_heartbeats_accepted_total', help: 'Heartbeats that passed authentication' }),
