@@ -112,6 +112,20 @@ export interface L2AnnouncerOptions {
   stopMode?: 'leave' | 'restart';
 }
 
+export const STATUS_DEFAULTS = {
+  // Longer than most of the silences a loaded node's peers were seen to
+  // misjudge, short against how long a user waits for the annotation.
+  statusSettleMs: 2000,
+  // The API server refuses mutating requests beyond its in-flight limit (200
+  // by default, shared by every client: the controller's Lease renewal
+  // included). 50 at once leaves most of that room even when a few speakers
+  // take over together; 20/s is far below what one API server absorbs, and
+  // still writes the status of 1,000 Services that moved (an Event and a
+  // patch each) in under two minutes.
+  statusBurst: 50,
+  statusWritesPerSecond: 20,
+} as const;
+
 const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 
 function systemInterfaces(): Map<string, string[]> {
@@ -168,16 +182,7 @@ export class L2Announcer implements Announcer {
     this.o = {
       interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
       announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, maxAnnotateEveryMs: 300_000,
-      // 2 s: longer than the silences a loaded node's peers were seen to
-      // misjudge most often, short against how long a user waits for the annotation.
-      statusSettleMs: 2000,
-      // The API server refuses mutating requests beyond its in-flight limit
-      // (200 by default, shared by every client: the controller's Lease
-      // renewal included). 50 at once leaves most of that room even when a
-      // few speakers take over together; 20/s is far below what one API
-      // server absorbs, and still writes the status of 1,000 Services that
-      // moved (an Event and a patch each) in under two minutes.
-      statusBurst: 50, statusWritesPerSecond: 20,
+      ...STATUS_DEFAULTS,
       now: () => performance.now(),
       ...opts,
     };

@@ -9,7 +9,7 @@ import { HeartbeatKeys, type SecretDataReader } from '../membership/key.ts';
 import { nodeLeaseName, NodeLease } from '../membership/lease.ts';
 import { HEARTBEAT_PORT } from '../membership/membership.ts';
 import { MembershipThread } from '../membership/thread.ts';
-import { L2Announcer } from './announcer.ts';
+import { L2Announcer, STATUS_DEFAULTS } from './announcer.ts';
 import { createL2Metrics } from './metrics.ts';
 import { openResponder } from './responder.ts';
 
@@ -22,6 +22,10 @@ export interface Layer2Settings {
   stopMode: 'leave' | 'restart';
   /** Nice value of the heartbeat thread (PORTICO_HEARTBEAT_NICE; empty: unchanged). */
   heartbeatNice: number | undefined;
+  /** Status writes (annotations, clears, nodeAssigned): the settle, the burst and the rate (L2AnnouncerOptions). */
+  statusSettleMs: number;
+  statusBurst: number;
+  statusWritesPerSecond: number;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -32,7 +36,10 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return n;
 }
 
-/** PORTICO_HEARTBEAT_PORT, PORTICO_HEARTBEAT_INTERVAL_MS, PORTICO_HEARTBEAT_DEAD_AFTER_MS, PORTICO_RESTART_HOLD_MS, PORTICO_L2_REFRESH_SECONDS, PORTICO_STOP_MODE, PORTICO_HEARTBEAT_NICE. */
+/**
+ * PORTICO_HEARTBEAT_PORT, PORTICO_HEARTBEAT_INTERVAL_MS, PORTICO_HEARTBEAT_DEAD_AFTER_MS, PORTICO_RESTART_HOLD_MS, PORTICO_L2_REFRESH_SECONDS, PORTICO_STOP_MODE, PORTICO_HEARTBEAT_NICE,
+ * PORTICO_L2_STATUS_SETTLE_MS, PORTICO_L2_STATUS_BURST, PORTICO_L2_STATUS_WRITES_PER_SECOND (0: no limit).
+ */
 export function layer2Settings(env: NodeJS.ProcessEnv = process.env): Layer2Settings {
   const intervalMs = num(env, 'PORTICO_HEARTBEAT_INTERVAL_MS', 100);
   const stopMode = env.PORTICO_STOP_MODE ?? 'restart';
@@ -45,7 +52,16 @@ export function layer2Settings(env: NodeJS.ProcessEnv = process.env): Layer2Sett
     refreshMs: num(env, 'PORTICO_L2_REFRESH_SECONDS', 0) * 1000,
     stopMode,
     heartbeatNice: heartbeatNice(env.PORTICO_HEARTBEAT_NICE),
+    statusSettleMs: num(env, 'PORTICO_L2_STATUS_SETTLE_MS', STATUS_DEFAULTS.statusSettleMs),
+    statusBurst: atLeastOne(env, 'PORTICO_L2_STATUS_BURST', STATUS_DEFAULTS.statusBurst),
+    statusWritesPerSecond: num(env, 'PORTICO_L2_STATUS_WRITES_PER_SECOND', STATUS_DEFAULTS.statusWritesPerSecond),
   };
+}
+
+function atLeastOne(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const n = num(env, name, fallback);
+  if (n < 1) throw new Error(`${name} must be at least 1, got ${JSON.stringify(env[name])}`);
+  return n;
 }
 
 function heartbeatNice(v: string | undefined): number | undefined {
@@ -109,6 +125,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   let last = { sent: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0 };
   const announcer = new L2Announcer({
     self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode,
+    statusSettleMs: settings.statusSettleMs, statusBurst: settings.statusBurst, statusWritesPerSecond: settings.statusWritesPerSecond,
     openResponder: (ifname) => openResponder(ifname, { onError: (err) => log.debug('responder send failed', { interface: ifname, err }) }),
     sink: {
       event: async (target, type, reason, message) => {
@@ -149,6 +166,9 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
       };
     },
   });
-  log.info('layer 2 ready', { heartbeatPort: m.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs, stopMode: settings.stopMode });
+  log.info('layer 2 ready', {
+    heartbeatPort: m.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs, stopMode: settings.stopMode,
+    statusSettleMs: settings.statusSettleMs, statusBurst: settings.statusBurst, statusWritesPerSecond: settings.statusWritesPerSecond,
+  });
   return announcer;
 }
