@@ -43,6 +43,9 @@ describe('controller-owned annotations (e2e, root): only the controller\'s Servi
     for (const ns of [APP_NS, OTHER_NS]) {
       await lab.kubectlResult(['create', 'namespace', ns]);
       await lab.kubectlResult(['-n', ns, 'create', 'rolebinding', `${USER}-edit`, '--clusterrole=edit', `--serviceaccount=${APP_NS}:${USER}`]);
+      // Some users may write a Service's status (other load balancers, operators' tools): annotations can change through it too.
+      await lab.kubectlResult(['-n', ns, 'create', 'role', `${USER}-status`, '--verb=get,patch,update', '--resource=services/status']);
+      await lab.kubectlResult(['-n', ns, 'create', 'rolebinding', `${USER}-status`, `--role=${USER}-status`, `--serviceaccount=${APP_NS}:${USER}`]);
     }
     await lab.kubectlResult(['-n', APP_NS, 'create', 'serviceaccount', USER]);
     install = await installPortico(lab, { speakers: false, replicas: 1 });
@@ -97,6 +100,10 @@ describe('controller-owned annotations (e2e, root): only the controller\'s Servi
     assert.match(moved.stderr, /only the Portico controller may set the annotation portico\.dev\/ip-allocated-from-pool/);
     const stolen = await annotate(asUser, APP_NS, 'web', `${EXT}=100.64.77.6,100.64.77.5`);
     assert.match(stolen.stderr, REFUSED);
+    // Through the status subresource as well.
+    const viaStatus = await as(asUser, ['patch', 'service', 'sneaky', '-n', OTHER_NS, '--subresource=status', '--type=merge', '-p', JSON.stringify({ metadata: { annotations: { [EXT]: '100.64.77.5' } } })]);
+    assert.notEqual(viaStatus.code, 0, 'the forged annotation was accepted through the status subresource');
+    assert.match(viaStatus.stderr, REFUSED);
     // So is creating a Service that already carries one.
     const created = await as(asUser, ['create', '-f', '-'], service(OTHER_NS, 'born-forged', '100.64.77.4', { [EXT]: '100.64.77.4' }));
     assert.notEqual(created.code, 0);
