@@ -52,6 +52,9 @@ try {
   // Where one change's time goes: the median of each step over the changes.
   const stepNames = Object.keys(res.steps[0] ?? {});
   process.stderr.write(`one change, median per step (ms): ${stepNames.map((k) => `${k} ${summary(res.steps.map((st) => st[k]!)).p50.toFixed(2)}`).join(', ')}\n`);
+  // The slowest changes, step by step (gc: garbage collection within the change).
+  const slowest = res.changeMs.map((ms, i) => ({ ms, st: res.steps[i]! })).sort((a, b) => b.ms - a.ms).slice(0, 3);
+  for (const { ms, st } of slowest) process.stderr.write(`slow change ${ms.toFixed(1)} ms: ${stepNames.map((k) => `${k} ${st[k]!.toFixed(1)}`).join(', ')}\n`);
   process.stderr.write(`VM kernel ${vm.kernel.version}; ${res.services} services, ${res.reals} real servers, ${res.fullOps} operations${res.resyncMs !== null ? `; a full resync of that state made ${res.resyncOps} changes` : ''}\n`);
   report('ipvs-sync-10k', {
     services: res.services, reals: res.reals,

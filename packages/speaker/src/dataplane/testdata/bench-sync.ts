@@ -5,6 +5,7 @@
 // host side to time `ipvsadm -R` against. Prints one JSON object.
 //   node bench-sync.ts --services=10000 --reals=10 --changes=20 --rules=FILE [--resync=1]
 import { writeFileSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import type { EndpointState, ServiceState, World } from '../../world/types.ts';
 import { IpvsDataplane } from '../ipvs.ts';
 
@@ -54,6 +55,11 @@ const fullMs = performance.now() - t0;
 const fullOps = dp.stats.ops;
 if (dp.stats.failed) throw new Error(`${dp.stats.failed} operations failed in the full sync`);
 
+// Garbage collections during each change (their time is part of the change's, when they fall in it).
+const gcs: Array<{ start: number; end: number }> = [];
+const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration }); });
+gcObserver.observe({ entryTypes: ['gc'] });
+const gcWithin = (from: number, to: number): number => gcs.reduce((ms, g) => ms + Math.max(0, Math.min(to, g.end) - Math.max(from, g.start)), 0);
 const changeMs: number[] = [];
 /** Where each change's time went (IpvsDataplane.lastSync), step by step. */
 const steps: Array<Record<string, number>> = [];
@@ -66,9 +72,11 @@ for (let c = 1; c <= CHANGES; c++) {
   const w = world(s.key);
   t0 = performance.now();
   await dp.update(w);
-  changeMs.push(performance.now() - t0);
+  const t1 = performance.now();
+  changeMs.push(t1 - t0);
   const { kind: _kind, ...tm } = dp.lastSync!;
-  steps.push(tm);
+  await new Promise((r) => setImmediate(r)); // let the observer deliver the entries of this change
+  steps.push({ ...tm, gc: gcWithin(t0, t1) });
   if (dp.stats.ops - before !== 2) throw new Error(`a change took ${dp.stats.ops - before} operations, not 2 (add + weight 0)`);
 }
 
