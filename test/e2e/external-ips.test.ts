@@ -203,7 +203,8 @@ describe('externalIPs and refused config changes (e2e, root): the controller on 
       const body = await waitFor(`the client to reach ${V4}`, () => get(`http://${V4}/`), 30_000, 250);
       assert.ok(body.length > 0);
       await waitFor(`the client to reach [${V6}]`, () => get(`http://[${V6}]/`), 30_000, 250);
-      const owner = await env!.owner();
+      // The owner's annotation is written once its ownership has held for the status settle time.
+      const owner = await waitFor('the layer-2 owner in the Service\'s annotations', async () => { const o = await env!.owner(); return o !== '' ? o : undefined; }, 20_000, 200);
       assert.equal(await neighbour(lab, V4), await env!.macOf(owner), 'the layer-2 owner of the VIPs answers for the externalIP');
     });
 
