@@ -135,8 +135,8 @@ export class Controller {
   private sink(): ServiceSink {
     const w = (): StatusWriter => this.writer;
     return {
-      setIngress: async (namespace: string, name: string, ingress: IngressEntry[]) => {
-        await w().patchServiceStatus(namespace, name, { loadBalancer: { ingress } });
+      setIngress: async (namespace: string, name: string, ingress: IngressEntry[], annotations?: Record<string, string | null>) => {
+        await w().patchServiceStatus(namespace, name, { loadBalancer: { ingress } }, annotations);
       },
       setAnnotations: (namespace, name, annotations) => w().patchServiceAnnotations(namespace, name, annotations),
       event: async (svc, type, reason, message) => {

@@ -21,14 +21,20 @@ class FakeCluster implements ServiceSink {
   }
   get(key: string): ServiceObject { return structuredClone(this.services.get(key)!); }
   ips(key: string): string[] { return (this.services.get(key)?.status?.loadBalancer?.ingress ?? []).map((i) => `${i.ip}:${i.ipMode}`); }
-  async setIngress(ns: string, name: string, ingress: { ip: string; ipMode: 'VIP' }[]): Promise<void> {
+  /** Set to model an API server whose status subresource drops metadata changes. */
+  statusDropsAnnotations = false;
+  async setIngress(ns: string, name: string, ingress: { ip: string; ipMode: 'VIP' }[], ann?: Record<string, string | null>): Promise<void> {
     if (this.failWrites) throw new Error('API server unavailable');
     this.writes++;
     this.services.get(`${ns}/${name}`)!.status = { loadBalancer: { ingress } };
+    if (ann !== undefined && !this.statusDropsAnnotations) this.annotate(ns, name, ann);
   }
   async setAnnotations(ns: string, name: string, ann: Record<string, string | null>): Promise<void> {
     if (this.failWrites) throw new Error('API server unavailable');
     this.writes++;
+    this.annotate(ns, name, ann);
+  }
+  private annotate(ns: string, name: string, ann: Record<string, string | null>): void {
     const meta = this.services.get(`${ns}/${name}`)!.metadata!;
     const cur = { ...meta.annotations };
     for (const [k, v] of Object.entries(ann)) { if (v === null) delete cur[k]; else cur[k] = v; }
@@ -63,10 +69,39 @@ describe('service reconciler', function () {
     assert.deepEqual(c.ips('default/web'), ['203.0.113.0:VIP']);
     assert.equal(c.services.get('default/web')!.metadata!.annotations![ANNOTATIONS.allocatedFromPool], 'p');
     assert.match(c.events.join('\n'), /IPAllocated: assigned 203\.0\.113\.0 from pool p/);
-    const writes = c.writes;
+    assert.equal(c.writes, 1, 'the IP and the pool annotation go in one write');
     const again = await rec.reconcile('default/web', c.get('default/web'));
     assert.deepEqual([again.outcome, again.reason], ['success', 'unchanged']);
-    assert.equal(c.writes, writes, 'a second pass writes nothing');
+    assert.equal(c.writes, 1, 'a second pass writes nothing');
+  });
+
+  it('an API server that drops annotations from status writes still ends with the pool annotation, written alone on the next pass', async function () {
+    const c = new FakeCluster();
+    c.statusDropsAnnotations = true;
+    c.add('web', {});
+    const { rec } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(c.services.get('default/web')!.metadata!.annotations![ANNOTATIONS.allocatedFromPool], undefined);
+    const r = await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(r.outcome, 'success');
+    assert.deepEqual(c.ips('default/web'), ['203.0.113.0:VIP']);
+    assert.equal(c.services.get('default/web')!.metadata!.annotations![ANNOTATIONS.allocatedFromPool], 'p');
+    assert.equal(c.writes, 2);
+    await rec.reconcile('default/web', c.get('default/web'));
+    assert.equal(c.writes, 2, 'then nothing more');
+  });
+
+  it('a Service that stops being type LoadBalancer loses its IP and pool annotation in one write', async function () {
+    const c = new FakeCluster();
+    c.add('web', {});
+    const { rec } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    await rec.reconcile('default/web', c.get('default/web'));
+    c.services.get('default/web')!.spec!.type = 'ClusterIP';
+    const before = c.writes;
+    await rec.reconcile('default/web', c.get('default/web'));
+    assert.deepEqual(c.ips('default/web'), []);
+    assert.equal(c.services.get('default/web')!.metadata!.annotations![ANNOTATIONS.allocatedFromPool], undefined);
+    assert.equal(c.writes - before, 1);
   });
 
   it('a restart keeps every IP and writes nothing', async function () {

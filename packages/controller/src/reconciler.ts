@@ -26,7 +26,8 @@ export interface IngressEntry { ip: string; ipMode: 'VIP' }
 
 /** Where the reconciler's writes go: the API server in production, a map in tests. */
 export interface ServiceSink {
-  setIngress(namespace: string, name: string, ingress: IngressEntry[]): Promise<void>;
+  /** Writes the ingress, and with it (one request) the annotations given. */
+  setIngress(namespace: string, name: string, ingress: IngressEntry[], annotations?: Record<string, string | null>): Promise<void>;
   setAnnotations(namespace: string, name: string, annotations: Record<string, string | null>): Promise<void>;
   event(svc: ServiceObject, type: 'Normal' | 'Warning', reason: EventReason, message: string): Promise<void>;
 }
@@ -177,8 +178,9 @@ export class ServiceReconciler {
       try {
         // Only undo what Portico wrote: another class's status belongs to its controller.
         if (ourPool !== undefined) {
-          if (cls.why === 'not-load-balancer' && (svc.status?.loadBalancer?.ingress?.length ?? 0) > 0) await sink.setIngress(ns, name, []);
-          await sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: null });
+          const unpool = { [ANNOTATIONS.allocatedFromPool]: null };
+          if (cls.why === 'not-load-balancer' && (svc.status?.loadBalancer?.ingress?.length ?? 0) > 0) await sink.setIngress(ns, name, [], unpool);
+          else await sink.setAnnotations(ns, name, unpool);
           await sink.event(svc, 'Normal', 'IPReleased', `released: the Service is ${cls.why === 'other-class' ? 'of another loadBalancerClass' : 'no longer type LoadBalancer'}`);
         }
       } catch (err) {
@@ -209,9 +211,10 @@ export class ServiceReconciler {
     const changedPool = ourPool !== r.pool;
     if (!changedIngress && !changedPool) return { outcome: 'success', reason: 'unchanged' };
     try {
-      // The pool first: a speaker that sees the IP already knows which advertisements apply to it.
-      if (changedPool) await sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: r.pool });
-      if (changedIngress) await sink.setIngress(ns, name, ingress);
+      // IP and pool in one write, so a speaker that sees the IP already knows which advertisements apply to it.
+      // Should an API server drop the annotation from a status write, the next pass sees the pool missing and writes it alone.
+      if (changedIngress) await sink.setIngress(ns, name, ingress, changedPool ? { [ANNOTATIONS.allocatedFromPool]: r.pool } : undefined);
+      else await sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: r.pool });
       if (changedIngress) {
         this.d.onAllocated?.(r.pool);
         await sink.event(svc, 'Normal', 'IPAllocated', `assigned ${ingress.map((i) => i.ip).join(', ')} from pool ${r.pool}`);
@@ -231,8 +234,9 @@ export class ServiceReconciler {
     this.log.info('allocation failed', { service: key, code, message });
     try {
       if (svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool] !== undefined) {
-        if ((svc.status?.loadBalancer?.ingress?.length ?? 0) > 0) await this.d.sink.setIngress(ns, name, []);
-        await this.d.sink.setAnnotations(ns, name, { [ANNOTATIONS.allocatedFromPool]: null });
+        const unpool = { [ANNOTATIONS.allocatedFromPool]: null };
+        if ((svc.status?.loadBalancer?.ingress?.length ?? 0) > 0) await this.d.sink.setIngress(ns, name, [], unpool);
+        else await this.d.sink.setAnnotations(ns, name, unpool);
       }
       await this.d.sink.event(svc, 'Warning', 'AllocationFailed', `${code}: ${message}`);
     } catch (err) {

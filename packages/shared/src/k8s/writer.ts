@@ -44,10 +44,15 @@ export class StatusWriter {
     if (!this.o.canWrite()) throw new PorticoError('PORTICO_NOT_LEADER', 'not the leader: refusing to write');
   }
 
-  /** Merge-patches a Service's status subresource. */
-  async patchServiceStatus(namespace: string, name: string, status: k8s.V1ServiceStatus): Promise<k8s.V1Service> {
+  /**
+   * Merge-patches a Service's status subresource; annotations given here ride
+   * in the same request (the Service status strategy keeps metadata changes),
+   * so an allocation is one write instead of two.
+   */
+  async patchServiceStatus(namespace: string, name: string, status: k8s.V1ServiceStatus, annotations?: Record<string, string | null>): Promise<k8s.V1Service> {
     this.gate();
-    return kubeRequest<k8s.V1Service>(this.kc, 'PATCH', `/api/v1/namespaces/${seg(namespace)}/services/${seg(name)}/status`, { status }, MERGE_PATCH);
+    const body = annotations === undefined ? { status } : { metadata: { annotations }, status };
+    return kubeRequest<k8s.V1Service>(this.kc, 'PATCH', `/api/v1/namespaces/${seg(namespace)}/services/${seg(name)}/status`, body, MERGE_PATCH);
   }
 
   /** Sets (string) or removes (null) annotations of a Service. */
