@@ -168,17 +168,29 @@ function request(session: http2.ClientHttp2Session, method: string, urlPath: str
   });
 }
 
-/** The names of the Services in namespace bench that have an ingress IP, kept up to date from a watch. */
+/**
+ * The names of the Services in namespace bench that have an ingress IP, kept
+ * up to date from a watch. The API server closes a watcher it finds slow (a
+ * burst of 10,000 writes does that): the set is then listed again and the
+ * watch resumed from the list.
+ */
 function watchAllocated(session: http2.ClientHttp2Session): { names: Set<string>; ready: Promise<void>; stop: () => void } {
   const names = new Set<string>();
   let stream: http2.ClientHttp2Stream | undefined;
-  const ready = (async (): Promise<void> => {
-    const r = await request(session, 'GET', '/api/v1/namespaces/bench/services?limit=1');
-    const rv = (JSON.parse(r.body) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
-    stream = session.request({ ':method': 'GET', ':path': `/api/v1/namespaces/bench/services?watch=1&resourceVersion=${rv}&timeoutSeconds=3600`, accept: 'application/json' });
+  let stopped = false;
+  const allocated = (o: { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } }): boolean => Boolean(o.status?.loadBalancer?.ingress?.[0]?.ip);
+  const sync = async (): Promise<void> => {
+    const r = await request(session, 'GET', '/api/v1/namespaces/bench/services');
+    const list = JSON.parse(r.body) as { metadata: { resourceVersion: string }; items: { metadata: { name: string }; status?: { loadBalancer?: { ingress?: { ip?: string }[] } } }[] };
+    names.clear();
+    for (const o of list.items) if (allocated(o)) names.add(o.metadata.name);
+    if (stopped) return;
+    const s = session.request({ ':method': 'GET', ':path': `/api/v1/namespaces/bench/services?watch=1&resourceVersion=${list.metadata.resourceVersion}&timeoutSeconds=3600`, accept: 'application/json' });
+    stream = s;
     let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
+    let failed = false;
+    s.setEncoding('utf8');
+    s.on('data', (chunk: string) => {
       buf += chunk;
       let nl = buf.indexOf('\n');
       while (nl >= 0) {
@@ -187,12 +199,17 @@ function watchAllocated(session: http2.ClientHttp2Session): { names: Set<string>
         nl = buf.indexOf('\n');
         if (!line.trim()) continue;
         const ev = JSON.parse(line) as { type: string; object: { metadata: { name: string }; status?: { loadBalancer?: { ingress?: { ip?: string }[] } } } };
-        if (ev.type === 'ERROR') throw new Error(`the watch on Services failed: ${line.slice(0, 300)}`);
-        if (ev.type !== 'DELETED' && ev.object.status?.loadBalancer?.ingress?.[0]?.ip) names.add(ev.object.metadata.name);
+        if (ev.type === 'ERROR') { failed = true; process.stderr.write(`watch: ${line.slice(0, 300)}; listing again\n`); s.close(); return; }
+        if (ev.type !== 'DELETED' && allocated(ev.object)) names.add(ev.object.metadata.name);
         else names.delete(ev.object.metadata.name);
       }
     });
-    stream.on('error', (err) => process.stderr.write(`watch: ${String(err)}\n`));
-  })();
-  return { names, ready, stop: () => stream?.close() };
+    s.on('error', (err) => process.stderr.write(`watch: ${String(err)}\n`));
+    s.on('close', () => {
+      if (stopped) return;
+      if (!failed) process.stderr.write('watch: closed by the API server; listing again\n');
+      void sync().catch((err: unknown) => process.stderr.write(`watch: list failed: ${String(err)}\n`));
+    });
+  };
+  return { names, ready: sync(), stop: () => { stopped = true; stream?.close(); } };
 }

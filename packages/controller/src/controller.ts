@@ -74,8 +74,8 @@ export class Controller {
     this.writer = new StatusWriter({ kc: opts.kc, component: 'portico-controller', canWrite: opts.canWrite, log: this.log });
     // Plain JSON lists, and only the fields the controller reads kept in the caches.
     const common = { kc: opts.kc, log: this.log, metrics: shared, plain: true };
-    this.services = new Informer({ ...common, resource: 'services', path: '/api/v1/services', list: listJSON(opts.kc, '/api/v1/services'), trim: trimService });
-    this.namespaces = new Informer({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', list: listJSON(opts.kc, '/api/v1/namespaces'), trim: trimNamespace });
+    this.services = new Informer({ ...common, resource: 'services', path: '/api/v1/services', list: listJSON(opts.kc, '/api/v1/services', { trim: trimService }), trim: trimService });
+    this.namespaces = new Informer({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', list: listJSON(opts.kc, '/api/v1/namespaces', { trim: trimNamespace }), trim: trimNamespace });
     this.configWatcher = new ConfigWatcher({ kc: opts.kc, namespace: opts.namespace, log: this.log, metrics: shared });
     this.reconciler = new ServiceReconciler({
       allocator: this.allocator,

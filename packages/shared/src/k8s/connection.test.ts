@@ -18,6 +18,7 @@ import {
 import { apiMessage, httpStatus, isConflict, isNotFound } from './errors.ts';
 import { Informer, type EventType } from './informer.ts';
 import { kubeLeaseStore, microTime } from './leader.ts';
+import { listJSON } from './rest.ts';
 
 const testdata = path.join(path.dirname(fileURLToPath(import.meta.url)), 'testdata');
 const pem = (f: string): string => readFileSync(path.join(testdata, f), 'utf8');
@@ -340,6 +341,33 @@ describe('k8s connection', function () {
         const deletes = (await metrics.informerEvents.get()).values.find((v) => v.labels.type === 'delete')?.value;
         assert.equal(deletes, 2);
         assert.ok(lastWatch?.destroyed || lastWatch?.writableEnded === false, 'the last watch was open until stop');
+        conn.close();
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it('lists in pages with the continue token, trimming each object as its page arrives, and keeps the snapshot\'s resourceVersion', async function () {
+      const queries: URLSearchParams[] = [];
+      const all = Array.from({ length: 5 }, (_, i) => ({ metadata: { name: `s${i}`, namespace: 'ns', resourceVersion: String(i + 1), managedFields: [{ manager: 'm' }] } }));
+      const srv = await serve((req, res) => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        queries.push(url.searchParams);
+        const limit = Number(url.searchParams.get('limit'));
+        const from = Number(url.searchParams.get('continue') ?? '0');
+        const next = from + limit < all.length ? String(from + limit) : undefined;
+        json(res, 200, { metadata: { resourceVersion: '42', ...(next ? { continue: next } : {}) }, items: all.slice(from, from + limit) });
+      });
+      try {
+        const conn = new KubeConnection(kubeconfigTextCredentials(kubeconfig(srv.url, '', 'token: t')));
+        const seen: number[] = [];
+        const list = listJSON(conn, '/api/v1/services', { pageSize: 2, trim: (o: { metadata: Record<string, unknown> }) => { seen.push(queries.length); delete o.metadata.managedFields; } });
+        const r = await list();
+        assert.deepEqual(queries.map((q) => [q.get('limit'), q.get('continue')]), [['2', null], ['2', '2'], ['2', '4']]);
+        assert.deepEqual((r.items as { metadata: { name: string } }[]).map((o) => o.metadata.name), ['s0', 's1', 's2', 's3', 's4']);
+        assert.deepEqual(seen, [1, 1, 2, 2, 3], 'each object is trimmed when its page arrives');
+        assert.ok((r.items as { metadata: Record<string, unknown> }[]).every((o) => !('managedFields' in o.metadata)));
+        assert.equal(r.metadata?.resourceVersion, '42');
         conn.close();
       } finally {
         await srv.close();
