@@ -8,7 +8,9 @@
 // kube-controller-manager and Portico's controller included). Beside them, per
 // window: the speakers' event-loop stalls (5 s windows whose largest delay
 // passed 100 / 400 ms, from portico_speaker_event_loop_max_delay_seconds),
-// the largest delay seen, membership changes and ownership changes.
+// the largest delay seen, membership changes (with the heartbeats sent or
+// received late and lost, which say whether a change came from a starved
+// sender, a starved receiver or the network) and ownership changes.
 // Measured at 10 Services, at each step below the target, then at the target,
 // so a run cut short still gives its largest size.
 // Usage: npm run bench -- api-load [services=5000] [window_s=30] [steps=1000,2500]   (root)
@@ -52,7 +54,7 @@ function sum(texts: string[], prefix: string): number {
   return total;
 }
 
-interface LoopSample { windows: number; under100: number; under400: number; ownership: number }
+interface LoopSample { windows: number; under100: number; under400: number; ownership: number; membership: number; lateSent: number; lateReceived: number; lost: number }
 async function loopSample(): Promise<LoopSample & { texts: string[] }> {
   const texts = await Promise.all(lab.nodes.map((n) => scrape(n.name)));
   const h = 'portico_speaker_event_loop_max_delay_seconds';
@@ -62,6 +64,10 @@ async function loopSample(): Promise<LoopSample & { texts: string[] }> {
     under100: sum(texts, `${h}_bucket{le="0.1"}`),
     under400: sum(texts, `${h}_bucket{le="0.4"}`),
     ownership: sum(texts, 'portico_l2_ownership_changes_total'),
+    membership: sum(texts, 'portico_membership_changes_total'),
+    lateSent: sum(texts, 'portico_membership_heartbeats_late_total{direction="sent"}'),
+    lateReceived: sum(texts, 'portico_membership_heartbeats_late_total{direction="received"}'),
+    lost: sum(texts, 'portico_membership_heartbeats_lost_total'),
   };
 }
 
@@ -92,6 +98,7 @@ async function measure(services: number): Promise<void> {
     services, speaker_writes_per_s: Number(((s1 - s0) / seconds).toFixed(3)), apiserver_writes_per_s: Number(((a1 - a0) / seconds).toFixed(2)),
     loop_windows: windows, loop_windows_over_100ms: windows - (l1.under100 - l0.under100), loop_windows_over_400ms: windows - (l1.under400 - l0.under400),
     loop_max_delay_ms: Math.round(maxDelay * 1000), ownership_changes: l1.ownership - l0.ownership,
+    membership_changes: l1.membership - l0.membership, heartbeats_late_sent: l1.lateSent - l0.lateSent, heartbeats_late_received: l1.lateReceived - l0.lateReceived, heartbeats_lost: l1.lost - l0.lost,
     window_s: Math.round(seconds), nodes: lab.nodes.length, loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   });
 }

@@ -89,10 +89,12 @@ describe('layer 2 (e2e, root): ARP/NDP ownership, failover and stability in the 
     it(`the owner ${how}: another node answers and traffic flows again within 1 s (IPv4 and IPv6)`, async () => {
       const owner = await env.owner();
       await env.forwardTo(owner);
+      const changesBefore = new Map(await Promise.all(lab.nodes.filter((n) => n.name !== owner).map(async (n) => [n.name, await metric(lab, n.name, 'portico_membership_changes_total')] as const)));
       let results: ProbeResult[];
       try {
         results = await env.probe(4000, () => (how === 'killed' ? lab.killNode(owner) : lab.disconnectNode(owner)));
         const heir = await waitFor('a new owner in the Service\'s annotations', async () => { const o = await env.owner(); return o !== owner && o !== '' ? o : undefined; }, 20_000, 200);
+        assert.ok(await metric(lab, heir, 'portico_membership_changes_total') > changesBefore.get(heir)!, 'the heir counted the membership change');
         assert.equal(await neighbour(lab, env.vip4), await env.macOf(heir), 'the client\'s ARP entry points at the new owner');
         assert.equal(await neighbour(lab, env.vip6), await env.macOf(heir), 'the client\'s NDP entry points at the new owner');
         if (how === 'disconnected') assert.equal(await metric(lab, owner, 'portico_l2_owned_addresses'), 0, 'the cut-off node claims nothing');

@@ -96,6 +96,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
     self: ctx.self, port: settings.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
     ...(settings.heartbeatNice !== undefined ? { nice: settings.heartbeatNice } : {}),
     onChange: () => {
+      metrics.membershipChanges.inc();
       log.info('membership changed', { live: [...m.live()].sort(), reasons: Object.fromEntries(m.reasons()) });
       onMembershipChange();
     },

@@ -15,6 +15,7 @@ export function createL2Metrics(registry: Registry) {
     statusWritesDeferred: counter(registry, { name: 'portico_l2_status_writes_deferred_total', help: 'Status writes (annotations, clears of stale annotations, nodeAssigned Events) held back by the speaker\'s rate limit, each counted once however long it waits' }),
     statusWritesPending: gauge(registry, { name: 'portico_l2_status_writes_pending_count', help: 'Status writes this speaker owes the API server now, by what they wait for: settle (ownership not held long enough yet), backoff (written, the World does not show it yet), rate-limit', labelNames: ['wait'] as const }),
     liveNodes: gauge(registry, { name: 'portico_membership_live_nodes_count', help: 'Nodes whose speaker is live, this one included' }),
+    membershipChanges: counter(registry, { name: 'portico_membership_changes_total', help: 'Changes of the live set or of a node\'s liveness reason seen by this speaker (each may move IPs)' }),
     heartbeatsSent: counter(registry, { name: 'portico_membership_heartbeats_sent_total', help: 'Heartbeats sent to peers' }),
     heartbeatsAccepted: counter(registry, { name: 'portico_membership_heartbeats_accepted_total', help: 'Heartbeats that passed authentication' }),
     heartbeatsLate: counter(registry, { name: 'portico_membership_heartbeats_late_total', help: 'Heartbeats more than one interval late: sent (this speaker\'s heartbeat thread waited for a CPU) or received (after the timestamp the sender put in it)', labelNames: ['direction'] as const }),
