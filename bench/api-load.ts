@@ -54,7 +54,7 @@ function sum(texts: string[], prefix: string): number {
   return total;
 }
 
-interface LoopSample { windows: number; under100: number; under400: number; ownership: number; membership: number; lateSent: number; lateReceived: number; lost: number }
+interface LoopSample { windows: number; under100: number; under400: number; ownership: number; membership: number; lateSent: number; lateReceived: number; lost: number; dropped: number }
 async function loopSample(): Promise<LoopSample & { texts: string[] }> {
   const texts = await Promise.all(lab.nodes.map((n) => scrape(n.name)));
   const h = 'portico_speaker_event_loop_max_delay_seconds';
@@ -68,6 +68,7 @@ async function loopSample(): Promise<LoopSample & { texts: string[] }> {
     lateSent: sum(texts, 'portico_membership_heartbeats_late_total{direction="sent"}'),
     lateReceived: sum(texts, 'portico_membership_heartbeats_late_total{direction="received"}'),
     lost: sum(texts, 'portico_membership_heartbeats_lost_total'),
+    dropped: sum(texts, 'portico_membership_heartbeats_dropped_total'),
   };
 }
 
@@ -98,7 +99,7 @@ async function measure(services: number): Promise<void> {
     services, speaker_writes_per_s: Number(((s1 - s0) / seconds).toFixed(3)), apiserver_writes_per_s: Number(((a1 - a0) / seconds).toFixed(2)),
     loop_windows: windows, loop_windows_over_100ms: windows - (l1.under100 - l0.under100), loop_windows_over_400ms: windows - (l1.under400 - l0.under400),
     loop_max_delay_ms: Math.round(maxDelay * 1000), ownership_changes: l1.ownership - l0.ownership,
-    membership_changes: l1.membership - l0.membership, heartbeats_late_sent: l1.lateSent - l0.lateSent, heartbeats_late_received: l1.lateReceived - l0.lateReceived, heartbeats_lost: l1.lost - l0.lost,
+    membership_changes: l1.membership - l0.membership, heartbeats_late_sent: l1.lateSent - l0.lateSent, heartbeats_late_received: l1.lateReceived - l0.lateReceived, heartbeats_lost: l1.lost - l0.lost, heartbeats_dropped: l1.dropped - l0.dropped,
     window_s: Math.round(seconds), nodes: lab.nodes.length, loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   });
 }
