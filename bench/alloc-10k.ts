@@ -148,11 +148,15 @@ function connect(kubeconfig: string): http2.ClientHttp2Session {
   };
   const cluster = kc.clusters[0]!.cluster;
   const user = kc.users[0]!.user;
-  return http2.connect(cluster.server, {
+  const session = http2.connect(cluster.server, {
     ca: readFileSync(cluster['certificate-authority']),
     cert: readFileSync(user['client-certificate']),
     key: readFileSync(user['client-key']),
+    // Large flow-control windows: a watch that the API server cannot push into at once is one it closes as unresponsive.
+    settings: { initialWindowSize: 16 << 20 },
   });
+  session.on('connect', () => session.setLocalWindowSize(64 << 20));
+  return session;
 }
 
 function request(session: http2.ClientHttp2Session, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: string }> {
