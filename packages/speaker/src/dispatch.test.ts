@@ -61,4 +61,29 @@ describe('speaker dispatch', () => {
     await d.idle();
     assert.deepEqual([calls, errors], [2, ['flaky']]);
   });
+
+  it('rests as long as an announcer asks after each update, applying the snapshots pushed meanwhile together', async () => {
+    const seen: Array<{ self: string; at: number }> = [];
+    const t0 = performance.now();
+    const costly: Announcer = {
+      name: 'costly',
+      update: (w) => { seen.push({ self: w.self, at: performance.now() - t0 }); },
+      stop: async () => undefined,
+      restAfter: () => 150,
+    };
+    const d = new Dispatcher([costly], nullLogger);
+    d.push(world(1));
+    d.push(world(2));
+    await new Promise((r) => setTimeout(r, 50));
+    d.push(world(3));
+    while (seen.length < 2) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(seen.map((s) => s.self), ['w1', 'w3'], 'w2 and w3 arrived during the rest: only the latest is applied');
+    assert.ok(seen[1]!.at - seen[0]!.at >= 140, `the second update waited for the rest (${Math.round(seen[1]!.at - seen[0]!.at)} ms)`);
+    // idle() (the speaker stopping) does not wait out a rest.
+    d.push(world(4));
+    const t1 = performance.now();
+    await d.idle();
+    assert.deepEqual(seen.map((s) => s.self), ['w1', 'w3', 'w4']);
+    assert.ok(performance.now() - t1 < 100, `idle() cut the rests short (${Math.round(performance.now() - t1)} ms)`);
+  });
 });

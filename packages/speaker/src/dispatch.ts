@@ -1,6 +1,8 @@
 // Hands World snapshots to announcers one update at a time each: while an
 // update runs, newer snapshots replace each other, so a slow announcer always
-// catches up with the latest state and never processes a backlog.
+// catches up with the latest state and never processes a backlog. An
+// announcer may ask for a rest after each update (restAfter), which bounds
+// the CPU that an announcer with whole-World updates takes under churn.
 import type { Logger } from '@portico/shared';
 import type { Announcer, World } from './world/types.ts';
 
@@ -45,12 +47,33 @@ export class Dispatcher {
         this.log.error('announcer update failed', { announcer: a.name, err });
         this.hooks.onError?.(a.name, err);
       }
+      // Snapshots pushed during the rest wait in `pending`, coalesced, as during an update.
+      const rest = a.restAfter?.((performance.now() - t0) / 1000) ?? 0;
+      if (rest > 0 && this.hurry === 0) await this.rest(rest);
     }
   }
 
-  /** Resolves when every announcer has handled the latest snapshot. */
+  /** idle() callers waiting: rests are skipped and cut short meanwhile. */
+  private hurry = 0;
+  private readonly resting = new Set<() => void>();
+
+  private rest(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => { clearTimeout(t); this.resting.delete(done); resolve(); };
+      const t = setTimeout(done, ms);
+      this.resting.add(done);
+    });
+  }
+
+  /** Resolves when every announcer has handled the latest snapshot (rests are cut short). */
   async idle(): Promise<void> {
-    while (this.running.size) await Promise.all([...this.running.values()]);
+    this.hurry++;
+    try {
+      for (const wake of [...this.resting]) wake();
+      while (this.running.size) await Promise.all([...this.running.values()]);
+    } finally {
+      this.hurry--;
+    }
   }
 }
 

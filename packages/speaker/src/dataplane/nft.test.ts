@@ -6,6 +6,7 @@ import path from 'node:path';
 import { desiredState } from './desired.ts';
 import { chooseDataplane, hostProbe } from './index.ts';
 import { renderIpvsMasquerade, renderNftDataplane } from './nft.ts';
+import { NftDataplane } from './nftables.ts';
 import { endpoint, service, world } from './testdata/world.ts';
 
 const EPS = [endpoint('100.64.1.5', 'node-1'), endpoint('100.64.2.5', 'node-2'), endpoint('2001:db8:64:2::5', 'node-2')];
@@ -44,6 +45,11 @@ describe('nftables rendering', () => {
     const a = renderNftDataplane(desiredState(world('node-1', [service('web', { endpoints: EPS }), service('api', { ips: ['203.0.113.11'], endpoints: EPS })])));
     const b = renderNftDataplane(desiredState(world('node-1', [service('api', { ips: ['203.0.113.11'], endpoints: EPS }), service('web', { endpoints: EPS })])));
     assert.equal(a, b);
+  });
+
+  it('the dataplane rests after a costly rewrite, as long as it took (at most 2 s), and not after a cheap one', () => {
+    const dp = new NftDataplane({ nft: async () => undefined });
+    assert.deepEqual([dp.restAfter(0.005), dp.restAfter(0.3), dp.restAfter(10)], [0, 300, 2000]);
   });
 
   it('the IPVS dataplane\'s table holds the masquerade only', () => {

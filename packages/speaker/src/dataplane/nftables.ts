@@ -1,7 +1,8 @@
 // The nftables dataplane: the same desired state as IPVS, as DNAT rules in
 // the one table `inet portico`, rewritten whole and atomically (`nft -f`)
-// whenever the rendered table changes. For kernels without ip_vs, and for
-// clusters leaving kube-proxy's deprecated IPVS mode.
+// whenever the rendered table changes, with a rest after a costly rewrite.
+// For kernels without ip_vs, and for clusters leaving kube-proxy's deprecated
+// IPVS mode.
 import type { Logger } from '@portico/shared';
 import type { World } from '../world/types.ts';
 import { desiredState } from './desired.ts';
@@ -35,6 +36,18 @@ export class NftDataplane {
     this.#nft = opts.nft ?? runNft;
     this.#cleanup = opts.cleanupOnStop ?? false;
     this.#warnings = new WarningReporter(this.#log, opts.events);
+  }
+
+  /**
+   * Every update renders and loads the whole table, so its cost grows with
+   * the Services: after one that took more than 20 ms, rest as long as it
+   * took (at most 2 s), so that under churn nft takes at most about half a
+   * CPU instead of all of one, with the changes that arrive meanwhile
+   * applied together in the next update.
+   */
+  restAfter(seconds: number): number {
+    const ms = seconds * 1000;
+    return ms > 20 ? Math.min(ms, 2000) : 0;
   }
 
   get table(): string | undefined {

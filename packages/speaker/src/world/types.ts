@@ -96,4 +96,10 @@ export interface Announcer {
   readonly name: string;
   update(world: World): void | Promise<void>;
   stop(): Promise<void>;
+  /**
+   * How long (ms) to wait after an update that took `seconds` before the next
+   * one starts; snapshots arriving meanwhile are coalesced. For announcers
+   * whose every update costs in proportion to the whole World.
+   */
+  restAfter?(seconds: number): number;
 }
