@@ -99,7 +99,7 @@ async function measure(services: number): Promise<void> {
     services, speaker_writes_per_s: Number(((s1 - s0) / seconds).toFixed(3)), apiserver_writes_per_s: Number(((a1 - a0) / seconds).toFixed(2)),
     loop_windows: windows, loop_windows_over_100ms: windows - (l1.under100 - l0.under100), loop_windows_over_400ms: windows - (l1.under400 - l0.under400),
     loop_max_delay_ms: Math.round(maxDelay * 1000), ownership_changes: l1.ownership - l0.ownership,
-    membership_changes: l1.membership - l0.membership, heartbeats_late_sent: l1.lateSent - l0.lateSent, heartbeats_late_received: l1.lateReceived - l0.lateReceived, heartbeats_lost: l1.lost - l0.lost, heartbeats_dropped: l1.dropped - l0.dropped,
+    membership_changes: l1.membership - l0.membership, membership_changes_since_start: l1.membership, heartbeats_late_sent: l1.lateSent - l0.lateSent, heartbeats_late_received: l1.lateReceived - l0.lateReceived, heartbeats_lost: l1.lost - l0.lost, heartbeats_dropped: l1.dropped - l0.dropped,
     window_s: Math.round(seconds), nodes: lab.nodes.length, loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   });
 }
