@@ -371,7 +371,11 @@ export class Controller {
         this.retries.delete(key);
         break;
       case 'retry': {
-        if (!this.running || !this.o.canWrite()) break;
+        // Retried even when the write was refused for a renewal running late
+        // (canWrite() false for a moment, the Lease still ours): nothing else
+        // would bring the key back before the next resync. A leader that truly
+        // lost its Lease stops (running false) and the next one lists anew.
+        if (!this.running) break;
         const n = (this.retries.get(key) ?? 0) + 1;
         this.retries.set(key, n);
         setTimeout(() => this.enqueue(key), Math.min(100 * 2 ** n, 30_000));
