@@ -16,10 +16,15 @@
 //   PORTICO_BENCH_CPU_PROF=DIR writes a V8 CPU profile of the controller there
 //   PORTICO_BENCH_CONTROLLER   the controller's main.ts to run (default: this
 //                              checkout's), e.g. an older tree to compare with
+//   PORTICO_BENCH_COMPILE_CACHE=0  run the controller without Node's compile cache;
+//                              by default it gets one, warmed with `main.ts --help`
+//                              first, as the image's build does (see Dockerfile)
 // Services are IPv6 single-stack (the lab's IPv4 Service CIDR has 4,096 ClusterIPs)
 // without node ports (the node-port range has 2,768).
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
+import os from 'node:os';
 import path from 'node:path';
 import { Lab, repoRoot, waitFor } from '@portico/lab';
 import { parseYAML } from '@portico/shared';
@@ -28,6 +33,7 @@ import { report } from './stats.ts';
 const count = Number(process.argv[2] ?? 10_000);
 const NS = 'portico-system';
 const lab = await Lab.start({ prefix: process.env.PORTICO_LAB_PREFIX ?? 'palloc', nodes: 1, clients: [] });
+let cacheDir: string | undefined;
 try {
   await lab.kubectlResult(['create', 'namespace', NS]);
   await lab.kubectlResult(['create', 'namespace', 'bench']);
@@ -43,9 +49,17 @@ try {
   const nodeFlags = (process.env.PORTICO_BENCH_NODE_FLAGS ?? '--optimize-for-size').split(' ').filter((f) => f !== '');
   let ctl: ReturnType<typeof lab.spawn> | undefined;
   let ctlStartedAt = 0;
+  const main = process.env.PORTICO_BENCH_CONTROLLER ?? path.join(repoRoot, 'packages/controller/src/main.ts');
+  // The image's compile cache, built the same way: stripped sources and V8 code from one `--help` start.
+  cacheDir = process.env.PORTICO_BENCH_COMPILE_CACHE === '0' ? undefined : mkdtempSync(path.join(os.tmpdir(), 'portico-bench-ncc-'));
+  const cacheEnv = cacheDir ? { NODE_COMPILE_CACHE: cacheDir } : {};
+  if (cacheDir) {
+    const warm = spawnSync(process.execPath, [...nodeFlags, main, '--help'], { env: { ...process.env, ...cacheEnv }, stdio: 'ignore' });
+    if (warm.status !== 0) throw new Error(`warming the compile cache: ${main} --help exited ${warm.status}`);
+  }
   const startController = async (): Promise<void> => {
     ctlStartedAt = performance.now();
-    ctl = lab.spawn('controller', undefined, [process.execPath, ...nodeFlags, ...prof, process.env.PORTICO_BENCH_CONTROLLER ?? path.join(repoRoot, 'packages/controller/src/main.ts'), '--kubeconfig', lab.kubeconfig, '--identity', 'bench', '--listen', '127.0.0.1:0']);
+    ctl = lab.spawn('controller', undefined, [process.execPath, ...nodeFlags, ...prof, main, '--kubeconfig', lab.kubeconfig, '--identity', 'bench', '--listen', '127.0.0.1:0'], cacheEnv);
     await waitFor('the controller to lead', async () => {
       const r = await lab.kubectlResult(['get', 'lease', 'portico-controller', '-n', NS, '-o', 'jsonpath={.spec.holderIdentity}']);
       return r.stdout === 'bench';
@@ -133,10 +147,12 @@ try {
   report('alloc-10k', withController
     ? {
       services: count, create: mode, ...(backlog ? { backlog: 'yes' } : {}), allocated, all_allocated_s: Math.round(took * 10) / 10, create_s: Math.round(created / 100) / 10,
-      beyond_create_s: Math.round(took * 10 - created / 100) / 10, controller_cpu_s: cpuUsed, controller_peak_rss_mb: peakRss, node_flags: nodeFlags.join(' '), loadavg: load,
+      beyond_create_s: Math.round(took * 10 - created / 100) / 10, controller_cpu_s: cpuUsed, controller_peak_rss_mb: peakRss, node_flags: nodeFlags.join(' '),
+      compile_cache: cacheDir ? 'yes' : 'no', loadavg: load,
     }
     : { services: count, create: mode, controller: 'none', create_s: Math.round(created / 100) / 10, loadavg: load });
 } finally {
+  if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
   await lab.stop();
 }
 
