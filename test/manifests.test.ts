@@ -137,6 +137,28 @@ describe('manifests', function () {
     assert.equal(pod.serviceAccountName, 'portico-controller');
   });
 
+  it('each component runs with the flags, path and user the image warmed its compile cache with (the cache is keyed by both)', function () {
+    const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    assert.match(runtime, /^ENV NODE_COMPILE_CACHE=\S+/m);
+    for (const [kind, name] of [['Deployment', 'portico-controller'], ['DaemonSet', 'portico-speaker']] as const) {
+      const pod = find(kind, name).spec.template.spec;
+      const c = pod.containers[0];
+      const command = c.command as string[];
+      assert.equal(command[0], 'node');
+      const entry = command[command.length - 1]!;
+      assert.ok(entry.startsWith('/app/'), `${name} runs ${entry} from the image's WORKDIR`);
+      const flags = command.slice(1, -1).join(' ');
+      const uid = c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser;
+      // The RUN that warms this entry point, and the USER in force at it.
+      const lines = runtime.split('\n');
+      const at = lines.findIndex((l) => l === `RUN node ${flags} ${entry.slice('/app/'.length)} --help`);
+      assert.ok(at >= 0, `the Dockerfile warms ${entry} with "node ${flags}"`);
+      const user = lines.slice(0, at).reverse().find((l) => l.startsWith('USER '))?.split(' ')[1]?.split(':')[0] ?? '0';
+      assert.equal(Number(user), uid, `${name} runs as the user its cache was written by`);
+    }
+  });
+
   it('the speaker has host networking, exactly NET_RAW/NET_ADMIN/NET_BIND_SERVICE, control-plane tolerations and NODE_NAME', function () {
     const ds = find('DaemonSet', 'portico-speaker');
     const pod = ds.spec.template.spec;
