@@ -3,14 +3,13 @@
 // then reconciles. Config problems keep the last good configuration in force
 // and are reported on the objects (conditions + Events) and as a metric.
 import {
-  API_VERSION, ConfigWatcher, Informer, PLURALS, StatusWriter, createSharedMetrics, listJSON,
+  API_VERSION, ConfigWatcher, Informer, PLURALS, StatusWriter, TokenBucket, createSharedMetrics, listJSON,
   isConflict, isNotFound, type KubeSource, type Config, type SharedMetrics, type ConfigProblem, type Logger, type Registry,
 } from '@portico/shared';
 import { Allocator } from './allocator.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
 import { ServiceReconciler, type IngressEntry, type ServiceSink } from './reconciler.ts';
 import { trimNamespace, trimService, type ServiceObject } from './service.ts';
-import { TokenBucket } from './token-bucket.ts';
 
 export interface ControllerOptions {
   kc: KubeSource;
@@ -31,7 +30,7 @@ export interface ControllerOptions {
    * thousands of new Services the Events would cost the API server as much as
    * the allocations themselves. The ones left out are counted (metric
    * portico_controller_events_suppressed_total) and summed up in one log
-   * line. Warnings are never limited.
+   * line. Warnings are never limited; eventsPerSecond 0 is no limit.
    */
   eventBurst?: number;
   eventsPerSecond?: number;

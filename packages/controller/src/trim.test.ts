@@ -1,6 +1,5 @@
 import { strict as assert } from 'node:assert';
 import { toRequest, trimNamespace, trimService, type ServiceObject } from './service.ts';
-import { TokenBucket } from './token-bucket.ts';
 
 describe('informer cache trimming', function () {
   const full = (): Record<string, unknown> => ({
@@ -38,19 +37,5 @@ describe('informer cache trimming', function () {
     const ns: Record<string, unknown> = { kind: 'Namespace', metadata: { name: 'shop', resourceVersion: '7', labels: { team: 'a' }, managedFields: [{}] }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } };
     trimNamespace(ns);
     assert.deepEqual(ns, { metadata: { name: 'shop', resourceVersion: '7', labels: { team: 'a' } } });
-  });
-});
-
-describe('TokenBucket', function () {
-  it('allows a burst, then refills at its rate', function () {
-    let t = 0;
-    const b = new TokenBucket(3, 2, () => t);
-    assert.deepEqual([b.take(), b.take(), b.take(), b.take()], [true, true, true, false]);
-    t = 400; // 0.8 token
-    assert.equal(b.take(), false);
-    t = 600; // 1.2 tokens accrued since the start of the refill
-    assert.equal(b.take(), true);
-    t = 100_000;
-    assert.deepEqual([b.take(), b.take(), b.take(), b.take()], [true, true, true, false]);
   });
 });

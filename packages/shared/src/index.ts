@@ -19,3 +19,4 @@ export { shareConnections } from './k8s/client.ts';
 export { kubeRequest, listJSON, MERGE_PATCH } from './k8s/rest.ts';
 export { ConfigWatcher, type ConfigWatcherOptions } from './k8s/config-watcher.ts';
 export { startHttpServer, type HealthSources } from './http.ts';
+export { TokenBucket } from './token-bucket.ts';

@@ -65,7 +65,7 @@ current-context: main
 clusters:
 - name: decoy
   cluster:
-    server: https://192.0.2.1:6443
+    server: https://203.0.113.1:6443
 - name: main
   cluster:
     server: ${server}

@@ -8,7 +8,7 @@
 // ARP/NDP side never waits.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import type { EventTarget, Logger } from '@portico/shared';
+import { TokenBucket, type EventTarget, type Logger } from '@portico/shared';
 import type { NodeLiveness } from '../membership/membership.ts';
 import { loadNative } from '../native/index.ts';
 import type { Announcer, World } from '../world/types.ts';
@@ -17,7 +17,6 @@ import type { L2Metrics } from './metrics.ts';
 import { PlanCache, planLayer2, type Layer2Plan, type ServicePlan } from './plan.ts';
 import { REASONS } from './decide.ts';
 import type { Responder } from './responder.ts';
-import { TokenBucket } from './token-bucket.ts';
 
 /** Annotations the owner writes on a Service it announces (no ServiceL2Status CRD is installed yet). */
 export const ANNOUNCED_BY = 'portico.dev/layer2-node';

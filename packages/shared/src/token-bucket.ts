@@ -1,5 +1,6 @@
-// The budget of the layer-2 status writes (annotations, clears, nodeAssigned
-// Events): at most `burst` at once, then `perSecond`. Pure: the clock is passed in.
+// A token bucket: at most `burst` at once, refilled at `perSecond`. It budgets
+// the controller's Normal Events and the speaker's layer-2 status writes. The
+// clock can be passed in (tests); by default it is performance.now().
 
 const EPSILON = 1e-6;
 
@@ -11,7 +12,7 @@ export class TokenBucket {
   private readonly now: () => number;
 
   /** `perSecond` 0 means no limit. */
-  constructor(burst: number, perSecond: number, now: () => number) {
+  constructor(burst: number, perSecond: number, now: () => number = () => performance.now()) {
     if (!(burst >= 1) || !(perSecond >= 0)) throw new RangeError(`token bucket needs burst >= 1 and perSecond >= 0, got ${burst} and ${perSecond}`);
     this.burst = burst;
     this.perSecond = perSecond;
