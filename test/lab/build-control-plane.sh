@@ -1,26 +1,67 @@
 #!/usr/bin/env bash
-# Builds the lab's Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) from their Go modules at
-# pinned versions, into a cache outside the repository keyed by version.
-# A second run finds the binaries and returns at once.
+# Builds the lab's Kubernetes binaries from the Go modules pinned in
+# test/lab/gomod/ (go.mod + go.sum, committed) into a cache outside the
+# repository, keyed by those files' content. Nothing here resolves a version:
+# the build runs with -mod=readonly, so a pin that would need to change fails
+# loudly instead of fetching something newer.
+#
+#   build-control-plane.sh [--check] [--node]
+#     (default)  etcd kube-apiserver kube-controller-manager kube-scheduler kubectl
+#     --node     also kubelet and kube-proxy (the lab's real nodes)
+#     --check    build nothing: print the bin directory if every binary is there, else exit 1
+#
+# Two builds of the same cache entry at once (two checkouts, a test run and
+# `npm run lab`) take turns on a lock; the second says so and then finds the
+# binaries built.
 set -euo pipefail
 
-K8S_VERSION="${PORTICO_K8S_VERSION:-v1.36.3}"
-ETCD_VERSION="${PORTICO_ETCD_VERSION:-v3.6.8}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mods="$here/gomod"
 CACHE="${PORTICO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portico}"
-OUT="$CACHE/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
-BINS=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl)
+log() { echo "[control-plane] $*" >&2; }
 
-if [ "${1:-}" = --check ]; then for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || exit 1; done; echo "$OUT/bin"; exit 0; fi
-have_all() { for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done; }
+check=0; node=0
+for a in "$@"; do
+  case "$a" in
+    --check) check=1 ;;
+    --node) node=1 ;;
+    *) echo "usage: build-control-plane.sh [--check] [--node]" >&2; exit 2 ;;
+  esac
+done
+
+# The versions come from the committed go.mod files, read as text so that
+# --check needs no Go toolchain.
+mod_version() { sed -n "s|^require $2 \(v[^ ]*\).*|\1|p" "$mods/$1/go.mod"; }
+K8S_VERSION="$(mod_version kubernetes k8s.io/kubernetes)"
+ETCD_VERSION="$(mod_version etcd go.etcd.io/etcd/server/v3)"
+[ -n "$K8S_VERSION" ] && [ -n "$ETCD_VERSION" ] || { log "cannot read the pinned versions from $mods/*/go.mod"; exit 1; }
+key="$(cat "$mods/kubernetes/go.mod" "$mods/kubernetes/go.sum" "$mods/etcd/go.mod" "$mods/etcd/go.sum" | sha256sum | cut -c1-12)"
+OUT="$CACHE/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-$key"
+
+K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+[ "$node" = 1 ] && K8S_BINS+=(kubelet kube-proxy)
+have_all() {
+  [ -x "$OUT/bin/etcd" ] || return 1
+  local b; for b in "${K8S_BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done
+}
+
+if [ "$check" = 1 ]; then have_all && { echo "$OUT/bin"; exit 0; }; exit 1; fi
 if have_all; then echo "$OUT/bin"; exit 0; fi
 
-command -v go >/dev/null || { echo "build-control-plane: the Go toolchain is needed (apt-get install golang or https://go.dev/dl); none is on PATH" >&2; exit 1; }
-minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"; patch="${K8S_VERSION##*.}"
-staging="v0.$minor.$patch"
+command -v go >/dev/null || { log "the Go toolchain is needed (apt-get install golang, or https://go.dev/dl); none is on PATH"; exit 1; }
+mkdir -p "$OUT/bin"
 
-mkdir -p "$OUT/src/k8s" "$OUT/src/etcd" "$OUT/bin"
-log() { echo "[control-plane] $*" >&2; }
+# One builder per cache entry. flock releases the lock when this process ends,
+# however it ends, so a killed build never leaves the entry locked.
+exec 9>"$OUT.lock"
+if ! flock -n 9; then
+  log "another build of $OUT is running (pid $(cat "$OUT.lock.pid" 2>/dev/null || echo '?')): waiting for it"
+  flock 9
+  log "the other build finished"
+fi
+echo $$ > "$OUT.lock.pid"
+if have_all; then echo "$OUT/bin"; exit 0; fi
+
 # go build prints nothing for minutes: say every 30 s that it is still going.
 with_progress() {
   local what="$1"; shift
@@ -32,56 +73,33 @@ with_progress() {
   wait "$pid"
 }
 
-# --- Kubernetes: the main module publishes its staging modules as v0.0.0, so pin
-# every k8s.io/<staging> module to the matching published version.
-cd "$OUT/src/k8s"
-log "resolving k8s.io/kubernetes $K8S_VERSION (staging modules at $staging)"
-cat > go.mod <<MOD
-module portico.dev/lab/controlplane
+export GOFLAGS=-mod=readonly GOWORK=off CGO_ENABLED=0
+tmp="$(mktemp -d "$OUT/build.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
 
-go 1.26
-MOD
-modfile=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-[ -f "$modfile" ] || { log "could not download k8s.io/kubernetes $K8S_VERSION from the Go module proxy"; exit 1; }
-{
-  echo "require k8s.io/kubernetes $K8S_VERSION"
-  grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$modfile" | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
-} >> go.mod
-cat > tools.go <<'GO'
-//go:build tools
-
-package controlplane
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-log "downloading modules (first time: a few hundred MB)"
-GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
-GOFLAGS=-mod=mod go get k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl >&2
-ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  [ -x "$OUT/bin/$cmd" ] && continue
-  log "building $cmd $K8S_VERSION (several minutes each on 2 cores)"
-  start=$(date +%s)
-  GOFLAGS=-mod=mod CGO_ENABLED=0 with_progress "$cmd" go build -trimpath -ldflags "$ld" -o "$OUT/bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
-  mv "$OUT/bin/$cmd.tmp" "$OUT/bin/$cmd"
-  log "built $cmd in $(( $(date +%s) - start )) s"
-done
+# --- Kubernetes: every command still missing, in one go build (the packages
+# compile in parallel and share their dependencies).
+missing=()
+for b in "${K8S_BINS[@]}"; do [ -x "$OUT/bin/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  pkgs=(); for b in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  log "building ${missing[*]} $K8S_VERSION from $mods/kubernetes (the first time: downloads a few hundred MB of modules, then several minutes on 2 cores)"
+  start=$SECONDS
+  (cd "$mods/kubernetes" && with_progress "${missing[*]}" go build -trimpath -ldflags "$ld" -o "$tmp/" "${pkgs[@]}")
+  for b in "${missing[@]}"; do mv -f "$tmp/$b" "$OUT/bin/$b"; done
+  log "built ${missing[*]} in $(( SECONDS - start )) s"
+fi
 
 # --- etcd: the server module's root package is the etcd binary.
 if [ ! -x "$OUT/bin/etcd" ]; then
-  cd "$OUT/src/etcd"
-  log "building etcd $ETCD_VERSION"
-  printf 'module portico.dev/lab/etcd\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
-  printf '//go:build tools\n\npackage etcd\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
-  GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
-  GOFLAGS=-mod=mod CGO_ENABLED=0 with_progress etcd go build -trimpath -ldflags "-s -w" -o "$OUT/bin/etcd.tmp" go.etcd.io/etcd/server/v3
-  mv "$OUT/bin/etcd.tmp" "$OUT/bin/etcd"
+  log "building etcd $ETCD_VERSION from $mods/etcd"
+  start=$SECONDS
+  (cd "$mods/etcd" && with_progress etcd go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
+  mv -f "$tmp/etcd" "$OUT/bin/etcd"
+  log "built etcd in $(( SECONDS - start )) s"
 fi
 have_all || { log "some binaries are missing in $OUT/bin"; exit 1; }
-log "control plane ready in $OUT/bin"
+log "binaries ready in $OUT/bin"
 echo "$OUT/bin"
