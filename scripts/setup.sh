@@ -7,9 +7,11 @@ set -euo pipefail
 what="${1:-test}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${PORTICO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portico}"
-PNPM_VERSION=10.34.8
+# pnpm's version is written once, in package.json's packageManager field.
+PNPM_VERSION="$(sed -n 's/^ *"packageManager": *"pnpm@\([0-9][^"]*\)".*/\1/p' "$root/package.json")"
 say() { echo "[setup] $*" >&2; }
 die() { echo "[setup] error: $*" >&2; exit 1; }
+[ -n "$PNPM_VERSION" ] || die "package.json names no pnpm version in packageManager"
 
 # --- Debian packages the lab and the tests use. Installed when missing (as root);
 # otherwise the message names each missing package and the command to install it.
@@ -46,8 +48,8 @@ if [ "$what" != deps ]; then
   fi
 fi
 
-# --- pnpm: use one of the pinned major, else install the pinned version into the cache.
-pnpm_ok() { command -v pnpm >/dev/null 2>&1 && [ "$(pnpm --version 2>/dev/null | cut -d. -f1)" = 10 ]; }
+# --- pnpm: exactly the pinned version (one on PATH if it is that one), else install it into the cache.
+pnpm_ok() { command -v pnpm >/dev/null 2>&1 && [ "$(pnpm --version 2>/dev/null)" = "$PNPM_VERSION" ]; }
 if ! pnpm_ok; then
   if [ ! -x "$cache/tools/pnpm-$PNPM_VERSION/node_modules/.bin/pnpm" ]; then
     say "installing pnpm $PNPM_VERSION into $cache/tools"
@@ -63,8 +65,10 @@ cd "$root"
 stamp="node_modules/.portico-install-stamp"
 if [ ! -f "$stamp" ] || [ pnpm-lock.yaml -nt "$stamp" ] || [ ! -x node_modules/.bin/node ]; then
   say "installing dependencies with pnpm (Node 24 comes with them)"
-  if [ -f pnpm-lock.yaml ]; then frozen=--frozen-lockfile; else frozen=; fi
-  pnpm install $frozen --reporter=append-only >&2 || die "pnpm install failed"
+  # The lockfile fixes every package's version and integrity hash; --frozen-lockfile
+  # fails instead of resolving anything anew.
+  [ -f pnpm-lock.yaml ] || die "pnpm-lock.yaml is missing: the dependencies would resolve to whatever is newest"
+  pnpm install --frozen-lockfile --reporter=append-only >&2 || die "pnpm install --frozen-lockfile failed (if package.json changed, run pnpm install and commit pnpm-lock.yaml)"
   touch "$stamp"
 fi
 v="$(node_modules/.bin/node --version)"

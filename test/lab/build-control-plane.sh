@@ -31,7 +31,7 @@ done
 
 # The versions come from the committed go.mod files, read as text so that
 # --check needs no Go toolchain.
-mod_version() { sed -n "s|^require $2 \(v[^ ]*\).*|\1|p" "$mods/$1/go.mod"; }
+mod_version() { sed -n "s#^\(require \|\t\)$2 \(v[^ ]*\).*#\2#p" "$mods/$1/go.mod" | head -1; }
 K8S_VERSION="$(mod_version kubernetes k8s.io/kubernetes)"
 ETCD_VERSION="$(mod_version etcd go.etcd.io/etcd/server/v3)"
 [ -n "$K8S_VERSION" ] && [ -n "$ETCD_VERSION" ] || { log "cannot read the pinned versions from $mods/*/go.mod"; exit 1; }
@@ -61,6 +61,7 @@ if ! flock -n 9; then
 fi
 echo $$ > "$OUT.lock.pid"
 if have_all; then echo "$OUT/bin"; exit 0; fi
+rm -rf "$OUT"/build.* # a build killed before its cleanup ran; nobody else writes here while we hold the lock
 
 # go build prints nothing for minutes: say every 30 s that it is still going.
 with_progress() {

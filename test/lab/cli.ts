@@ -9,7 +9,8 @@ import { installPortico } from './portico.ts';
 import { LabPreflightError } from './preflight.ts';
 import { LabBusyError, clearPrefix, readState, stateInUse } from './state.ts';
 
-const prefix = process.env.PORTICO_LAB_PREFIX ?? 'plab';
+const explicitPrefix = process.env.PORTICO_LAB_PREFIX;
+let prefix = explicitPrefix ?? 'plab';
 const cmd = process.argv[2] ?? 'up';
 const say = (msg: string): void => { process.stdout.write(`${msg}\n`); };
 
@@ -18,7 +19,7 @@ async function up(): Promise<void> {
   const secs = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
   const step = (msg: string): void => say(`  [${secs()}] ${msg}`);
   say(`starting the Portico lab '${prefix}' (control plane + 3 nodes + a client)...`);
-  const lab = await Lab.start({ prefix, keep: true, nodes: 3, clients: ['client'], log: step });
+  const lab = await startOnFreePrefix(step);
 
   step('installing Portico: kubectl apply -f manifests/portico.yaml (CRDs, RBAC, controller, speakers); each component runs with its own ServiceAccount');
   await installPortico(lab);
@@ -67,7 +68,25 @@ The lab is up and stays running.
   client:       ip netns exec ${client.ns} curl http://${got?.ip ?? '<external-ip>'}/     (client ${client.ipv4} / ${client.ipv6})
   kill a node:  the owner's namespace is ${got ? lab.node(got.owner).ns : '<node>'}; watch another node take the IP over
   logs:         ${lab.logDir}
-  stop it:      npm run lab -- down`);
+  stop it:      ${prefix === 'plab' ? '' : `PORTICO_LAB_PREFIX=${prefix} `}npm run lab -- down`);
+}
+
+/**
+ * Starts the lab under `prefix`; without PORTICO_LAB_PREFIX, a prefix already
+ * in use (a lab left running, another checkout's start) moves this one to the
+ * next free name, plab2 … plab9, and says how to remove it.
+ */
+async function startOnFreePrefix(step: (msg: string) => void): Promise<Lab> {
+  for (let n = 2; ; n++) {
+    try {
+      return await Lab.start({ prefix, keep: true, nodes: 3, clients: ['client'], log: step });
+    } catch (err) {
+      if (!(err instanceof LabBusyError) || explicitPrefix !== undefined || n > 9) throw err;
+      const next = `plab${n}`;
+      step(`${err.message.split('. ')[0]}: starting this lab as '${next}' instead (remove it with PORTICO_LAB_PREFIX=${next} npm run lab -- down)`);
+      prefix = next;
+    }
+  }
 }
 
 function down(): void {

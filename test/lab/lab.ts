@@ -11,7 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import { run, startDaemon, stopDaemon, isAlive, signal, sleep, waitFor, type DaemonRecord, type RunResult } from './sh.ts';
 import { createNetns, destroyNetns, ipBatch, netnsPids, listNetns } from './netns.ts';
 import { makePki, writeKubeconfig, type Pki } from './pki.ts';
-import { LabBusyError, clearPrefix, ownerRecord, prefixDir, readState, stateInUse, writeState, type LabState } from './state.ts';
+import { LabBusyError, clearPrefix, ownerRecord, prefixDir, readState, stateInUse, withClaimLock, writeState, type LabState } from './state.ts';
 import { preflight } from './preflight.ts';
 import type { KubeletConfig } from './kubelet-config.ts';
 
@@ -154,6 +154,10 @@ export class Lab {
   }
 
   private async claimPrefix(): Promise<void> {
+    await withClaimLock(this.prefix, () => this.claimPrefixLocked());
+  }
+
+  private claimPrefixLocked(): void {
     const prev = readState(this.prefix);
     if (prev && stateInUse(prev)) {
       const who = prev.keep ? 'a lab left running by `npm run lab`' : `a lab run by process ${prev.ownerPid}`;

@@ -7,6 +7,49 @@ import { listNetns, destroyNetns } from './netns.ts';
 
 export const LAB_ROOT = process.env.PORTICO_LAB_DIR ?? '/run/portico-lab';
 
+/**
+ * Runs `fn` holding the prefix's claim lock, so that two starts of one prefix at
+ * once (two checkouts, a test run beside `npm run lab`) see each other's run
+ * state instead of both clearing it. The lock is a directory (mkdir is atomic)
+ * naming its holder; a lock whose holder died is taken over.
+ */
+export async function withClaimLock<T>(prefix: string, fn: () => T, opts: { timeoutMs?: number; root?: string } = {}): Promise<T> {
+  const { timeoutMs = 30_000, root = LAB_ROOT } = opts;
+  mkdirSync(root, { recursive: true });
+  const lock = path.join(root, `${prefix}.claim`);
+  const owner = path.join(lock, 'owner.json');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder: { pid: number; startTicks: number } | undefined;
+    try {
+      holder = JSON.parse(readFileSync(owner, 'utf8')) as { pid: number; startTicks: number };
+    } catch {
+      holder = undefined; // being written just now, or its writer died before writing
+    }
+    const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+    if ((holder && !isAlive(holder)) || (!holder && age > 5000)) {
+      rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new LabBusyError(`lab prefix '${prefix}' has been claimed by process ${holder?.pid ?? '?'} for over ${timeoutMs / 1000} s (${lock})`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  writeFileSync(owner, JSON.stringify({ pid: process.pid, startTicks: startTicks(process.pid) ?? 0 }));
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 export interface LabState {
   prefix: string;
   runId: string;

@@ -4,7 +4,7 @@ import { arp } from './arp.ts';
 import { gratuitousArpReply, gratuitousArpRequest, unsolicitedNeighborAdvertisement } from './announce.ts';
 import { decide, decideDecoded, type DecideContext, type Decision, type Reason } from './decide.ts';
 import { ethernet } from './ethernet.ts';
-import { arpAndNeighborSolicitationProgram, assemble, runFilter } from './filter.ts';
+import { arpRequestAndNeighborSolicitationProgram, assemble, runFilter } from './filter.ts';
 import { checksumValid } from './icmpv6.ts';
 import { ipv6 } from './ipv6.ts';
 import { ndp } from './ndp.ts';
@@ -139,10 +139,10 @@ describe('announcements', () => {
 });
 
 describe('socket filter (classic BPF)', () => {
-  const program = arpAndNeighborSolicitationProgram();
+  const program = arpRequestAndNeighborSolicitationProgram();
   const expected: Record<string, boolean> = {
     'kernel-arp-request': true,
-    'kernel-arp-reply': true,
+    'kernel-arp-reply': false,
     'kernel-arp-gratuitous-request': true,
     'kernel-ndp-ns-multicast': true,
     'kernel-ndp-ns-dad': true,
@@ -158,8 +158,19 @@ describe('socket filter (classic BPF)', () => {
     });
   }
 
+  it('accepts ARP operation 1 only: replies, gratuitous replies and other operations are dropped', () => {
+    for (let op = 0; op <= 10; op++) {
+      const f = mutate('kernel-arp-request', (b) => b.writeUInt16BE(op, 20));
+      assert.equal(runFilter(program, f) > 0, op === 1, `operation ${op}`);
+    }
+    assert.equal(runFilter(program, gratuitousArpReply(A_MAC, '198.51.100.2')), 0);
+    assert.ok(runFilter(program, gratuitousArpRequest(A_MAC, '198.51.100.2')) > 0);
+    assert.equal(runFilter(program, unsolicitedNeighborAdvertisement(A_MAC, '2001:db8::2')), 0);
+  });
+
   it('drops a runt frame instead of reading past it, and assembles 8 bytes per instruction', () => {
     assert.equal(runFilter(program, Buffer.from([0xff, 0xff])), 0);
+    assert.equal(runFilter(program, vector('kernel-arp-request').subarray(0, 21)), 0);
     assert.equal(runFilter(program, vector('kernel-ndp-ns-multicast').subarray(0, 40)), 0);
     const bytes = assemble(program);
     assert.equal(bytes.length, program.length * 8);

@@ -1,6 +1,6 @@
 // The classic BPF program the responder attaches to its AF_PACKET socket, so
-// the kernel hands it only ARP and Neighbor Solicitations instead of every
-// frame on the interface; plus a tiny interpreter so tests can run it.
+// the kernel hands it only ARP requests and Neighbor Solicitations instead of
+// every frame on the interface; plus a tiny interpreter so tests can run it.
 import { endianness } from 'node:os';
 
 /*
@@ -25,22 +25,27 @@ const BPF_RET_K = 0x06;
 const ACCEPT = 0x40000;
 
 /**
- * Accept ARP (EtherType 0x0806) and ICMPv6 Neighbor Solicitations carried
- * directly in IPv6 (Next Header 58 at byte 20, ICMPv6 type 135 at byte 54);
- * drop everything else. VLAN tags are removed by the kernel before the filter
- * runs, so the offsets hold for tagged frames too.
+ * Accept ARP requests (EtherType 0x0806, operation 1 at byte 20: the field sits
+ * at the same place for every hardware type) and ICMPv6 Neighbor Solicitations
+ * carried directly in IPv6 (Next Header 58 at byte 20, ICMPv6 type 135 at byte
+ * 54); drop everything else. The responder only ever answers those two, so ARP
+ * replies (other hosts' conversations on a busy segment, or the kernel of the
+ * same node resolving a neighbour) never wake it. VLAN tags are removed by the
+ * kernel before the filter runs, so the offsets hold for tagged frames too.
  */
-export function arpAndNeighborSolicitationProgram(): BpfInstruction[] {
+export function arpRequestAndNeighborSolicitationProgram(): BpfInstruction[] {
   return [
     { code: BPF_LD_H_ABS, jt: 0, jf: 0, k: 12 }, // 0: A = EtherType
-    { code: BPF_JEQ_K, jt: 6, jf: 0, k: 0x0806 }, // 1: ARP -> 8 accept
-    { code: BPF_JEQ_K, jt: 0, jf: 4, k: 0x86dd }, // 2: not IPv6 -> 7 drop
-    { code: BPF_LD_B_ABS, jt: 0, jf: 0, k: 20 }, // 3: A = IPv6 Next Header
-    { code: BPF_JEQ_K, jt: 0, jf: 2, k: 58 }, // 4: not ICMPv6 -> 7 drop
-    { code: BPF_LD_B_ABS, jt: 0, jf: 0, k: 54 }, // 5: A = ICMPv6 type
-    { code: BPF_JEQ_K, jt: 1, jf: 0, k: 135 }, // 6: Neighbor Solicitation -> 8 accept
-    { code: BPF_RET_K, jt: 0, jf: 0, k: 0 }, // 7: drop
-    { code: BPF_RET_K, jt: 0, jf: 0, k: ACCEPT }, // 8: accept
+    { code: BPF_JEQ_K, jt: 0, jf: 2, k: 0x0806 }, // 1: not ARP -> 4
+    { code: BPF_LD_H_ABS, jt: 0, jf: 0, k: 20 }, // 2: A = ARP operation
+    { code: BPF_JEQ_K, jt: 6, jf: 5, k: 1 }, // 3: request -> 10 accept, else -> 9 drop
+    { code: BPF_JEQ_K, jt: 0, jf: 4, k: 0x86dd }, // 4: not IPv6 -> 9 drop
+    { code: BPF_LD_B_ABS, jt: 0, jf: 0, k: 20 }, // 5: A = IPv6 Next Header
+    { code: BPF_JEQ_K, jt: 0, jf: 2, k: 58 }, // 6: not ICMPv6 -> 9 drop
+    { code: BPF_LD_B_ABS, jt: 0, jf: 0, k: 54 }, // 7: A = ICMPv6 type
+    { code: BPF_JEQ_K, jt: 1, jf: 0, k: 135 }, // 8: Neighbor Solicitation -> 10 accept
+    { code: BPF_RET_K, jt: 0, jf: 0, k: 0 }, // 9: drop
+    { code: BPF_RET_K, jt: 0, jf: 0, k: ACCEPT }, // 10: accept
   ];
 }
 

@@ -6,7 +6,7 @@ import { openPacketSocket } from '../native/index.ts';
 import { canonicalIP, formatMac, ipv6MulticastMac, isIPv4, parseMac, solicitedNodeMulticast } from './address.ts';
 import { gratuitousArpReply, gratuitousArpRequest, unsolicitedNeighborAdvertisement } from './announce.ts';
 import { decide, REASONS, type Decision, type Reason } from './decide.ts';
-import { arpAndNeighborSolicitationProgram, assemble } from './filter.ts';
+import { arpRequestAndNeighborSolicitationProgram, assemble } from './filter.ts';
 
 /** What the responder needs from the link: the native AF_PACKET socket in production, a fake in tests. */
 export interface FrameTransport {
@@ -152,11 +152,11 @@ export class Responder {
 /**
  * A responder on interface `ifname` of the current network namespace, over the
  * native AF_PACKET socket: our own frames are not received back, and a socket
- * filter passes only ARP and Neighbor Solicitations. Needs CAP_NET_RAW; throws
+ * filter passes only ARP requests and Neighbor Solicitations. Needs CAP_NET_RAW; throws
  * NativeUnavailableError off Linux or without the built addon.
  */
 export function openResponder(ifname: string, opts: ResponderOptions = {}): Responder {
-  const sock = openPacketSocket(ifname, { filter: assemble(arpAndNeighborSolicitationProgram()), ignoreOutgoing: true });
+  const sock = openPacketSocket(ifname, { filter: assemble(arpRequestAndNeighborSolicitationProgram()), ignoreOutgoing: true });
   const transport: FrameTransport = {
     ifname,
     mac: formatMac(sock.mac),

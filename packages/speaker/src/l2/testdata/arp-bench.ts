@@ -11,7 +11,7 @@ import { openPacketSocket } from '../../native/index.ts';
 import { BROADCAST_MAC, formatMac, ZERO_MAC } from '../address.ts';
 import { arp, ARP_REPLY, ARP_REQUEST } from '../arp.ts';
 import { ethernet, ETHERTYPE_ARP } from '../ethernet.ts';
-import { arpAndNeighborSolicitationProgram, assemble } from '../filter.ts';
+import { arpRequestAndNeighborSolicitationProgram, assemble } from '../filter.ts';
 import { openResponder } from '../responder.ts';
 
 const [mode, ifname, ...rest] = process.argv.slice(2);
@@ -28,7 +28,7 @@ if (mode === 'responder' && ifname && rest[0]) {
   const [target, countArg, windowArg] = rest as [string, string, string];
   const count = Number(countArg);
   const window = Number(windowArg);
-  const sock = openPacketSocket(ifname, { filter: assemble(arpAndNeighborSolicitationProgram()), ignoreOutgoing: true });
+  const sock = openPacketSocket(ifname, { filter: assemble(arpRequestAndNeighborSolicitationProgram()), ignoreOutgoing: true });
   const mac = formatMac(sock.mac);
   const slots = 65_536;
   const sentAt = new Array<bigint | undefined>(slots).fill(undefined);

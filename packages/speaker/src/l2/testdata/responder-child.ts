@@ -12,7 +12,7 @@ if (!ifname) throw new Error('usage: responder-child.ts IFNAME IP...');
 const out = (o: object): void => { process.stdout.write(JSON.stringify(o) + '\n'); };
 
 const responder = openResponder(ifname, {
-  onDecision: (d) => out({ event: 'decision', action: d.action, reason: d.reason, ip: d.ip ?? null, protocol: d.protocol ?? null }),
+  onDecision: (d) => out({ event: 'decision', action: d.action, reason: d.reason, ip: d.ip ?? null, protocol: d.protocol ?? null, detail: d.action === 'ignore' ? d.detail ?? null : null }),
   onError: (err) => out({ event: 'error', message: err.message }),
 });
 responder.setOwned(ips);
