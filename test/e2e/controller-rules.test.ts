@@ -5,6 +5,7 @@
 // a current Valid condition on every config object, also a re-created one.
 import { strict as assert } from 'node:assert';
 import * as k8s from '@kubernetes/client-node';
+import { buildConfig, type ConfigInput } from '@portico/shared';
 import { PORTICO_NAMESPACE as NS, installPortico, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
 import { FAST_LEASE } from '../lab/portico.ts';
 import { apply as applyTo, pool, service, type Obj } from './objects.ts';
@@ -44,6 +45,51 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     await install?.stop();
     await lab?.kubectlResult(['delete', 'namespace', ...NAMESPACES, '--wait=false']);
     await lab?.kubectlResult(['delete', 'ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles', '--all', '-n', NS, '--wait=false']);
+  });
+
+  describe('5, 11: kubectl apply refuses single-object mistakes with the field named, and the controller\'s own check agrees', function () {
+    const obj = (kind: string, name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind, metadata: { name, namespace: NS }, spec });
+    const peer = (name: string, extra: Obj): Obj => obj('BGPPeer', name, { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.1', ...extra });
+    // [what, object, the API server's message, the field the controller names (undefined: only the API server sees it)]
+    const refused: [string, Obj, RegExp, string | undefined][] = [
+      ['two overlapping CIDRs in one pool', pool('ov-cidr', { addresses: ['203.0.113.0/28', '203.0.113.8/29'] }), /spec\.addresses: Invalid value: entries of one pool must not overlap or repeat/, 'spec.addresses'],
+      ['the same CIDR twice', pool('ov-dup', { addresses: ['203.0.113.0/28', '203.0.113.0/28'] }), /spec\.addresses: Invalid value: entries of one pool must not overlap or repeat/, 'spec.addresses'],
+      ['IPv4 ranges sharing an address', pool('ov-range', { addresses: ['203.0.113.1-203.0.113.10', '203.0.113.10 - 203.0.113.20'] }), /spec\.addresses: .*must not overlap/, 'spec.addresses'],
+      ['an IPv4 range around a CIDR', pool('ov-around', { addresses: ['203.0.113.0-203.0.113.40', '203.0.113.32/30'] }), /spec\.addresses: .*must not overlap/, 'spec.addresses'],
+      ['nested IPv6 CIDRs', pool('ov-v6', { addresses: ['2001:db8::/64', '2001:db8:0:0:1::/80'] }), /spec\.addresses: .*must not overlap/, 'spec.addresses'],
+      ['an IPv6 range inside a CIDR', pool('ov-v6r', { addresses: ['2001:db8::/64', '2001:db8::5-2001:db8::9'] }), /spec\.addresses: .*must not overlap/, 'spec.addresses'],
+      ['IPv6 ranges with a common end', pool('ov-v6rr', { addresses: ['2001:db8::1-2001:db8::9', '2001:db8::9-2001:db8::10'] }), /spec\.addresses: .*must not overlap/, 'spec.addresses'],
+      ['an IPv6 CIDR with host bits, with an IPv6 example', pool('v6-host', { addresses: ['2001:db8::1/64'] }), /spec\.addresses\[0\]: Invalid value: "2001:db8::1\/64": must be a CIDR without host bits \(2001:db8::\/64\)/, 'spec.addresses[0]'],
+      ['holdTime under 3s', peer('p-hold', { holdTime: '2s' }), /spec\.holdTime: Invalid value: "2s": must be 0 or between 3s and 65535s/, 'spec.holdTime'],
+      ['holdTime over 65535s', peer('p-hold-big', { holdTime: '70000s' }), /spec\.holdTime: .*must be 0 or between 3s and 65535s/, 'spec.holdTime'],
+      ['keepaliveTime above holdTime', peer('p-ka', { holdTime: '9s', keepaliveTime: '10s' }), /spec\.keepaliveTime: Invalid value: must not exceed holdTime/, 'spec.keepaliveTime'],
+      ['keepaliveTime above the default holdTime', peer('p-ka-default', { keepaliveTime: '100s' }), /spec\.keepaliveTime: .*must not exceed holdTime \(90s when holdTime is not set\)/, 'spec.keepaliveTime'],
+      ['connectTime under 1s', peer('p-ct', { connectTime: '500ms' }), /spec\.connectTime: Invalid value: "500ms": must be between 1s and 65535s/, 'spec.connectTime'],
+      ['a routerID that is no address, named as such (not "Too long")', peer('p-rid', { routerID: 'this-is-not-an-address-at-all' }), /spec\.routerID: Invalid value: "this-is-not-an-address-at-all": must be an IPv4 address/, 'spec.routerID'],
+    ];
+    const toInput = (o: Obj): ConfigInput => (o.kind === 'IPAddressPool' ? { pools: [o] } : { peers: [o] });
+    for (const [what, o, want, field] of refused) {
+      it(`refuses ${what}`, async function () {
+        const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
+        assert.notEqual(r.code, 0, `accepted: ${r.stdout}`);
+        assert.match(r.stderr, want);
+        const problems = buildConfig(toInput(o)).problems.map((p) => p.field);
+        if (field) assert.ok(problems.includes(field), `the controller's check names ${field}: ${JSON.stringify(problems)}`);
+      });
+    }
+    const accepted: [string, Obj][] = [
+      ['adjacent entries', pool('ok-adj', { addresses: ['203.0.113.1-203.0.113.10', '203.0.113.11-203.0.113.20', '203.0.113.32/27', '2001:db8::/64', '2001:db8:1::/64'] })],
+      ['a fractional holdTime with a smaller keepalive', peer('ok-frac', { holdTime: '4.5s', keepaliveTime: '1.5s' })],
+      ['holdTime 0', peer('ok-zero', { holdTime: '0s' })],
+      ['1m30s and 30s', peer('ok-min', { holdTime: '1m30s', keepaliveTime: '30s', connectTime: '2s' })],
+    ];
+    for (const [what, o] of accepted) {
+      it(`accepts ${what}`, async function () {
+        const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(buildConfig(toInput(o)).problems, []);
+      });
+    }
   });
 
   describe('allocation', function () {
@@ -117,6 +163,115 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
       assert.deepEqual(await ipsOf('rules-a', 'mlb'), ['203.0.113.167']);
       await apply(service('mlb2', 'rules-a', { ports: [{ port: 8443, protocol: 'TCP' }] }, { 'metallb.io/address-pool': 'r-manual', 'metallb.io/allow-shared-ip': 'm' }));
       assert.deepEqual(await ipsOf('rules-a', 'mlb2'), ['203.0.113.167'], 'shared by the metallb.io key, from the metallb.io pool');
+    });
+  });
+
+  describe('8: every config object of the current generation carries a current Valid condition, a re-created one too', function () {
+    type Cond = { type?: string; status?: string; reason?: string; message?: string; observedGeneration?: number };
+    type Got = { uid: string; generation: number; valid: Cond | undefined };
+    const get = async (plural: string, name: string): Promise<Got | undefined> => {
+      const r = await lab.kubectlResult(['get', plural, name, '-n', NS, '-o', 'json']);
+      if (r.code !== 0) return undefined;
+      const o = JSON.parse(r.stdout) as { metadata: { uid: string; generation: number }; status?: { conditions?: Cond[] } };
+      return { uid: o.metadata.uid, generation: o.metadata.generation, valid: o.status?.conditions?.find((c) => c.type === 'Valid') };
+    };
+    const current = (plural: string, name: string, status: 'True' | 'False', notUid?: string): Promise<Got> =>
+      waitFor(`${plural}/${name} to carry Valid=${status} for its current generation${notUid ? ' (a new object)' : ''}`, async () => {
+        const g = await get(plural, name);
+        return g && g.uid !== notUid && g.valid?.status === status && g.valid.observedGeneration === g.generation ? g : undefined;
+      }, 20_000, 200);
+    const objs: [string, Obj][] = [
+      ['ipaddresspools', pool('r8', { addresses: ['203.0.113.200/30'], autoAssign: false })],
+      ['l2advertisements', { apiVersion: 'portico.dev/v1beta1', kind: 'L2Advertisement', metadata: { name: 'l8', namespace: NS }, spec: { ipAddressPools: ['r8'] } }],
+      ['bgppeers', { apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name: 'p8', namespace: NS }, spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.250' } }],
+      ['communities', { apiVersion: 'portico.dev/v1beta1', kind: 'Community', metadata: { name: 'c8', namespace: NS }, spec: { communities: [{ name: 'c8', value: '64500:8' }] } }],
+    ];
+    const name = (o: Obj): string => (o.metadata as { name: string }).name;
+
+    it('objects deleted and created again under the same name get their own condition', async function () {
+      await apply(...objs.map(([, o]) => o));
+      const first = new Map<string, Got>();
+      for (const [plural, o] of objs) first.set(plural, await current(plural, name(o), 'True'));
+      for (const [plural, o] of objs) await lab.kubectl('delete', plural, name(o), '-n', NS, '--wait=true');
+      await apply(...objs.map(([, o]) => o));
+      for (const [plural, o] of objs) {
+        const again = await current(plural, name(o), 'True', first.get(plural)!.uid);
+        assert.notEqual(again.uid, first.get(plural)!.uid);
+      }
+    });
+
+    it('an edit that leaves the condition as it was still moves observedGeneration', async function () {
+      await apply(pool('r8', { addresses: ['203.0.113.200/30'], autoAssign: false, avoidBuggyIPs: true }));
+      const g = await current('ipaddresspools', 'r8', 'True');
+      assert.equal(g.generation, 2);
+    });
+
+    it('a re-created object with a problem gets Valid=False and its Warning Event, and the last good configuration stays', async function () {
+      const bad: Obj = { apiVersion: 'portico.dev/v1beta1', kind: 'BGPAdvertisement', metadata: { name: 'b8', namespace: NS }, spec: { ipAddressPools: ['no-such-pool'] } };
+      await apply(bad);
+      const first = await current('bgpadvertisements', 'b8', 'False');
+      assert.equal(first.valid?.reason, 'UnknownReference');
+      await lab.kubectl('delete', 'bgpadvertisements', 'b8', '-n', NS, '--wait=true');
+      await apply(bad);
+      const again = await current('bgpadvertisements', 'b8', 'False', first.uid);
+      assert.match(again.valid?.message ?? '', /IPAddressPool "no-such-pool" does not exist/);
+      await waitFor('a Warning Event on the new b8', async () => {
+        const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=b8,involvedObject.uid=${again.uid}` });
+        return list.items.some((e) => e.type === 'Warning' && e.reason === 'ConfigUnknownReference') ? true : undefined;
+      }, 20_000, 200);
+      // Meanwhile the pools in force still serve.
+      await apply(service('during-b8', 'rules-a', {}, { 'portico.dev/address-pool': 'r-manual' }));
+      assert.equal((await ipsOf('rules-a', 'during-b8')).length, 1);
+      await lab.kubectl('delete', 'bgpadvertisements', 'b8', '-n', NS);
+    });
+
+    it('every config object in the namespace carries Valid for its current generation', async function () {
+      await waitFor('every object to carry a current Valid condition', async () => {
+        const r = await lab.kubectl('get', 'ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles', '-n', NS, '-o', 'json');
+        const items = (JSON.parse(r) as { items: { metadata: { name: string; generation: number }; status?: { conditions?: Cond[] } }[] }).items;
+        const stale = items.filter((o) => o.status?.conditions?.find((c) => c.type === 'Valid')?.observedGeneration !== o.metadata.generation);
+        return items.length >= objs.length && stale.length === 0 ? true : undefined;
+      }, 20_000, 250);
+    });
+  });
+
+  describe('7: the aggregation length is checked against pools selected by label or all pools', function () {
+    const adv = (name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind: 'BGPAdvertisement', metadata: { name, namespace: NS }, spec });
+    const reported = (name: string, re: RegExp): Promise<string> =>
+      waitFor(`bgpadvertisements/${name} Valid=False matching ${re}`, async () => {
+        const o = await lab.kubectl('get', 'bgpadvertisements', name, '-n', NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Valid")].status}|{.status.conditions[?(@.type=="Valid")].message}');
+        return o.startsWith('False|') && re.test(o) ? o : undefined;
+      }, 20_000, 200);
+
+    after(async function () {
+      await lab?.kubectlResult(['delete', 'bgpadvertisements', 'agg-sel', 'agg-all', '-n', NS, '--ignore-not-found']);
+      await lab?.kubectlResult(['delete', 'ipaddresspools', 'r7', '-n', NS, '--ignore-not-found']);
+    });
+
+    it('an advertisement selecting a /28 pool by label with aggregationLength 24 is reported', async function () {
+      await apply({ ...pool('r7', { addresses: ['203.0.113.192/28'], autoAssign: false }), metadata: { name: 'r7', namespace: NS, labels: { agg: 'r7' } } });
+      await apply(adv('agg-sel', { ipAddressPoolSelectors: [{ matchLabels: { agg: 'r7' } }], aggregationLength: 24 }));
+      await reported('agg-sel', /spec\.aggregationLength: \/24 is wider than 203\.0\.113\.192\/28 of pool "r7"/);
+    });
+
+    it('an advertisement of every pool with aggregationLengthV6 64 is reported against an IPv6 pool', async function () {
+      await apply(adv('agg-all', { aggregationLengthV6: 64 }));
+      await reported('agg-all', /spec\.aggregationLengthV6: \/64 is wider than 2001:db8:1[678]::/);
+    });
+  });
+
+  describe('6: config objects outside portico-system are refused at apply', function () {
+    it('refuses an IPAddressPool in another namespace, naming the namespace', async function () {
+      const o = { ...pool('elsewhere', { addresses: ['203.0.113.240/28'] }), metadata: { name: 'elsewhere', namespace: 'rules-a' } };
+      // The policy came with the install; the API server may take a moment to load it.
+      const r = await waitFor('the namespace policy to refuse', async () => {
+        const res = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
+        return res.code !== 0 ? res : undefined;
+      }, 20_000, 250);
+      assert.match(r.stderr, /metadata\.namespace: Portico reads IPAddressPool objects only in the namespace portico-system, so one in rules-a would be ignored/);
+      const peer = { apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name: 'elsewhere', namespace: 'rules-a' }, spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.1' } };
+      const r2 = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(peer));
+      assert.match(r2.stderr, /Portico reads BGPPeer objects only in the namespace portico-system/);
     });
   });
 });
