@@ -260,6 +260,15 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     });
   });
 
+  describe('12: the controller serves the standard process metrics', function () {
+    it('process_resident_memory_bytes, not portico_process_process_*', async function () {
+      const text = await install!.replicas[0]!.metrics();
+      assert.match(text, /^process_resident_memory_bytes \d+/m);
+      assert.match(text, /^nodejs_eventloop_lag_seconds /m);
+      assert.doesNotMatch(text, /portico_process_/);
+    });
+  });
+
   describe('6: config objects outside portico-system are refused at apply', function () {
     it('refuses an IPAddressPool in another namespace, naming the namespace', async function () {
       const o = { ...pool('elsewhere', { addresses: ['203.0.113.240/28'] }), metadata: { name: 'elsewhere', namespace: 'rules-a' } };
