@@ -259,6 +259,62 @@ const scenarios: Scenario[] = [
   },
 ];
 
+// Issue 16, points 1-3: sharing decided by the Services' current keys, and
+// the dual-stack policies giving what they promise.
+scenarios.push(
+  {
+    name: 'sharing enabled, changed and removed after the IP was taken',
+    pools: [pool('p', ['203.0.113.0/30'])],
+    steps: [
+      { allocate: { key: 'a/web', ports: ['TCP/80'] }, ips: ['203.0.113.0'], why: 'web takes an IP without a key' },
+      { allocate: { key: 'a/dns', sharingKey: 'k1', ports: ['UDP/53'], requestedIPs: ['203.0.113.0'] }, fails: 'PORTICO_IP_IN_USE', why: 'no key on web yet: no sharing' },
+      { allocate: { key: 'a/web', sharingKey: 'k1', ports: ['TCP/80'] }, ips: ['203.0.113.0'], why: 'web adds the key and keeps its IP' },
+      { allocate: { key: 'a/dns', sharingKey: 'k1', ports: ['UDP/53'] }, ips: ['203.0.113.0'], why: 'now dns shares it (not a new IP, not exhausted)' },
+      { allocate: { key: 'a/dns', sharingKey: 'k2', ports: ['UDP/53'] }, ips: ['203.0.113.1'], why: 'dns changes its key while sharing: it moves, web stays' },
+      { allocate: { key: 'a/web', sharingKey: 'k1', ports: ['TCP/80'] }, ips: ['203.0.113.0'], why: 'web kept' },
+      { allocate: { key: 'a/web', sharingKey: 'k2', ports: ['TCP/80'] }, ips: ['203.0.113.0'], why: 'web alone on its IP changes its key: kept' },
+      { allocate: { key: 'a/ntp', sharingKey: 'k2', ports: ['UDP/123'] }, ips: ['203.0.113.0'], why: 'the lowest IP with key k2 is web\'s now' },
+      { allocate: { key: 'a/ntp', ports: ['UDP/123'] }, ips: ['203.0.113.2'], why: 'ntp drops its key while sharing: it moves' },
+      { allocate: { key: 'a/ntp', sharingKey: 'k3', ports: ['UDP/123'] }, ips: ['203.0.113.2'], why: 'alone, ntp adds a key: kept' },
+      { allocate: { key: 'a/web', ports: ['TCP/80'] }, ips: ['203.0.113.0'], why: 'web alone drops its key: kept' },
+      { allocate: { key: 'a/x', sharingKey: 'k2', ports: ['TCP/8080'] }, ips: ['203.0.113.1'], why: 'k2 now only on dns\'s IP' },
+      { restart: true, why: 'the keys as they are now survive a restart' },
+      { allocate: { key: 'a/y', sharingKey: 'k3', ports: ['TCP/1'] }, ips: ['203.0.113.2'], why: 'ntp\'s late key counts after the restart' },
+    ],
+  },
+  {
+    name: 'RequireDualStack with one requested family is refused, not half served',
+    pools: [pool('ds', ['203.0.113.0/30', '2001:db8:1::/126'])],
+    steps: [
+      { allocate: { key: 'a/s1', families: ['IPv4', 'IPv6'], policy: 'RequireDualStack', requestedIPs: ['203.0.113.2'] }, fails: 'PORTICO_IP_FAMILY_UNAVAILABLE', why: 'only IPv4 named' },
+      { allocate: { key: 'a/s2', families: ['IPv6', 'IPv4'], policy: 'RequireDualStack', requestedIPs: ['2001:db8:1::3'] }, fails: 'PORTICO_IP_FAMILY_UNAVAILABLE', why: 'only IPv6 named' },
+      { allocate: { key: 'a/s1', families: ['IPv4', 'IPv6'], policy: 'RequireDualStack', requestedIPs: ['203.0.113.2', '2001:db8:1::2'] }, ips: ['203.0.113.2', '2001:db8:1::2'], why: 'both named' },
+      { allocate: { key: 'a/s1', families: ['IPv4', 'IPv6'], policy: 'RequireDualStack', requestedIPs: ['203.0.113.2'] }, fails: 'PORTICO_IP_FAMILY_UNAVAILABLE', why: 'an edit down to one family loses both, never keeps a half' },
+      { allocate: { key: 'a/s3', families: ['IPv4', 'IPv6'], policy: 'RequireDualStack' }, ips: ['203.0.113.0', '2001:db8:1::'], why: 'the freed pair is free; no request: both from the pool' },
+      { allocate: { key: 'a/s4', families: ['IPv4', 'IPv6'], policy: 'PreferDualStack', requestedIPs: ['203.0.113.3'] }, ips: ['203.0.113.3'], why: 'PreferDualStack may name one family' },
+    ],
+  },
+  {
+    name: 'PreferDualStack takes what a one-family pool has, and prefers a pool with both',
+    pools: [
+      pool('a-v4', ['203.0.113.0/31'], { priority: 1 }),
+      pool('b-v6', ['2001:db8:6::/127'], { priority: 2 }),
+      pool('c-dual', ['203.0.113.8/31', '2001:db8:d::/127'], { priority: 3 }),
+    ],
+    steps: [
+      { allocate: { key: 'a/s1', families: ['IPv6', 'IPv4'], policy: 'PreferDualStack' }, ips: ['2001:db8:d::', '203.0.113.8'], pool: 'c-dual', why: 'a pool with both families wins over priority' },
+      { allocate: { key: 'a/s2', families: ['IPv4', 'IPv6'], policy: 'PreferDualStack' }, ips: ['203.0.113.9', '2001:db8:d::1'], pool: 'c-dual', why: 'again, primary family first' },
+      { allocate: { key: 'a/s3', families: ['IPv6', 'IPv4'], policy: 'PreferDualStack' }, ips: ['203.0.113.0'], pool: 'a-v4', why: 'c-dual full: IPv4 from the first pool by priority, though IPv6 is the primary' },
+      { allocate: { key: 'a/s4', families: ['IPv4', 'IPv6'], policy: 'PreferDualStack', pool: 'b-v6' }, ips: ['2001:db8:6::'], pool: 'b-v6', why: 'an IPv6-only pool asked by name serves the IPv6 part' },
+      { allocate: { key: 'a/s5', families: ['IPv4', 'IPv6'], policy: 'PreferDualStack' }, ips: ['203.0.113.1'], pool: 'a-v4', why: 'a-v4 before b-v6 by priority' },
+      { allocate: { key: 'a/s6', families: ['IPv4', 'IPv6'], policy: 'PreferDualStack' }, ips: ['2001:db8:6::1'], pool: 'b-v6', why: 'only IPv6 left anywhere' },
+      { allocate: { key: 'a/s7', families: ['IPv4', 'IPv6'], policy: 'PreferDualStack' }, fails: 'PORTICO_POOL_EXHAUSTED', why: 'nothing of either family left' },
+      { allocate: { key: 'a/s8', families: ['IPv4'], policy: 'PreferDualStack', pool: 'b-v6' }, fails: 'PORTICO_IP_FAMILY_UNAVAILABLE', why: 'an IPv4-only cluster\'s PreferDualStack needs IPv4' },
+      { restart: true, why: 'one-family results survive a restart' },
+    ],
+  },
+);
+
 describe('allocator scenarios', function () {
   for (const sc of scenarios) it(sc.name, function () { run(sc); });
 });
@@ -267,7 +323,8 @@ describe('allocator', function () {
   it('plans families from ipFamilies and ipFamilyPolicy', function () {
     const table: [Parameters<typeof familyPlan>[0], ReturnType<typeof familyPlan>][] = [
       [{ families: ['IPv4'], policy: 'SingleStack' }, { required: ['IPv4'], optional: [] }],
-      [{ families: ['IPv6', 'IPv4'], policy: 'PreferDualStack' }, { required: ['IPv6'], optional: ['IPv4'] }],
+      [{ families: ['IPv6', 'IPv4'], policy: 'PreferDualStack' }, { required: [], optional: ['IPv6', 'IPv4'] }],
+      [{ families: ['IPv6'], policy: 'PreferDualStack' }, { required: ['IPv6'], optional: [] }],
       [{ families: ['IPv4', 'IPv6'], policy: 'RequireDualStack' }, { required: ['IPv4', 'IPv6'], optional: [] }],
       [{ families: [], policy: 'SingleStack' }, { required: ['IPv4'], optional: [] }],
     ];

@@ -36,7 +36,11 @@ export type FailureCode = Extract<PorticoErrorCode,
   'PORTICO_POOL_EXHAUSTED' | 'PORTICO_POOL_NOT_FOUND' | 'PORTICO_NO_MATCHING_POOL' | 'PORTICO_IP_NOT_IN_POOL' | 'PORTICO_IP_IN_USE' | 'PORTICO_IP_FAMILY_UNAVAILABLE' | 'PORTICO_INVALID_ADDRESS'>;
 
 export type AllocationResult =
-  | { readonly ok: true; readonly pool: string; readonly ips: readonly IP[]; readonly changed: boolean }
+  | {
+    readonly ok: true; readonly pool: string; readonly ips: readonly IP[]; readonly changed: boolean;
+    /** The sharing key (or backends) of an IP this Service holds alone changed: a pending Service may share it now. */
+    readonly sharingChanged?: boolean;
+  }
   | { readonly ok: false; readonly code: FailureCode; readonly message: string };
 
 export interface FamilyUsage { readonly assigned: bigint; readonly available: bigint; readonly total: bigint }
@@ -46,8 +50,9 @@ interface IPEntry {
   readonly ip: IP;
   pool: string;
   index: bigint;
-  readonly sharingKey: string | undefined;
-  readonly backendKey: string;
+  /** The sharing rule of the IP: its users' key and backends (updated when its only user changes them). */
+  sharingKey: string | undefined;
+  backendKey: string;
   /** service key -> its ports on this IP */
   readonly users: Map<string, readonly string[]>;
 }
@@ -71,16 +76,33 @@ interface ExternalEntry {
 
 const ipKey = (ip: IP): string => `${ip.family}/${ip.value}`;
 
-/** Families a Service gets: the required ones and the ones it would like. */
+/**
+ * Families a Service gets: the required ones and the ones it would like, in
+ * ipFamilies order. PreferDualStack with two families requires neither: it
+ * takes both when one pool has both, else whichever of the two it can (at
+ * least one), so a one-family pool serves it.
+ */
 export function familyPlan(req: Pick<ServiceRequest, 'families' | 'policy'>): { required: Family[]; optional: Family[] } {
   const fams = req.families.length > 0 ? [...req.families] : ['IPv4' as Family];
   const primary = fams[0]!;
   const secondary = fams[1];
   switch (req.policy) {
     case 'SingleStack': return { required: [primary], optional: [] };
-    case 'PreferDualStack': return { required: [primary], optional: secondary ? [secondary] : [] };
+    case 'PreferDualStack': return secondary ? { required: [], optional: [primary, secondary] } : { required: [primary], optional: [] };
     case 'RequireDualStack': return { required: secondary ? [primary, secondary] : [primary], optional: [] };
   }
+}
+
+/** Why a request can never be met whatever the pools hold; undefined when it can. */
+export function requestProblem(req: Pick<ServiceRequest, 'families' | 'policy' | 'requestedIPs'>): { code: FailureCode; message: string } | undefined {
+  if (req.policy !== 'RequireDualStack' || req.families.length < 2 || req.requestedIPs.length === 0) return undefined;
+  const named = new Set(req.requestedIPs.map((ip) => ip.family));
+  const missing = req.families.filter((f) => !named.has(f));
+  if (missing.length === 0) return undefined;
+  return {
+    code: 'PORTICO_IP_FAMILY_UNAVAILABLE',
+    message: `ipFamilyPolicy RequireDualStack needs one requested IP of each family (${req.families.join(' and ')}), but the request names no ${missing.join(' or ')} address: name one of each in portico.dev/loadBalancerIPs, or drop the request to have both chosen from a pool`,
+  };
 }
 
 /** True when the pool's namespace and Service restrictions admit the Service. */
@@ -266,6 +288,11 @@ export class Allocator {
    * when they still do. Idempotent: calling it again changes nothing.
    */
   allocate(req: ServiceRequest): AllocationResult {
+    const bad = requestProblem(req);
+    if (bad) {
+      this.release(req.key);
+      return { ok: false, ...bad };
+    }
     const kept = this.keep(req);
     if (kept) return kept;
     // When nothing fits the new request the Service loses its old IPs too, or
@@ -337,10 +364,37 @@ export class Allocator {
       const e = this.ips.get(ipKey(ip))!;
       if (e.users.size > 1 && !compatible(e, req, req.key)) return undefined;
     }
-    // Ports may have changed without a clash: record them.
-    for (const ip of h.ips) this.ips.get(ipKey(ip))!.users.set(req.key, req.ports);
+    // Ports may have changed without a clash: record them. An IP held alone
+    // takes the Service's current sharing key and backends: a key added,
+    // changed or removed after the IP was taken counts from now on.
+    let sharingChanged = false;
+    for (const ip of h.ips) {
+      const e = this.ips.get(ipKey(ip))!;
+      e.users.set(req.key, req.ports);
+      if (e.users.size === 1 && (e.sharingKey !== req.sharingKey || e.backendKey !== req.backendKey)) {
+        this.unindex(e);
+        e.sharingKey = req.sharingKey;
+        e.backendKey = req.backendKey;
+        this.index(e);
+        sharingChanged = true;
+      }
+    }
     this.held.set(req.key, { ...h, request: req });
-    return { ok: true, pool: h.pool, ips: h.ips, changed: false };
+    return { ok: true, pool: h.pool, ips: h.ips, changed: false, ...(sharingChanged ? { sharingChanged } : {}) };
+  }
+
+  private index(e: IPEntry): void {
+    if (e.sharingKey === undefined) return;
+    let set = this.shared.get(e.sharingKey);
+    if (!set) this.shared.set(e.sharingKey, (set = new Set()));
+    set.add(ipKey(e.ip));
+  }
+
+  private unindex(e: IPEntry): void {
+    if (e.sharingKey === undefined) return;
+    const set = this.shared.get(e.sharingKey);
+    set?.delete(ipKey(e.ip));
+    if (set?.size === 0) this.shared.delete(e.sharingKey);
   }
 
   private choose(req: ServiceRequest): AllocationResult {
@@ -367,8 +421,18 @@ export class Allocator {
     }
     let firstFailure: AllocationResult | undefined;
     let candidates = 0;
-    for (const pool of this.ordered) {
-      if (!pool.autoAssign || !poolAdmits(pool, req)) continue;
+    const eligible = this.ordered.filter((p) => p.autoAssign && poolAdmits(p, req));
+    // PreferDualStack: a pool that can give both families wins over one that
+    // gives one, before the usual order (restricted, priority, name).
+    const plan = familyPlan(req);
+    if (plan.required.length === 0 && plan.optional.length > 1) {
+      const both = { required: plan.optional, optional: [] };
+      for (const pool of eligible) {
+        const r = this.tryPool(this.pools.get(pool.name)!, req, undefined, false, both);
+        if (r.ok) return r;
+      }
+    }
+    for (const pool of eligible) {
       candidates += 1;
       const r = this.tryPool(this.pools.get(pool.name)!, req, undefined, false);
       if (r.ok) return r;
@@ -383,7 +447,7 @@ export class Allocator {
    * Takes IPs for every family the Service needs from one pool, all or nothing.
    * `wanted` are exact IPs (requested, or from status at rebuild).
    */
-  private tryPool(state: PoolState, req: ServiceRequest, wanted: readonly IP[] | undefined, rebuild: boolean): AllocationResult {
+  private tryPool(state: PoolState, req: ServiceRequest, wanted: readonly IP[] | undefined, rebuild: boolean, plan = familyPlan(req)): AllocationResult {
     const name = state.pool.name;
     const taken: IP[] = [];
     const fail = (code: FailureCode, message: string): AllocationResult => {
@@ -405,8 +469,8 @@ export class Allocator {
         taken.push(ip);
       }
     } else {
-      const plan = familyPlan(req);
-      for (const family of [...plan.required, ...plan.optional]) {
+      const families = [...plan.required, ...plan.optional].sort((a, b) => req.families.indexOf(a) - req.families.indexOf(b));
+      for (const family of families) {
         const required = plan.required.includes(family);
         const ip = this.shareable(state, family, req) ?? this.firstFree(state, family);
         if (!ip) {
@@ -417,6 +481,11 @@ export class Allocator {
         const r = this.use(state, ip, state.spaces[family].indexOf(ip.value)!, req);
         if (r) return fail('PORTICO_IP_IN_USE', r);
         taken.push(ip);
+      }
+      if (taken.length === 0) {
+        // Only optional families (PreferDualStack) and none of them available here.
+        if (families.every((f) => state.spaces[f].total === 0n)) return fail('PORTICO_IP_FAMILY_UNAVAILABLE', `pool "${name}" has no ${families.join(' or ')} addresses`);
+        return fail('PORTICO_POOL_EXHAUSTED', `pool "${name}" has no free ${families.join(' or ')} address`);
       }
     }
     this.held.set(req.key, { pool: name, ips: taken, request: req });
@@ -457,12 +526,9 @@ export class Allocator {
       return undefined;
     }
     state.free[ip.family].take(index);
-    this.ips.set(k, { ip, pool: state.pool.name, index, sharingKey: req.sharingKey, backendKey: req.backendKey, users: new Map([[req.key, req.ports]]) });
-    if (req.sharingKey !== undefined) {
-      let set = this.shared.get(req.sharingKey);
-      if (!set) this.shared.set(req.sharingKey, (set = new Set()));
-      set.add(k);
-    }
+    const entry: IPEntry = { ip, pool: state.pool.name, index, sharingKey: req.sharingKey, backendKey: req.backendKey, users: new Map([[req.key, req.ports]]) };
+    this.ips.set(k, entry);
+    this.index(entry);
     return undefined;
   }
 
@@ -473,11 +539,7 @@ export class Allocator {
     if (e.users.size === 0) {
       this.ips.delete(ipKey(ip));
       if (e.index >= 0n) this.pools.get(e.pool)?.free[ip.family].give(e.index);
-      if (e.sharingKey !== undefined) {
-        const set = this.shared.get(e.sharingKey);
-        set?.delete(ipKey(ip));
-        if (set?.size === 0) this.shared.delete(e.sharingKey);
-      }
+      this.unindex(e);
     }
   }
 }

@@ -7,6 +7,7 @@ import {
   isConflict, isNotFound, type KubeSource, type Config, type SharedMetrics, type ConfigProblem, type Logger, type Registry,
 } from '@portico/shared';
 import { Allocator } from './allocator.ts';
+import { Written, objectKey, validCondition } from './conditions.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
 import { ServiceReconciler, type IngressEntry, type ServiceSink } from './reconciler.ts';
 import { trimNamespace, trimService, type ServiceObject } from './service.ts';
@@ -60,8 +61,9 @@ export class Controller {
   private configTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
-  private readonly lastPoolStatus = new Map<string, string>();
-  private readonly lastConditions = new Map<string, string>();
+  /** What was last written per object and generation (a re-created object is written again). */
+  private readonly lastPoolStatus = new Written();
+  private readonly lastConditions = new Written();
   private synced = false;
 
   constructor(opts: ControllerOptions) {
@@ -170,7 +172,13 @@ export class Controller {
       this.configTimer = undefined;
       // Our own status writes come back as watch events: only a change of what users wrote counts.
       const sig = this.configSignature();
-      if (sig === this.appliedSignature) return;
+      if (sig === this.appliedSignature) {
+        // The same configuration, but maybe not the same objects: one deleted and
+        // created again under its name, or a new generation with an equal spec,
+        // needs its own current Valid condition.
+        void this.reportConditions();
+        return;
+      }
       const had = this.config !== undefined;
       if (this.applyConfig() || !had) {
         if (this.config) this.rebuildAndRun();
@@ -214,28 +222,26 @@ export class Controller {
   private async reportConditions(): Promise<void> {
     if (!this.o.canWrite()) return;
     const now = new Date().toISOString();
+    const present = new Set<string>();
     for (const [kind, inf] of this.configWatcher.crds) {
       for (const obj of inf.list()) {
         const name = obj.metadata?.name ?? '';
-        const mine = this.problems.filter((p) => p.kind === kind && p.name === name);
-        const cond = mine.length === 0
-          ? { type: 'Valid', status: 'True', reason: 'Valid', message: this.problems.length ? 'this object is valid, but the configuration has problems elsewhere' : 'configuration applied' }
-          : { type: 'Valid', status: 'False', reason: mine[0]!.code, message: mine.map((p) => p.message).join('; ').slice(0, 1000) };
-        const key = `${kind}/${name}`;
-        const sig = JSON.stringify(cond);
-        if (this.lastConditions.get(key) === sig) continue;
-        this.lastConditions.set(key, sig);
+        const key = objectKey(kind, obj);
+        present.add(key);
+        const { condition: cond, mine } = validCondition(kind, name, this.problems);
+        if (!this.lastConditions.claim(key, cond)) continue;
         try {
           if (kind !== 'IPAddressPool') await this.writer.patchCustomStatus(PLURALS[kind], this.o.namespace, name, { conditions: [{ ...cond, lastTransitionTime: now, observedGeneration: obj.metadata?.generation }] });
           for (const p of mine) {
             await this.writer.event({ apiVersion: API_VERSION, kind, name, namespace: this.o.namespace, uid: obj.metadata?.uid }, 'Warning', `Config${p.code}`, p.message);
           }
         } catch (err) {
-          this.lastConditions.delete(key);
+          this.lastConditions.forget(key);
           if (!isNotFound(err) && !isConflict(err)) this.log.error('condition not written', { kind, name, err });
         }
       }
     }
+    this.lastConditions.prune(present);
     await this.reportWithoutObject();
     this.schedulePoolStatus();
   }
@@ -288,8 +294,11 @@ export class Controller {
       }
     }
     if (!this.o.canWrite()) return;
+    const present = new Set<string>();
     for (const obj of this.configWatcher.list('IPAddressPool')) {
       const name = obj.metadata?.name ?? '';
+      const key = objectKey('IPAddressPool', obj);
+      present.add(key);
       const u = this.config?.pools.some((p) => p.name === name && p.source === 'crd') ? this.allocator.usage(name) : undefined;
       const mine = this.problems.filter((p) => p.kind === 'IPAddressPool' && p.name === name);
       const status = {
@@ -299,17 +308,17 @@ export class Controller {
           ? { type: 'Valid', status: u ? 'True' : 'False', reason: u ? 'Valid' : 'NotApplied', message: u ? 'pool in use' : 'the configuration has problems elsewhere; this pool is not applied yet' }
           : { type: 'Valid', status: 'False', reason: mine[0]!.code, message: mine.map((p) => p.message).join('; ').slice(0, 1000) }],
       };
-      const sig = JSON.stringify(status);
-      if (this.lastPoolStatus.get(name) === sig) continue;
+      if (!this.lastPoolStatus.claim(key, status)) continue;
       try {
         const now = new Date().toISOString();
         await this.writer.patchCustomStatus('ipaddresspools', this.o.namespace, name, { ...status, conditions: status.conditions.map((c) => ({ ...c, lastTransitionTime: now, observedGeneration: obj.metadata?.generation })) });
-        this.lastPoolStatus.set(name, sig);
         for (const p of mine) await this.writer.event({ apiVersion: API_VERSION, kind: 'IPAddressPool', name, namespace: this.o.namespace, uid: obj.metadata?.uid }, 'Warning', `Config${p.code}`, p.message);
       } catch (err) {
+        this.lastPoolStatus.forget(key);
         if (!isNotFound(err)) this.log.error('pool status not written', { pool: name, err });
       }
     }
+    this.lastPoolStatus.prune(present);
   }
 
   private enqueue(key: string): void {

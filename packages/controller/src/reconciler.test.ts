@@ -363,3 +363,84 @@ describe('service reconciler: opt-in externalIPs', function () {
     assert.equal(alloc.usage('ext')!.IPv4.assigned, 0n);
   });
 });
+
+// Issue 16, points 1, 4, 10 and 11 through the reconciler: what the Services
+// hold and which Events they got after each step.
+describe('service reconciler: requests as a MetalLB user writes them', function () {
+  const warns = (c: FakeCluster, key: string): string[] => c.events.filter((e) => e.startsWith(`${key} Warning`)).map((e) => e.slice(key.length + 1));
+
+  it('a sharing key added to a Service that holds an IP lets a pending Service share it', async function () {
+    const c = new FakeCluster();
+    c.add('web', { ports: [{ port: 80, protocol: 'TCP' }] });
+    c.add('dns', { ports: [{ port: 53, protocol: 'UDP' }] }, { [ANNOTATIONS.allowSharedIP]: 'k1' });
+    const { rec } = controller(c, [pool('p', ['203.0.113.0/32'])]);
+    await rec.reconcile('default/web', c.get('default/web'));
+    const pending = await rec.reconcile('default/dns', c.get('default/dns'));
+    assert.match(pending.message ?? '', /PORTICO_POOL_EXHAUSTED/);
+    c.services.get('default/web')!.metadata!.annotations = { ...c.services.get('default/web')!.metadata!.annotations, [ANNOTATIONS.allowSharedIP]: 'k1' };
+    const r = await rec.reconcile('default/web', c.get('default/web'));
+    assert.deepEqual([r.outcome, r.reason], ['reprocess-all', 'unchanged'], 'the pending Service is looked at again');
+    await rec.reconcile('default/dns', c.get('default/dns'));
+    assert.deepEqual(c.ips('default/dns'), ['203.0.113.0:VIP']);
+    assert.deepEqual(c.ips('default/web'), ['203.0.113.0:VIP']);
+  });
+
+  const cases: { name: string; spec: ServiceObject['spec']; ann: Record<string, string>; ips: string[]; warnings: RegExp[] }[] = [
+    { name: 'annotation and spec.loadBalancerIP agree: no warning', spec: { loadBalancerIP: '203.0.113.5' }, ann: { [ANNOTATIONS.loadBalancerIPs]: '203.0.113.5' }, ips: ['203.0.113.5:VIP'], warnings: [] },
+    { name: 'they disagree: the annotation wins and a Warning says so', spec: { loadBalancerIP: '203.0.113.5' }, ann: { [ANNOTATIONS.loadBalancerIPs]: '203.0.113.6' }, ips: ['203.0.113.6:VIP'], warnings: [/RequestIgnored: spec\.loadBalancerIP 203\.0\.113\.5 is ignored: the annotation portico\.dev\/loadBalancerIPs \(203\.0\.113\.6\) wins/] },
+    { name: 'metallb.io/loadBalancerIPs is read as an alias', spec: {}, ann: { 'metallb.io/loadBalancerIPs': '203.0.113.7' }, ips: ['203.0.113.7:VIP'], warnings: [] },
+    { name: 'metallb.io/address-pool is read as an alias', spec: {}, ann: { 'metallb.io/address-pool': 'q' }, ips: ['198.51.100.0:VIP'], warnings: [] },
+    { name: 'portico.dev wins over a different metallb.io value', spec: {}, ann: { 'metallb.io/address-pool': 'q', [ANNOTATIONS.addressPool]: 'p' }, ips: ['203.0.113.0:VIP'], warnings: [/RequestIgnored: annotation metallb\.io\/address-pool \("q"\) is ignored: portico\.dev\/address-pool \("p"\) wins/] },
+    { name: 'a metallb.io request and spec.loadBalancerIP disagree', spec: { loadBalancerIP: '203.0.113.5' }, ann: { 'metallb.io/loadBalancerIPs': '203.0.113.4' }, ips: ['203.0.113.4:VIP'], warnings: [/spec\.loadBalancerIP 203\.0\.113\.5 is ignored: the annotation metallb\.io\/loadBalancerIPs/] },
+    { name: 'a failed request still says what was ignored', spec: { loadBalancerIP: '203.0.113.5' }, ann: { [ANNOTATIONS.loadBalancerIPs]: '192.168.0.1' }, ips: [], warnings: [/AllocationFailed: PORTICO_IP_NOT_IN_POOL/, /RequestIgnored: spec\.loadBalancerIP/] },
+  ];
+  for (const t of cases) {
+    it(t.name, async function () {
+      const c = new FakeCluster();
+      c.add('s', t.spec, t.ann);
+      const { rec } = controller(c, [pool('p', ['203.0.113.0/29']), pool('q', ['198.51.100.0/30'])]);
+      await rec.reconcile('default/s', c.get('default/s'));
+      assert.deepEqual(c.ips('default/s'), t.ips);
+      const got = warns(c, 'default/s');
+      assert.equal(got.length, t.warnings.length, got.join('\n'));
+      t.warnings.forEach((w, i) => assert.match(got[i]!, w));
+    });
+  }
+
+  it('a metallb.io/allow-shared-ip key shares like portico.dev/allow-shared-ip', async function () {
+    const c = new FakeCluster();
+    c.add('web', { ports: [{ port: 80, protocol: 'TCP' }] }, { 'metallb.io/allow-shared-ip': 'k' });
+    c.add('dns', { ports: [{ port: 53, protocol: 'UDP' }] }, { [ANNOTATIONS.allowSharedIP]: 'k' });
+    const { all } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    await all();
+    assert.deepEqual(c.ips('default/dns'), c.ips('default/web'));
+  });
+
+  it('a Service MetalLB allocated keeps its IP when Portico first sees it, and gets Portico\'s pool annotation', async function () {
+    const c = new FakeCluster();
+    const s = c.add('legacy', {}, { 'metallb.io/ip-allocated-from-pool': 'old-name' });
+    s.status = { loadBalancer: { ingress: [{ ip: '203.0.113.6' }] } };
+    const { rec } = controller(c, [pool('p', ['203.0.113.0/29'])]);
+    await rec.reconcile('default/legacy', c.get('default/legacy'));
+    assert.deepEqual(c.ips('default/legacy'), ['203.0.113.6:VIP']);
+    assert.equal(c.services.get('default/legacy')!.metadata!.annotations![ANNOTATIONS.allocatedFromPool], 'p');
+  });
+
+  it('a Service deleted while its status is written is a normal race: success, nothing logged as an error', async function () {
+    const c = new FakeCluster();
+    c.add('web', {});
+    const errors: string[] = [];
+    const log = { error: (m: string) => errors.push(m), info: () => {}, debug: () => {}, child: () => log, debugEnabled: false };
+    const alloc = new Allocator([pool('p', ['203.0.113.0/29'])]);
+    const gone = Object.assign(new Error('HTTP-Code: 404'), { code: 404 });
+    const sink: ServiceSink = { setIngress: () => Promise.reject(gone), setAnnotations: () => Promise.reject(gone), event: () => Promise.resolve() };
+    const rec = new ServiceReconciler({ allocator: alloc, sink, loadBalancerClass: undefined, namespaceLabels: () => ({}), log: log });
+    const r = await rec.reconcile('default/web', c.get('default/web'));
+    assert.deepEqual([r.outcome, r.reason], ['success', 'gone']);
+    assert.deepEqual(errors, []);
+    const other = await new ServiceReconciler({ allocator: new Allocator([pool('p', ['203.0.113.0/29'])]), sink: { ...sink, setIngress: () => Promise.reject(new Error('connection refused')) }, loadBalancerClass: undefined, namespaceLabels: () => ({}), log: log })
+      .reconcile('default/web', c.get('default/web'));
+    assert.equal(other.outcome, 'retry');
+    assert.deepEqual(errors, ['service write failed'], 'other failures stay errors');
+  });
+});

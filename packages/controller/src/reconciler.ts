@@ -1,15 +1,15 @@
 // The level-based Service reconciler: current object (or null when deleted)
 // -> allocation -> desired status and annotation -> write only the difference.
 // It returns an outcome the work queue acts on, and a reason saying why.
-import { ANNOTATIONS, formatIP, isPorticoError, tryParseIP, type IP, type Logger, nullLogger } from '@portico/shared';
+import { ANNOTATIONS, formatIP, isNotFound, isPorticoError, tryParseIP, type IP, type Logger, nullLogger } from '@portico/shared';
 import type { Allocator } from './allocator.ts';
 import { judgeExternalIPs, parseRecorded, type ExternalIPDecision } from './external-ips.ts';
-import { classify, handlesExternalIPs, serviceKey, statusIPs, toRequest, type ServiceObject } from './service.ts';
+import { classify, handlesExternalIPs, ignoredRequests, recordedPool, serviceKey, statusIPs, toRequest, type ServiceObject } from './service.ts';
 
 export type Outcome = 'success' | 'retry' | 'give-up' | 'reprocess-all';
 
 export type Reason =
-  | 'deleted' | 'not-ours' | 'allocated' | 'unchanged' | 'released' | 'allocation-failed' | 'bad-request' | 'write-failed';
+  | 'deleted' | 'not-ours' | 'allocated' | 'unchanged' | 'released' | 'allocation-failed' | 'bad-request' | 'write-failed' | 'gone';
 
 export interface Result {
   readonly outcome: Outcome;
@@ -20,7 +20,7 @@ export interface Result {
   readonly externalIPs?: readonly ExternalIPDecision[];
 }
 
-export type EventReason = 'IPAllocated' | 'AllocationFailed' | 'IPReleased' | 'ExternalIPAccepted' | 'ExternalIPIgnored';
+export type EventReason = 'IPAllocated' | 'AllocationFailed' | 'IPReleased' | 'ExternalIPAccepted' | 'ExternalIPIgnored' | 'RequestIgnored';
 
 export interface IngressEntry { ip: string; ipMode: 'VIP' }
 
@@ -198,9 +198,11 @@ export class ServiceReconciler {
       return this.fail(svc, key, 'PORTICO_INVALID_ADDRESS', `bad IP request: ${message}`, freed, 'bad-request');
     }
     if (!allocator.get(key)) {
-      // Not held (a new Service, or one whose rebuild did not fit): keep what status says when it is still valid.
+      // Not held (a new Service, or one whose rebuild did not fit): keep what
+      // status says when it is still valid and an allocator wrote it (Portico,
+      // or MetalLB before a migration).
       const current = statusIPs(svc);
-      if (current.length > 0 && ourPool !== undefined) allocator.assign(req, current);
+      if (current.length > 0 && recordedPool(svc) !== undefined) allocator.assign(req, current);
     }
     const heldBefore = allocator.get(key) !== undefined;
     const r = allocator.allocate(req);
@@ -209,7 +211,9 @@ export class ServiceReconciler {
     const ingress = r.ips.map((ip: IP) => ({ ip: formatIP(ip), ipMode: 'VIP' as const }));
     const changedIngress = !sameIngress(svc, ingress);
     const changedPool = ourPool !== r.pool;
-    if (!changedIngress && !changedPool) return { outcome: 'success', reason: 'unchanged' };
+    // A sharing key changed on an IP held alone: a pending Service may share it now.
+    const unchanged: Outcome = r.sharingChanged === true ? 'reprocess-all' : 'success';
+    if (!changedIngress && !changedPool) return { outcome: unchanged, reason: 'unchanged' };
     try {
       // IP and pool in one write, so a speaker that sees the IP already knows which advertisements apply to it.
       // Should an API server drop the annotation from a status write, the next pass sees the pool missing and writes it alone.
@@ -218,12 +222,18 @@ export class ServiceReconciler {
       if (changedIngress) {
         this.d.onAllocated?.(r.pool);
         await sink.event(svc, 'Normal', 'IPAllocated', `assigned ${ingress.map((i) => i.ip).join(', ')} from pool ${r.pool}`);
+        await this.warnIgnored(svc);
         this.log.info('ip allocated', { service: key, ips: ingress.map((i) => i.ip), pool: r.pool });
       }
     } catch (err) {
       return this.writeFailed(key, err);
     }
-    return { outcome: 'success', reason: 'allocated' };
+    return { outcome: unchanged, reason: 'allocated' };
+  }
+
+  /** A Warning for each part of the request that lost to another (sent with the allocation or failure it explains). */
+  private async warnIgnored(svc: ServiceObject): Promise<void> {
+    for (const m of ignoredRequests(svc)) await this.d.sink.event(svc, 'Warning', 'RequestIgnored', m);
   }
 
   /** The Service gets no IP: clear what it shows, say why, and wait for something to change. */
@@ -239,6 +249,7 @@ export class ServiceReconciler {
         else await this.d.sink.setAnnotations(ns, name, unpool);
       }
       await this.d.sink.event(svc, 'Warning', 'AllocationFailed', `${code}: ${message}`);
+      await this.warnIgnored(svc);
     } catch (err) {
       return this.writeFailed(key, err);
     }
@@ -246,6 +257,11 @@ export class ServiceReconciler {
   }
 
   private writeFailed(key: string, err: unknown): Result {
+    if (isNotFound(err)) {
+      // Deleted while we wrote to it: a normal race; its delete event comes next and frees what it held.
+      this.log.debug('service gone before its write', { service: key });
+      return { outcome: 'success', reason: 'gone' };
+    }
     this.log.error('service write failed', { service: key, err });
     return { outcome: 'retry', reason: 'write-failed', message: err instanceof Error ? err.message : String(err) };
   }

@@ -1,6 +1,6 @@
 // Service objects at the edge: which Services are Portico's, and the
 // allocator request a Service makes. Pure functions of the object.
-import { ANNOTATIONS, canonicalLabels, parseIP, type Family, type IP } from '@portico/shared';
+import { ANNOTATIONS, METALLB_ANNOTATIONS, canonicalLabels, parseIP, type Family, type IP } from '@portico/shared';
 import type { FamilyPolicy, ServiceRequest } from './allocator.ts';
 
 /** The parts of a core/v1 Service the controller reads (plain JSON). */
@@ -63,19 +63,62 @@ export function statusIPs(svc: ServiceObject): IP[] {
 const asFamily = (f: string): Family | undefined => (f === 'IPv4' || f === 'IPv6' ? f : undefined);
 const asPolicy = (p: string | undefined): FamilyPolicy => (p === 'PreferDualStack' || p === 'RequireDualStack' ? p : 'SingleStack');
 
+type Aliased = 'loadBalancerIPs' | 'addressPool' | 'allowSharedIP';
+
+/** A request annotation: Portico's when set (not empty), else MetalLB's of the same meaning. */
+function requestAnnotation(ann: Readonly<Record<string, string>>, which: Aliased): { value: string; name: string } | undefined {
+  for (const name of [ANNOTATIONS[which], METALLB_ANNOTATIONS[which]]) {
+    const v = ann[name];
+    if (v !== undefined && v.trim() !== '') return { value: v.trim(), name };
+  }
+  return undefined;
+}
+
+const ipList = (text: string): string[] => text.split(',').map((x) => x.trim()).filter((x) => x !== '');
+
+/**
+ * Parts of a Service's request that lose to another part: spec.loadBalancerIP
+ * when a loadBalancerIPs annotation disagrees, a metallb.io annotation when the
+ * portico.dev one of the same meaning differs. Each becomes a Warning Event.
+ */
+export function ignoredRequests(svc: ServiceObject): string[] {
+  const ann = svc.metadata?.annotations ?? {};
+  const out: string[] = [];
+  for (const which of ['loadBalancerIPs', 'addressPool', 'allowSharedIP'] as const) {
+    const ours = ann[ANNOTATIONS[which]];
+    const theirs = ann[METALLB_ANNOTATIONS[which]];
+    if (ours !== undefined && ours.trim() !== '' && theirs !== undefined && theirs.trim() !== '' && ours.trim() !== theirs.trim()) {
+      out.push(`annotation ${METALLB_ANNOTATIONS[which]} ("${theirs.trim()}") is ignored: ${ANNOTATIONS[which]} ("${ours.trim()}") wins`);
+    }
+  }
+  const list = requestAnnotation(ann, 'loadBalancerIPs');
+  const single = svc.spec?.loadBalancerIP;
+  if (list && single) {
+    const listed = ipList(list.value);
+    if (listed.length !== 1 || listed[0] !== single.trim()) out.push(`spec.loadBalancerIP ${single} is ignored: the annotation ${list.name} (${listed.join(',')}) wins`);
+  }
+  return out;
+}
+
+/** The pool annotation a previous allocator wrote: Portico's, or MetalLB's for a Service being adopted. */
+export function recordedPool(svc: ServiceObject): string | undefined {
+  const ann = svc.metadata?.annotations ?? {};
+  return ann[ANNOTATIONS.allocatedFromPool] ?? ann[METALLB_ANNOTATIONS.allocatedFromPool];
+}
+
 /** The allocator request for a Service; throws PORTICO_INVALID_ADDRESS when a requested IP is malformed. */
 export function toRequest(svc: ServiceObject, namespaceLabels: Readonly<Record<string, string>>): ServiceRequest {
   const ann = svc.metadata?.annotations ?? {};
   const requested: IP[] = [];
-  const list = ann[ANNOTATIONS.loadBalancerIPs];
-  if (list !== undefined && list.trim() !== '') {
-    for (const s of list.split(',').map((x) => x.trim()).filter((x) => x !== '')) requested.push(parseIP(s));
+  const list = requestAnnotation(ann, 'loadBalancerIPs');
+  if (list) {
+    for (const s of ipList(list.value)) requested.push(parseIP(s));
   } else if (svc.spec?.loadBalancerIP) {
     requested.push(parseIP(svc.spec.loadBalancerIP));
   }
   const local = svc.spec?.externalTrafficPolicy === 'Local';
-  const pool = ann[ANNOTATIONS.addressPool];
-  const sharingKey = ann[ANNOTATIONS.allowSharedIP];
+  const pool = requestAnnotation(ann, 'addressPool')?.value;
+  const sharingKey = requestAnnotation(ann, 'allowSharedIP')?.value;
   return {
     key: serviceKey(svc),
     namespace: svc.metadata?.namespace ?? '',

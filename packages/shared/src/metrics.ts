@@ -35,10 +35,15 @@ export function histogram<L extends string = never>(registry: Registry, spec: Me
   });
 }
 
-/** A registry with Node's process metrics (CPU, RSS, event loop lag) already in it. */
+/**
+ * A registry with Node's process metrics (CPU, RSS, event loop lag) already in
+ * it, under their standard names (`process_resident_memory_bytes`,
+ * `nodejs_eventloop_lag_seconds`, ...) so that dashboards built for any
+ * process find them; the job and instance labels tell the components apart.
+ */
 export function createRegistry(withProcessMetrics = true): Registry {
   const registry = new Registry();
-  if (withProcessMetrics) collectDefaultMetrics({ register: registry, prefix: 'portico_process_' });
+  if (withProcessMetrics) collectDefaultMetrics({ register: registry });
   return registry;
 }
 

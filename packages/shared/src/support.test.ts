@@ -26,6 +26,14 @@ describe('shared support', function () {
     return reg.metrics().then((text) => assert.match(text, /portico_test_things_total\{kind="a"\} 1/));
   });
 
+  it('exposes the process metrics under their standard names (process_*, nodejs_*), not with a second prefix', async function () {
+    const text = await createRegistry().metrics();
+    for (const name of ['process_resident_memory_bytes', 'process_cpu_seconds_total', 'process_start_time_seconds', 'nodejs_eventloop_lag_seconds']) {
+      assert.match(text, new RegExp(`^${name} `, 'm'), name);
+    }
+    assert.doesNotMatch(text, /portico_process_/);
+  });
+
   it('normalises model instances from a list to the same plain JSON as a watch event', function () {
     const model = new k8s.V1Service();
     model.metadata = { name: 's', namespace: 'n', creationTimestamp: new Date('2025-01-02T03:04:05Z') };

@@ -23,6 +23,19 @@ export const ANNOTATIONS = {
   externalIPs: 'portico.dev/external-ips',
 } as const;
 
+/**
+ * MetalLB's Service annotations, read as aliases of Portico's so that a
+ * migrated Service keeps asking for what it asked MetalLB. Portico's own
+ * annotation wins when both are set (and a Warning Event says so).
+ */
+export const METALLB_ANNOTATIONS = {
+  loadBalancerIPs: 'metallb.io/loadBalancerIPs',
+  addressPool: 'metallb.io/address-pool',
+  allowSharedIP: 'metallb.io/allow-shared-ip',
+  /** Written by MetalLB's controller; read once, to adopt a Service's IPs that Portico did not write. */
+  allocatedFromPool: 'metallb.io/ip-allocated-from-pool',
+} as const;
+
 export interface ObjectMeta {
   name: string;
   namespace?: string;

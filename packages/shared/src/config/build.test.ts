@@ -185,3 +185,40 @@ describe('config: CRDs and the legacy ConfigMap', function () {
     });
   }
 });
+
+// Issue 16, point 7: the aggregation length is checked against every pool an
+// advertisement covers, however it selects them, in both families.
+describe('config: aggregation length against the pools an advertisement covers', function () {
+  const pools = [
+    obj('IPAddressPool', 'cidr28', { addresses: ['203.0.113.0/28'] }, { tier: 'gold' }),
+    obj('IPAddressPool', 'range', { addresses: ['203.0.113.32-203.0.113.47'] }, { tier: 'silver' }),
+    obj('IPAddressPool', 'odd', { addresses: ['203.0.113.64-203.0.113.72'] }, { tier: 'silver' }),
+    obj('IPAddressPool', 'v6', { addresses: ['2001:db8:7::/120'] }, { tier: 'gold' }),
+  ];
+  const adv = (spec: Record<string, unknown>): unknown => obj('BGPAdvertisement', 'b', spec);
+  const table: { name: string; spec: Record<string, unknown>; want: string[] }[] = [
+    { name: 'named pool, /24 wider than a /28', spec: { ipAddressPools: ['cidr28'], aggregationLength: 24 }, want: ['cidr28:spec.aggregationLength'] },
+    { name: 'selected by label, /24 wider than a /28', spec: { ipAddressPoolSelectors: [{ matchLabels: { tier: 'gold' } }], aggregationLength: 24 }, want: ['cidr28:spec.aggregationLength'] },
+    { name: 'every pool (neither names nor selectors), /24', spec: { aggregationLength: 24 }, want: ['cidr28:spec.aggregationLength', 'odd:spec.aggregationLength', 'range:spec.aggregationLength'] },
+    { name: 'every pool, /28 fits the /28 and the whole-block range, not the odd range', spec: { aggregationLength: 28 }, want: ['odd:spec.aggregationLength'] },
+    { name: 'a range too wide for /31: its last address would aggregate outside it', spec: { ipAddressPools: ['odd'], aggregationLength: 31 }, want: ['odd:spec.aggregationLength'] },
+    { name: 'aggregationLength 0 is the whole address space', spec: { ipAddressPoolSelectors: [{ matchLabels: { tier: 'silver' } }], aggregationLength: 0 }, want: ['odd:spec.aggregationLength', 'range:spec.aggregationLength'] },
+    { name: 'the IPv6 variant, by selector', spec: { ipAddressPoolSelectors: [{ matchLabels: { tier: 'gold' } }], aggregationLengthV6: 64 }, want: ['v6:spec.aggregationLengthV6'] },
+    { name: 'the IPv6 variant, every pool, /120 fits', spec: { aggregationLengthV6: 120 }, want: [] },
+    { name: 'a selector matching nothing checks nothing', spec: { ipAddressPoolSelectors: [{ matchLabels: { tier: 'none' } }], aggregationLength: 0 }, want: [] },
+    { name: '/32 always fits', spec: {}, want: [] },
+  ];
+  for (const t of table) {
+    it(t.name, function () {
+      const { problems } = buildConfig({ pools, bgpAdvertisements: [adv(t.spec)] });
+      const got = problems.map((p) => `${/pool "([^"]+)"/.exec(p.message)?.[1]}:${p.field}`).sort();
+      assert.deepEqual(got, t.want);
+      for (const p of problems) assert.deepEqual([p.kind, p.name, p.code], ['BGPAdvertisement', 'b', 'Invalid']);
+    });
+  }
+
+  it('a holdTime over 65535s is refused by the parser too (the CRD refuses it at apply)', function () {
+    const { problems } = buildConfig({ peers: [obj('BGPPeer', 'r', { myASN: 1, peerASN: 2, peerAddress: '198.51.100.1', holdTime: '70000s' })] });
+    assert.deepEqual(brief(problems), ['BGPPeer/r Invalid spec.holdTime']);
+  });
+});

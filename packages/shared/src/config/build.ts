@@ -3,6 +3,7 @@
 // the two sources). Problems are reported, never resolved by guessing.
 import type { PorticoKind } from '../api/types.ts';
 import { formatRange, rangesOverlap, type IPRange } from '../ip/ipmath.ts';
+import { anySelectorMatches } from '../k8s/selector.ts';
 import { isCommunityValue } from './fields.ts';
 import { bfdProfileFromCRD, bgpAdvFromCRD, communitiesFromCRD, l2AdvFromCRD, peerFromCRD, poolFromCRD } from './crd.ts';
 import { parseLegacyConfig } from './legacy.ts';
@@ -156,17 +157,31 @@ function checkOverlaps(pools: readonly Pool[], problems: ConfigProblem[]): void 
   }
 }
 
-/** An aggregate wider than a pool's range would announce addresses outside the pool. */
+/**
+ * Whether an advertisement covers a pool: the pools it names or selects by
+ * label; with neither, every pool (as the speakers decide it).
+ */
+export function advertisementCovers(adv: Pick<BGPAdv, 'pools' | 'poolSelectors'>, pool: Pick<Pool, 'name' | 'labels'>): boolean {
+  if (adv.pools.length === 0 && adv.poolSelectors.length === 0) return true;
+  return adv.pools.includes(pool.name) || anySelectorMatches(adv.poolSelectors, pool.labels);
+}
+
+/**
+ * An aggregate wider than a pool's range would announce addresses outside the
+ * pool. Checked for every pool the advertisement covers: named, selected by
+ * label, or all of them when it names and selects none.
+ */
 function checkAggregation(adv: BGPAdv, pools: readonly Pool[], problems: ConfigProblem[]): void {
   for (const pool of pools) {
-    if (!adv.pools.includes(pool.name)) continue;
+    if (!advertisementCovers(adv, pool)) continue;
     for (const range of pool.ranges) {
       const len = range.family === 'IPv4' ? adv.aggregationLength : adv.aggregationLengthV6;
       const bits = range.family === 'IPv4' ? 32 : 128;
       const block = 1n << BigInt(bits - len);
-      // The aggregate of the range's first address must stay inside the range.
-      const aggStart = range.start - (range.start % block);
-      if (aggStart < range.start || aggStart + block - 1n > range.end) {
+      // The aggregate of every address must stay inside the range: the range
+      // starts and ends on a block boundary (a CIDR no longer than the
+      // aggregate, or a range made only of whole blocks).
+      if (range.start % block !== 0n || (range.end + 1n) % block !== 0n) {
         const field = range.family === 'IPv4' ? 'spec.aggregationLength' : 'spec.aggregationLengthV6';
         problems.push({ kind: adv.source === 'configmap' ? 'ConfigMap' : 'BGPAdvertisement', name: adv.name, field, code: 'Invalid', message: `${field}: /${len} is wider than ${formatRange(range)} of pool "${pool.name}"` });
       }

@@ -132,7 +132,7 @@ export function peerCommon(r: FieldReader, spec: Record<string, unknown>, path: 
   const keepaliveTime = duration(k.keepaliveTime);
   const connectTime = duration(k.connectTime);
   if (connectTime !== undefined && (connectTime < 1 || connectTime > 65535)) r.invalid(`${path}.${k.connectTime}`, 'must be between 1s and 65535s');
-  if (holdTime !== 0 && holdTime < 3) r.invalid(`${path}.${k.holdTime}`, 'must be 0 or at least 3s (RFC 4271 §4.2)');
+  if (holdTime !== 0 && (holdTime < 3 || holdTime > 65535)) r.invalid(`${path}.${k.holdTime}`, 'must be 0 or between 3s and 65535s (RFC 4271 §4.2)');
   if (keepaliveTime !== undefined && keepaliveTime > holdTime) r.invalid(`${path}.${k.keepaliveTime}`, 'must not exceed the hold time');
   const routerID = r.string(spec, path, k.routerID);
   if (routerID !== undefined) {

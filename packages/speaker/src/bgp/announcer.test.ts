@@ -15,8 +15,9 @@ import { md5SocketFactory } from './md5.ts';
 import type { PathAttribute } from './attributes.ts';
 import { FakeClock } from './clock.ts';
 import type { Negotiated } from './fsm.ts';
-import type { UpdateMessage } from './message.ts';
+import { encodeMessage, type UpdateMessage } from './message.ts';
 import type { AdvSettings, PeerSettings } from './policy.ts';
+import { announcedPrefixes } from './metrics.ts';
 import { BgpSession } from './session.ts';
 
 async function until<T>(fn: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
@@ -38,6 +39,8 @@ class TestRouter {
   opens: Negotiated[] = [];
   session!: BgpSession;
   server!: Server;
+  /** The accepted connection, for writing raw bytes (a malformed UPDATE). */
+  socket: net.Socket | undefined;
   port = 0;
 
   async start(o: { asn: number; peerAsn: number; md5?: string; holdTime?: number }): Promise<this> {
@@ -45,7 +48,7 @@ class TestRouter {
     this.session.on('update', (m: UpdateMessage) => this.#apply(m));
     this.session.on('established', (n: Negotiated) => this.opens.push(n));
     this.session.on('down', (_r: string, detail: string) => { this.downs.push(detail); this.rib.clear(); });
-    this.server = createServer((s) => this.session.accept(s));
+    this.server = createServer((s) => { this.socket = s; this.session.accept(s); });
     if (o.md5) {
       const native = loadNative();
       const fd = native.tcpSocket(4);
@@ -189,6 +192,49 @@ describe('bgp announcer (loopback router)', function () {
     const stranger = net.createConnection({ host: '127.0.0.1', port, localAddress: '127.0.0.9' });
     const closedBy = await new Promise<string>((res) => { stranger.once('close', () => res('closed')); stranger.once('data', () => res('data')); });
     assert.equal(closedBy, 'closed');
+  });
+
+  it('counts UPDATEs and prefixes received, and a malformed UPDATE the session survives (RFC 7606 treat-as-withdraw) in metrics and a log line', async () => {
+    const r = await router({ asn: 64513, peerAsn: 64512 });
+    const registry = new Registry();
+    const lines: { msg: string; fields: Record<string, unknown> }[] = [];
+    const log = { info: (msg: string, fields: Record<string, unknown> = {}) => lines.push({ msg, fields }), error: () => {}, debug: () => {}, debugEnabled: false, child: () => log };
+    const a = announcer({ registry, log: log });
+    await a.update(world([peer(r.port)], []));
+    await until(() => r.opens.length === 1, 'the session');
+    r.session.set([{ prefix: '198.51.100.0/25' }, { prefix: '198.51.100.128/26' }, { prefix: '198.51.100.192/26' }]);
+    const prefixes = async (): Promise<number | undefined> => metric(registry, 'portico_bgp_received_prefixes_total', { peer: 'r1' });
+    const end = Date.now() + 8000;
+    while ((await prefixes()) !== 3 && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(await prefixes(), 3, 'three prefixes announced by the router');
+    const updates = await metric(registry, 'portico_bgp_updates_received_total', { peer: 'r1' });
+    assert.ok(updates !== undefined && updates >= 2, `UPDATEs counted: ${updates}`);
+    // An UPDATE whose ORIGIN value is 5: RFC 7606 §7.1 says treat-as-withdraw, and the session stays up.
+    const good = encodeMessage({ type: 'update', withdrawn: [], nlri: ['203.0.113.0/24'], attributes: [{ type: 'origin', origin: 'igp' }, { type: 'as-path', segments: [{ type: 'sequence', asns: [64513] }] }, { type: 'next-hop', nextHop: '127.0.0.1' }] });
+    const at = good.indexOf(Buffer.from([0x40, 0x01, 0x01, 0x00]));
+    assert.ok(at > 0, 'the ORIGIN attribute in the encoded UPDATE');
+    const bad = Buffer.from(good);
+    bad[at + 3] = 5;
+    r.socket!.write(bad);
+    const malformed = async (): Promise<number | undefined> => metric(registry, 'portico_bgp_malformed_updates_total', { peer: 'r1', treatment: 'treat-as-withdraw' });
+    const end2 = Date.now() + 8000;
+    while ((await malformed()) !== 1 && Date.now() < end2) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(await malformed(), 1);
+    const line = lines.find((l) => l.msg === 'bgp malformed update tolerated');
+    assert.ok(line, 'logged');
+    assert.equal(line.fields.treatment, 'treat-as-withdraw');
+    assert.equal(await metric(registry, 'portico_bgp_session_up', { peer: 'r1' }), 1, 'the session survived');
+    assert.equal(await prefixes(), 3, 'the malformed UPDATE added no prefix');
+  });
+
+  it('counts the prefixes of an UPDATE in its NLRI and in every MP_REACH_NLRI', () => {
+    const table: [UpdateMessage, number][] = [
+      [{ type: 'update', withdrawn: [], attributes: [], nlri: [] }, 0],
+      [{ type: 'update', withdrawn: ['203.0.113.9/32'], attributes: [], nlri: ['203.0.113.1/32', '203.0.113.2/32'] }, 2],
+      [{ type: 'update', withdrawn: [], nlri: [], attributes: [{ type: 'mp-reach', afi: 2, safi: 1, nextHops: ['2001:db8::1'], nlri: ['2001:db8:1::/48', '2001:db8:2::/48'] }, { type: 'mp-unreach', afi: 2, safi: 1, withdrawn: ['2001:db8:3::/48'] }] }, 2],
+      [{ type: 'update', withdrawn: [], nlri: ['203.0.113.0/24'], attributes: [{ type: 'mp-reach', afi: 2, safi: 1, nextHops: ['2001:db8::1'], nlri: ['2001:db8:1::/48'] }] }, 2],
+    ];
+    for (const [u, n] of table) assert.equal(announcedPrefixes(u), n, JSON.stringify(u));
   });
 
   it('iBGP gets local-pref; a peer that leaves the configuration is stopped with Cease and its metrics removed', async () => {

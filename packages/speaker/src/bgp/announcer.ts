@@ -12,10 +12,10 @@ import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, formatIP, nullLogger, tryPars
 import type { Announcer, World } from '../world/types.ts';
 import type { Clock } from './clock.ts';
 import type { Reason, State } from './fsm.ts';
-import type { NotificationMessage } from './message.ts';
-import { createBgpMetrics, type BgpMetrics } from './metrics.ts';
+import type { NotificationMessage, UpdateMessage } from './message.ts';
+import { announcedPrefixes, createBgpMetrics, type BgpMetrics } from './metrics.ts';
 import { md5SocketFactory } from './md5.ts';
-import { describeNotification, notificationCodeName, notificationSubcodeName, ERR_HOLD_TIMER, ERR_OPEN } from './notification.ts';
+import { bgpDetail, describeNotification, notificationCodeName, notificationSubcodeName, ERR_HOLD_TIMER, ERR_OPEN } from './notification.ts';
 import { planBgp, type BgpPlan, type PeerPlan, type PeerSettings } from './policy.ts';
 import { BgpSession, type SessionOptions, type SocketFactory } from './session.ts';
 import { StatusReconciler, desiredStatuses, kubernetesStatusStore } from './status.ts';
@@ -369,6 +369,19 @@ export class BgpAnnouncer implements Announcer {
         e.lastError = `refused the peer's OPEN: ${text}`;
         this.#warn(e.peer, 'BGPOpenRejected', `refused the OPEN of ${e.peer.peerAddress}: ${text}`);
       }
+    });
+    session.on('update', (u: UpdateMessage) => {
+      if (this.#sessions.get(name) !== e) return;
+      m.updatesReceived.inc({ peer: name });
+      m.prefixesReceived.inc({ peer: name }, announcedPrefixes(u));
+    });
+    session.on('update-error', (err: unknown) => {
+      if (this.#sessions.get(name) !== e) return;
+      // RFC 7606: the session stays up, but a peer sending malformed attributes must not go unseen.
+      const d = bgpDetail(err);
+      const treatment = d?.treatment ?? 'unknown';
+      m.malformedUpdates.inc({ peer: name, treatment });
+      log.info('bgp malformed update tolerated', { treatment, code: d?.code, subcode: d?.subcode, error: err instanceof Error ? err.message : String(err) });
     });
     session.on('sent', (s: { updates: number; prefixes: number }) => {
       if (this.#sessions.get(name) !== e) return;
