@@ -95,6 +95,7 @@ describe('BFD interop (e2e, root): the speaker\'s BFD with FRR bfdd and BIRD', f
     const n1 = node(0).ipv4;
     const n1v6 = node(0).ipv6;
     const n2 = node(1).ipv4;
+    const n3 = node(2).ipv4;
     frr = await addRouter(lab, {
       name: 'd-frr', kind: 'frr',
       bfdd: `
@@ -121,12 +122,18 @@ router bgp ${ROUTER_AS}
  neighbor NODES bfd profile fast
  neighbor ${n1} peer-group NODES
  neighbor ${n2} peer-group NODES
+ neighbor ${n3} remote-as ${NODE_AS}
+ neighbor ${n3} passive
+ neighbor ${n3} timers 3 9
+ neighbor ${n3} ebgp-multihop 2
+ neighbor ${n3} bfd profile fast
  neighbor ${n1v6} remote-as ${ROUTER_AS}
  neighbor ${n1v6} passive
  neighbor ${n1v6} timers 3 9
  neighbor ${n1v6} bfd profile fast
  address-family ipv4 unicast
   neighbor NODES activate
+  neighbor ${n3} activate
  exit-address-family
  address-family ipv6 unicast
   neighbor ${n1v6} activate
@@ -147,6 +154,8 @@ router bgp ${ROUTER_AS}
     await applyObjects(lab,
       { apiVersion: 'portico.dev/v1beta1', kind: 'BFDProfile', metadata: { name: 'pbfd-fast', namespace: NS, labels: LABEL }, spec: { receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3 } },
       peer('frr-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv4, nodeSelectors: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-1', 'node-2'] }] }] }),
+      // Multihop eBGP, so BFD runs multihop (RFC 5883, port 4784) with its TTL floor.
+      peer('frr-mh', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv4, ebgpMultiHop: true, nodeSelectors: only('node-3') }),
       peer('frr-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: frr.ipv6, nodeSelectors: only('node-1') }),
       peer('bird-v4', { myASN: NODE_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv4, nodeSelectors: only('node-1') }),
       peer('bird-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv6, nodeSelectors: only('node-1') }),
@@ -194,6 +203,17 @@ router bgp ${ROUTER_AS}
       await waitFor(`speaker state Up for ${p}`, async () => (await speakerMetric(0, 'portico_bfd_session_state', `peer="${p}"`)) === 3 || undefined, 20_000, 200);
     }
     assert.equal(await speakerMetric(0, 'portico_bfd_detection_time_seconds', 'peer="frr-v4"'), 0.3);
+  });
+
+  it('multihop (RFC 5883): node-3\'s eBGP multihop peer gets a BFD session on port 4784, Up at both ends', async () => {
+    const n3 = node(2).ipv4;
+    await waitFor('FRR multihop BFD peer up', async () => {
+      const out = JSON.parse((await frr.cli(['show bfd peers json'])) || '[]') as (FrrBfdPeer & { multihop?: boolean })[];
+      return out.some((p) => p.peer === n3 && p.multihop === true && p.status === 'up') || undefined;
+    }, 60_000, 250);
+    await waitFor('speaker state Up for frr-mh', async () => (await speakerMetric(2, 'portico_bfd_session_state', 'peer="frr-mh"')) === 3 || undefined, 20_000, 200);
+    await waitFor('BGP Established with node-3', async () => (await frrBgp())[n3]?.bgpState === 'Established' || undefined, 60_000, 250);
+    assert.equal(await speakerMetric(2, 'portico_bfd_packets_dropped_total', 'reason="ttl-too-low"') ?? 0, 0);
   });
 
   it('a router-side timer change (FRR to 300 ms, BIRD to 200 ms) is a Poll Sequence: the speaker follows without a flap', async () => {
