@@ -16,6 +16,8 @@ export interface RouterOptions {
    * router's segment addresses.
    */
   config: string;
+  /** FRR only: a bfdd config (frr.conf syntax, `bfd` node); bfdd is started with it. */
+  bfdd?: string;
 }
 
 const GOBGP_API_PORT = 50051;
@@ -41,7 +43,7 @@ export class Router {
   get ipv6(): string { return this.host.ipv6; }
 
   /** Starts the daemon(s) and waits until the CLI answers. */
-  async start(config: string): Promise<void> {
+  async start(config: string, bfdd?: string): Promise<void> {
     const text = config.replaceAll('{{ipv4}}', this.ipv4).replaceAll('{{ipv6}}', this.ipv6);
     mkdirSync(path.join(this.dir, 'run'), { recursive: true });
     const key = (d: string): string => `router-${this.host.name}-${d}`;
@@ -56,6 +58,12 @@ export class Router {
         const common = ['-N', this.frrName, '--vty_socket', path.join(this.dir, 'run'), '-z', path.join(this.dir, 'run', 'zserv.api'), '-A', '127.0.0.1'];
         this.daemons.push(this.lab.spawn(key('zebra'), this.host.name, ['/usr/lib/frr/zebra', ...common, '-f', path.join(this.dir, 'zebra.conf'), '-i', path.join(this.dir, 'run', 'zebra.pid')]));
         await waitFor('FRR zebra socket', () => existsSync(path.join(this.dir, 'run', 'zserv.api')), 10_000, 50);
+        if (bfdd !== undefined) {
+          writeFileSync(path.join(this.dir, 'bfdd.conf'), bfdd.replaceAll('{{ipv4}}', this.ipv4).replaceAll('{{ipv6}}', this.ipv6));
+          await run(['chown', 'frr:frr', path.join(this.dir, 'bfdd.conf')]);
+          this.daemons.push(this.lab.spawn(key('bfdd'), this.host.name, ['/usr/lib/frr/bfdd', ...common, '--bfdctl', path.join(this.dir, 'run', 'bfdd.sock'), '-f', path.join(this.dir, 'bfdd.conf'), '-i', path.join(this.dir, 'run', 'bfdd.pid')]));
+          await waitFor('FRR bfdd socket', () => existsSync(path.join(this.dir, 'run', 'bfdd.vty')), 10_000, 50);
+        }
         this.daemons.push(this.lab.spawn(key('bgpd'), this.host.name, ['/usr/lib/frr/bgpd', ...common, '-f', path.join(this.dir, 'bgpd.conf'), '-i', path.join(this.dir, 'run', 'bgpd.pid')]));
         await waitFor('FRR bgpd to answer vtysh', async () => (await this.cli(['show bgp summary'])).length > 0, 15_000, 100);
         break;
@@ -114,6 +122,6 @@ export async function addRouter(lab: Lab, opts: RouterOptions): Promise<Router> 
   const host = await lab.addRouterHost(opts.name);
   const r = new Router(lab, host, opts.kind, path.join(lab.dir, `router-${opts.name}`));
   lab.onStop(() => r.stop());
-  await r.start(opts.config);
+  await r.start(opts.config, opts.bfdd);
   return r;
 }

@@ -6,3 +6,4 @@ export type { SpeakerContext } from './context.ts';
 export { ANNOUNCERS, createAnnouncers, type AnnouncerFactory } from './announcers.ts';
 export { Dispatcher } from './dispatch.ts';
 export * as bgp from './bgp/index.ts';
+export * as bfd from './bfd/index.ts';

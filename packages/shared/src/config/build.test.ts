@@ -139,6 +139,14 @@ describe('config: CRDs and the legacy ConfigMap', function () {
       want: ['L2Advertisement/l2 UnknownReference spec.ipAddressPools[0]', 'BGPAdvertisement/b UnknownReference spec.peers[0]', 'BGPAdvertisement/b UnknownReference spec.communities[0]', 'BGPPeer/r UnknownReference spec.bfdProfile'],
     },
     {
+      name: 'BFD echo mode is refused by field, in the CRD and the ConfigMap',
+      input: {
+        bfdProfiles: [obj('BFDProfile', 'echo', { echoMode: true, receiveInterval: 50 })],
+        legacy: 'bfd-profiles:\n- name: e2\n  echo-mode: true\n',
+      },
+      want: ['ConfigMap/portico-system/config Invalid bfd-profiles[0].echo-mode', 'BFDProfile/echo Invalid spec.echoMode'],
+    },
+    {
       name: 'invalid fields are named',
       input: { pools: [obj('IPAddressPool', 'bad', { addresses: ['203.0.113.0/24', '203.0.113.9-203.0.113.1'], serviceAllocation: { priority: -1 }, autoAsign: true })] },
       want: ['IPAddressPool/bad Invalid spec.autoAsign', 'IPAddressPool/bad Invalid spec.addresses[1]', 'IPAddressPool/bad Invalid spec.serviceAllocation.priority'],

@@ -207,5 +207,7 @@ export function bfdCommon(r: FieldReader, spec: Record<string, unknown>, path: s
     passiveMode: r.bool(spec, path, k.passiveMode),
     minimumTtl: r.int(spec, path, k.minimumTtl, 1, 254),
   };
+  // The speaker's BFD runs asynchronous mode only (RFC 5880 §6.4 echo is optional): say so rather than run without it.
+  if (profile.echoMode === true) r.invalid(`${path}.${k.echoMode}`, 'echo mode is not implemented by Portico\'s BFD (asynchronous mode only); remove it or set it to false');
   return r.failed ? undefined : profile;
 }

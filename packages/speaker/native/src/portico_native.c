@@ -740,6 +740,141 @@ static napi_value js_bind_address(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ------------------------------------------------------------------ UDP */
+
+/* udpSocket(family 4|6) -> a non-blocking UDP socket that reports, with each
+ * datagram, the TTL / hop limit it arrived with and the address it was sent
+ * to (IP_RECVTTL + IP_PKTINFO, IPV6_RECVHOPLIMIT + IPV6_RECVPKTINFO): what a
+ * GTSM check (RFC 5082, BFD's RFC 5881 §5) needs. IPv6 sockets are v6-only. */
+static napi_value js_udp_socket(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t family;
+  if (!arg_int(env, argv[0], &family, "family")) return NULL;
+  if (family != 4 && family != 6) return throw_errno(env, EAFNOSUPPORT, "udpSocket", "family must be 4 or 6");
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket", family == 4 ? "AF_INET" : "AF_INET6");
+  int one = 1;
+  int ok = family == 4
+    ? setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one) == 0 && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) == 0
+    : setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0 &&
+      setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof one) == 0 &&
+      setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) == 0;
+  if (!ok) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "setsockopt", "IP_RECVTTL/IPV6_RECVHOPLIMIT");
+  }
+  return num(env, fd);
+}
+
+/* udpRecv(fd, buf, addrs, meta) -> length (larger than buf when cut), or -1
+ * when nothing is queued. addrs (32 bytes) receives the source address at 0
+ * and the destination address at 16 (IPv4: the first 4 bytes of each);
+ * meta (Int32Array of 4): family (4|6), source port, TTL or hop limit (-1 if
+ * the kernel gave none), receiving ifindex. */
+static napi_value js_udp_recv(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int fd;
+  uint8_t *buf, *addrs, *metap;
+  size_t len, addrslen, metalen;
+  if (!arg_fd(env, argv[0], &fd) || !arg_bytes(env, argv[1], &buf, &len, "buffer") ||
+      !arg_bytes(env, argv[2], &addrs, &addrslen, "addrs") || !arg_bytes(env, argv[3], &metap, &metalen, "meta"))
+    return NULL;
+  if (addrslen < 32) return throw_errno(env, EINVAL, "udpRecv", "addrs needs 32 bytes");
+  if (metalen < 4 * sizeof(int32_t)) return throw_errno(env, EINVAL, "udpRecv", "meta needs 4 int32 slots");
+  struct sockaddr_storage from;
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + 64];
+  } control;
+  struct iovec iov = { .iov_base = buf, .iov_len = len };
+  struct msghdr msg = {
+    .msg_name = &from, .msg_namelen = sizeof from,
+    .msg_iov = &iov, .msg_iovlen = 1,
+    .msg_control = control.buf, .msg_controllen = sizeof control.buf,
+  };
+  ssize_t n;
+  do {
+    n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return num(env, -1);
+    return throw_errno(env, errno, "recvmsg", NULL);
+  }
+  int32_t m[4] = { 0, 0, -1, 0 };
+  memset(addrs, 0, 32);
+  if (from.ss_family == AF_INET) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&from;
+    m[0] = 4;
+    m[1] = ntohs(s4->sin_port);
+    memcpy(addrs, &s4->sin_addr, 4);
+  } else if (from.ss_family == AF_INET6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&from;
+    m[0] = 6;
+    m[1] = ntohs(s6->sin6_port);
+    memcpy(addrs, &s6->sin6_addr, 16);
+  }
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) {
+      int ttl;
+      memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
+      m[2] = ttl;
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      memcpy(addrs + 16, &pi.ipi_addr, 4);
+      m[3] = pi.ipi_ifindex;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT) {
+      int hops;
+      memcpy(&hops, CMSG_DATA(c), sizeof hops);
+      m[2] = hops;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      memcpy(addrs + 16, &pi.ipi6_addr, 16);
+      m[3] = (int32_t)pi.ipi6_ifindex;
+    }
+  }
+  memcpy(metap, m, sizeof m);
+  return num(env, (double)n);
+}
+
+/* udpSendTo(fd, buf, address, port) -> bytes sent, or -1 when the socket
+ * buffer is full. An IPv6 link-local address may carry a %zone. */
+static napi_value js_udp_send_to(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int fd;
+  uint8_t *buf;
+  size_t len;
+  int32_t port;
+  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  if (!arg_fd(env, argv[0], &fd) || !arg_bytes(env, argv[1], &buf, &len, "buffer") ||
+      !arg_string(env, argv[2], addr, sizeof addr, "address") || !arg_int(env, argv[3], &port, "port"))
+    return NULL;
+  unsigned int scope = 0;
+  char *pct = strchr(addr, '%');
+  if (pct != NULL) {
+    *pct = '\0';
+    scope = if_nametoindex(pct + 1);
+    if (scope == 0) scope = (unsigned int)strtoul(pct + 1, NULL, 10);
+  }
+  int domain = socket_domain(fd);
+  if (domain < 0) return throw_errno(env, errno, "getsockopt", "SO_DOMAIN");
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (port < 0 || port > 65535 || parse_addr(addr, port, domain, &ss, &sslen) < 0) return throw_errno(env, EINVAL, "sendto", addr);
+  if (ss.ss_family == AF_INET6) ((struct sockaddr_in6 *)&ss)->sin6_scope_id = scope;
+  ssize_t n;
+  do {
+    n = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&ss, sslen);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return num(env, -1);
+    return throw_errno(env, errno, "sendto", addr);
+  }
+  return num(env, (double)n);
+}
+
 /* tcpMd5Sig(fd, address, prefixLength, key, ifindex): RFC 2385 key for a peer
  * (or, with a prefix length >= 0, for every peer in a prefix). An empty key
  * deletes it. An IPv4 peer on an IPv6 socket is keyed as ::ffff:a.b.c.d, as
@@ -817,6 +952,9 @@ static napi_value init(napi_env env, napi_value exports) {
     F("tcpSocket", js_tcp_socket),
     F("bindAddress", js_bind_address),
     F("tcpMd5Sig", js_tcp_md5sig),
+    F("udpSocket", js_udp_socket),
+    F("udpRecv", js_udp_recv),
+    F("udpSendTo", js_udp_send_to),
     F("pollStart", js_poll_start),
     F("pollStop", js_poll_stop),
     F("pollRef", js_poll_ref),
@@ -833,7 +971,7 @@ static napi_value init(napi_env env, napi_value exports) {
   C(PACKET_HOST); C(PACKET_BROADCAST); C(PACKET_MULTICAST); C(PACKET_OTHERHOST); C(PACKET_OUTGOING);
   C(SOL_SOCKET); C(SOL_PACKET); C(SOL_NETLINK); C(IPPROTO_IP); C(IPPROTO_IPV6); C(IPPROTO_TCP);
   C(SO_RCVBUF); C(SO_SNDBUF); C(SO_RCVBUFFORCE); C(SO_SNDBUFFORCE); C(SO_REUSEADDR);
-  C(IP_TTL); C(IP_MINTTL); C(IPV6_UNICAST_HOPS); C(IPV6_V6ONLY);
+  C(IP_TTL); C(IP_MINTTL); C(IPV6_UNICAST_HOPS); C(IPV6_V6ONLY); C(IPV6_MINHOPCOUNT);
   C(NETLINK_ROUTE); C(NETLINK_GENERIC);
   C(NETLINK_ADD_MEMBERSHIP); C(NETLINK_DROP_MEMBERSHIP); C(NETLINK_NO_ENOBUFS);
   C(NETLINK_CAP_ACK); C(NETLINK_EXT_ACK); C(NETLINK_GET_STRICT_CHK);

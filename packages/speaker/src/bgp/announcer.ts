@@ -10,7 +10,14 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, formatIP, nullLogger, tryParseIP, type EventTarget, type Logger, type Registry } from '@portico/shared';
 import type { Announcer, World } from '../world/types.ts';
-import type { Clock } from './clock.ts';
+import { Damper, DEFAULT_DAMPING, type DampingConfig } from '../bfd/damping.ts';
+import type { BfdConfig } from '../bfd/fsm.ts';
+import { BfdManager, type BfdPeerSpec } from '../bfd/manager.ts';
+import { createBfdMetrics, STATE_CODE, type BfdMetrics } from '../bfd/metrics.ts';
+import { diagName } from '../bfd/packet.ts';
+import type { BfdSnapshot, StateChange } from '../bfd/session.ts';
+import { DEFAULT_MINIMUM_TTL, UdpEndpoint, type BfdNetwork, type BfdPath } from '../bfd/transport.ts';
+import { systemClock, type Clock } from './clock.ts';
 import type { Reason, State } from './fsm.ts';
 import type { NotificationMessage, UpdateMessage } from './message.ts';
 import { announcedPrefixes, createBgpMetrics, type BgpMetrics } from './metrics.ts';
@@ -62,6 +69,13 @@ export interface BgpAnnouncerOptions {
    * its own attempt (RFC 4271 §6.8); any other is closed. None: outgoing only.
    */
   listen?: { port: number; host?: string };
+  /**
+   * The network BFD sessions run on; default: UDP ports 3784/4784 through the
+   * native addon, opened when the first peer with a bfdProfile appears.
+   */
+  bfdNetwork?: () => BfdNetwork;
+  /** Flap damping of BFD-driven BGP resets. */
+  damping?: DampingConfig;
 }
 
 /** What a peer's session looks like now, for status and tests. */
@@ -71,6 +85,8 @@ export interface PeerStatus {
   announced: string[];
   /** The last reason the session went down or failed to come up. */
   lastError: string | undefined;
+  /** The BFD session protecting this peer, when its BGPPeer names a bfdProfile. */
+  bfd?: BfdSnapshot & { damped: boolean };
 }
 
 interface Entry {
@@ -126,6 +142,10 @@ export class BgpAnnouncer implements Announcer {
   #stopped = false;
   #server: Server | undefined;
   #listening: Promise<void> | undefined;
+  #bfd: BfdManager | undefined;
+  #bfdMetrics: BfdMetrics | undefined;
+  /** Per peer: its damping state and, while held down, the timer that lets the BGP session start again. */
+  readonly #damping = new Map<string, { damper: Damper; hold: unknown }>();
 
   constructor(opts: BgpAnnouncerOptions = {}) {
     this.#o = { restartTime: 120, connectTime: 5, md5FailureThreshold: 3, secretTtlMs: 30_000, namespace: NAMESPACE, ...opts };
@@ -148,7 +168,12 @@ export class BgpAnnouncer implements Announcer {
   }
 
   status(): PeerStatus[] {
-    return [...this.#sessions.values()].map((e) => ({ peer: e.name, state: e.session.state, announced: e.session.announced.sort(), lastError: e.lastError }));
+    return [...this.#sessions.values()].map((e) => {
+      const st: PeerStatus = { peer: e.name, state: e.session.state, announced: e.session.announced.sort(), lastError: e.lastError };
+      const bfd = this.#bfd?.snapshot(e.name);
+      if (bfd) st.bfd = { ...bfd, damped: this.#damping.get(e.name)?.hold !== undefined };
+      return st;
+    });
   }
 
   update(world: World): Promise<void> {
@@ -181,6 +206,12 @@ export class BgpAnnouncer implements Announcer {
     }
     await Promise.all(closing);
     this.#sessions.clear();
+    // AdminDown to every BFD peer: a deliberate stop, not a path failure (RFC 5882 §3.2).
+    for (const d of this.#damping.values()) if (d.hold !== undefined) this.#clock().clearTimeout(d.hold);
+    this.#damping.clear();
+    this.#bfd?.set([]);
+    this.#bfd?.close();
+    this.#bfd = undefined;
     await this.#o.statuses?.stop();
   }
 
@@ -211,9 +242,110 @@ export class BgpAnnouncer implements Announcer {
       if (!e) e = this.#open(p, opts, key);
       e.session.set(p.ads);
     }
+    this.#applyBfd(world, plan);
     for (const p of plan.peers) {
       for (const s of p.skipped) this.#log.debug('prefix not sent to peer', { peer: p.peer.name, prefix: s.prefix, reason: s.reason });
     }
+  }
+
+  // ---- BFD ----------------------------------------------------------------
+
+  #clock(): Clock {
+    return this.#o.clock ?? systemClock;
+  }
+
+  /** One BFD session per planned peer whose BGPPeer names an existing bfdProfile (the config layer reports unknown names). */
+  #applyBfd(world: World, plan: BgpPlan): void {
+    const profiles = new Map((world.config?.bfdProfiles ?? []).map((p) => [p.name, p]));
+    const specs: BfdPeerSpec[] = [];
+    for (const p of plan.peers) {
+      const profile = p.peer.bfdProfile === undefined ? undefined : profiles.get(p.peer.bfdProfile);
+      if (!profile) continue;
+      specs.push({ key: p.peer.name, path: bfdPath(p.peer, profile), config: bfdConfig(profile) });
+    }
+    for (const [name, d] of this.#damping) {
+      if (specs.some((s) => s.key === name)) continue;
+      if (d.hold !== undefined) this.#clock().clearTimeout(d.hold);
+      this.#damping.delete(name);
+    }
+    if (specs.length === 0 && !this.#bfd) return;
+    try {
+      this.#bfdManager().set(specs);
+    } catch (err) {
+      this.#log.error('bfd sessions not started', { err });
+      for (const s of specs) this.#warnPeer(s.key, 'BFDUnavailable', `BFD cannot run on this node: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  #bfdManager(): BfdManager {
+    if (this.#bfd) return this.#bfd;
+    const clock = this.#clock();
+    const network = (this.#o.bfdNetwork ?? (() => new UdpEndpoint({ onError: (err, where) => this.#log.debug('bfd socket error', { where, err }) })))();
+    const registry = this.#o.registry;
+    this.#bfd = new BfdManager({
+      network, clock,
+      onStateChange: (key, change, snap) => this.#bfdChanged(key, change, snap),
+      onDrop: (reason, r, detail) => {
+        this.#bfdMetrics?.dropped.inc({ reason });
+        this.#log.debug('bfd packet dropped', { reason, src: r.src, ttl: r.ttl, detail: detail ?? null });
+      },
+    });
+    if (registry && !this.#bfdMetrics) {
+      this.#bfdMetrics = createBfdMetrics(registry, () => (this.#bfd?.sessions() ?? []).map((s) => ({ peer: s.key, snapshot: s.snapshot, now: clock.now() })));
+    }
+    return this.#bfd;
+  }
+
+  #bfdChanged(key: string, change: StateChange, snap: BfdSnapshot): void {
+    const e = this.#sessions.get(key);
+    const m = this.#bfdMetrics;
+    m?.state.set({ peer: key }, STATE_CODE[change.to]);
+    if (change.from === 'Up') m?.flaps.inc({ peer: key });
+    const fields = { peer: key, from: change.from, to: change.to, diag: diagName(change.diag), reason: change.reason };
+    this.#log.info('bfd session state', fields);
+    if (!e) return;
+    const address = e.peer.peerAddress;
+    let d = this.#damping.get(key);
+    if (change.to === 'Up') {
+      if (d?.hold === undefined) this.#event(e.peer, 'Normal', 'BFDSessionUp', `BFD session with ${address} up (detection time ${snap.detectionTimeMs} ms)`);
+      return;
+    }
+    if (change.from !== 'Up') return;
+    if (change.reason === 'remote-admin-down') {
+      // RFC 5882 §3.2: AdminDown from the peer is a decision, not a failure of the path; BGP stays.
+      this.#event(e.peer, 'Normal', 'BFDPeerAdminDown', `${address} took the BFD session administratively down; the BGP session is kept`);
+      return;
+    }
+    // The path failed: reset BGP now instead of waiting for the hold timer.
+    e.session.bfdDown(`BFD session Down: ${diagName(change.diag)}`);
+    e.lastError = `BFD down: ${diagName(change.diag)}`;
+    if (!d) this.#damping.set(key, (d = { damper: new Damper(this.#o.damping ?? DEFAULT_DAMPING), hold: undefined }));
+    const clock = this.#clock();
+    const now = clock.now();
+    const wasHeld = d.hold !== undefined;
+    if (!d.damper.flap(now)) {
+      this.#event(e.peer, 'Warning', 'BFDSessionDown', `BFD session with ${address} down (${diagName(change.diag)}); BGP session reset`);
+      return;
+    }
+    // Flapping: keep the BGP session down until the penalty decays.
+    m?.damped.inc({ peer: key });
+    e.session.stop('BFD flapping: held down by damping');
+    if (wasHeld) clock.clearTimeout(d.hold);
+    const wait = Math.max(0, d.damper.reuseAt(now) - now);
+    const entry = d;
+    d.hold = clock.setTimeout(() => {
+      entry.hold = undefined;
+      const cur = this.#sessions.get(key);
+      if (cur !== e || this.#stopped) return;
+      this.#log.info('bfd damping released', { peer: key });
+      e.session.start();
+    }, wait);
+    if (!wasHeld) this.#warn(e.peer, 'BFDFlapDamped', `BFD session with ${address} flaps; BGP held down for ${Math.round(wait / 1000)} s`);
+  }
+
+  #warnPeer(key: string, reason: string, message: string): void {
+    const e = this.#sessions.get(key);
+    if (e) this.#warn(e.peer, reason, message);
   }
 
   /** Starts the listener; a failure (port taken, no permission) is logged and leaves the speaker outgoing-only. */
@@ -488,6 +620,21 @@ function canonicalAddress(text: string): string {
 /** A peer as graceful restart remembers it: same name, address and ASNs. */
 function grIdentity(peer: PeerSettings): string {
   return `${peer.name}|${peer.peerAddress}|${peer.peerPort}|${peer.myASN}|${peer.peerASN}`;
+}
+
+/** MetalLB's BFDProfile defaults: 300 ms each way, multiplier 3, active, multihop TTL floor 254. */
+export function bfdConfig(p: { receiveInterval?: number | undefined; transmitInterval?: number | undefined; detectMultiplier?: number | undefined; passiveMode?: boolean | undefined }): BfdConfig {
+  return {
+    desiredMinTxUs: (p.transmitInterval ?? 300) * 1000, requiredMinRxUs: (p.receiveInterval ?? 300) * 1000,
+    detectMult: p.detectMultiplier ?? 3, passive: p.passiveMode ?? false,
+  };
+}
+
+/** Single hop unless the BGPPeer is multihop eBGP (RFC 5883); minimumTtl is the multihop floor. */
+export function bfdPath(peer: PeerSettings, p: { minimumTtl?: number | undefined }): BfdPath {
+  const path: BfdPath = { peer: peer.peerAddress, multihop: peer.ebgpMultiHop, minimumTtl: p.minimumTtl ?? DEFAULT_MINIMUM_TTL };
+  if (peer.sourceAddress !== undefined) path.local = peer.sourceAddress;
+  return path;
 }
 
 /** Everything that, when it changes, needs a new session (the password only as a hash). */

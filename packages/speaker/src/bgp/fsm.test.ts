@@ -130,6 +130,22 @@ describe('bgp fsm (RFC 4271 §8)', () => {
     assert.equal(h.reasons.at(-1), 'automatic-restart');
   });
 
+  it('BFD down resets an Established session at once with Cease / BFD Down (RFC 9384) and restarts after the idle hold', () => {
+    const h = new Harness();
+    h.establish();
+    assert.equal(h.fire({ type: 'bfd-down', detail: 'BFD session Down' }), 'bfd-down');
+    assert.equal(h.state, 'Idle');
+    assert.deepEqual(notificationOf(h.lastSent()), [6, 10]);
+    assert.ok(h.closed.includes(1));
+    const down = h.events.find((a) => a.type === 'down');
+    assert.ok(down?.type === 'down' && down.reason === 'bfd-down');
+    h.clock.advance(5000);
+    assert.equal(h.state, 'Connect');
+    // Without a connection there is nothing to reset.
+    assert.equal(h.fire({ type: 'bfd-down', detail: 'again' }), 'ignored');
+    assert.equal(h.state, 'Connect');
+  });
+
   it('negotiates the hold time: the smaller wins, 0 means no keepalives, 1 and 2 are refused', () => {
     const cases: { ours: number; theirs: number; keepalive?: number; hold?: number; ka?: number; error?: number }[] = [
       { ours: 9, theirs: 90, hold: 9, ka: 3 },

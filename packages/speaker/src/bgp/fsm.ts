@@ -9,7 +9,7 @@ import { encodeCapabilityInto, capabilityLength, type Capability } from './capab
 import { AFI_IPV4, SAFI_UNICAST } from './ip.ts';
 import { buildOpen, capabilitiesOf, openAsn, type BgpMessage, type NotificationMessage, type OpenMessage } from './message.ts';
 import {
-  CEASE_ADMIN_SHUTDOWN, CEASE_COLLISION, CEASE_CONNECTION_REJECTED, ERR_CEASE, ERR_FSM, ERR_HOLD_TIMER, ERR_OPEN,
+  CEASE_ADMIN_SHUTDOWN, CEASE_BFD_DOWN, CEASE_COLLISION, CEASE_CONNECTION_REJECTED, ERR_CEASE, ERR_FSM, ERR_HOLD_TIMER, ERR_OPEN,
   FSM_UNEXPECTED_IN_ESTABLISHED, FSM_UNEXPECTED_IN_OPENCONFIRM, FSM_UNEXPECTED_IN_OPENSENT, FSM_UNSPECIFIED,
   OPEN_BAD_BGP_ID, OPEN_BAD_PEER_AS, OPEN_UNACCEPTABLE_HOLD_TIME, OPEN_UNSUPPORTED_CAPABILITY, OPEN_UNSUPPORTED_PARAMETER,
   bgpDetail, describeNotification, shutdownCommunication,
@@ -46,7 +46,12 @@ export type FsmEvent =
   /** A whole, decoded message (events 19, 25-27). */
   | { type: 'message'; conn: number; message: BgpMessage }
   /** A message that did not decode (events 21, 22, 28): the error carries the NOTIFICATION and RFC 7606 treatment. */
-  | { type: 'decode-error'; conn: number; error: CodecError };
+  | { type: 'decode-error'; conn: number; error: CodecError }
+  /** The BFD session protecting this peer went Down (RFC 5882 §4.3): reset at once. */
+  | { type: 'bfd-down'; detail: string };
+
+/** The events the per-state handlers see; step() answers bfd-down the same way in every state. */
+type StateEvent = Exclude<FsmEvent, { type: 'bfd-down' }>;
 
 /** What the shell must do, in order. */
 export type Action =
@@ -72,7 +77,7 @@ export type Reason =
   | 'tcp-connected' | 'tcp-failed' | 'connection-refused' | 'open-accepted' | 'open-rejected'
   | 'keepalive-received' | 'keepalive-sent' | 'hold-timer-expired' | 'notification-received' | 'decode-error'
   | 'unexpected-message' | 'unexpected-event' | 'collision-kept-existing' | 'collision-took-new' | 'collision-pending'
-  | 'update-received' | 'route-refresh-received' | 'update-error-tolerated' | 'stale-event' | 'ignored';
+  | 'update-received' | 'route-refresh-received' | 'update-error-tolerated' | 'stale-event' | 'ignored' | 'bfd-down';
 
 /** Everything about the peer the FSM needs (from BGPPeer). Times in seconds. */
 export interface PeerConfig {
@@ -223,7 +228,7 @@ function stop(s: FsmState, message: string | undefined): Step {
 }
 
 /** A timer event for a timer that is not running (it was stopped while its callback was queued). */
-function stale(s: FsmState, ev: FsmEvent): Step | undefined {
+function stale(s: FsmState, ev: StateEvent): Step | undefined {
   if (ev.type === 'timer' && !s.timers.includes(ev.timer)) return { state: s, reason: 'stale-event', actions: [] };
   return undefined;
 }
@@ -313,7 +318,7 @@ export function collisionWinner(localId: string, remoteId: string, a: Connection
 // ---- one handler per state ----
 
 /** Idle (§8.2.2): waits for a start; refuses connections. */
-export function idle(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+export function idle(s: FsmState, ev: StateEvent, cfg: PeerConfig): Step {
   const st = stale(s, ev);
   if (st) return st;
   switch (ev.type) {
@@ -354,7 +359,7 @@ function acceptWith(s: FsmState, cfg: PeerConfig, conn: Connection): Step {
 }
 
 /** Connect (§8.2.2): an outgoing connection is being attempted. */
-export function connect(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+export function connect(s: FsmState, ev: StateEvent, cfg: PeerConfig): Step {
   const st = stale(s, ev);
   if (st) return st;
   switch (ev.type) {
@@ -386,7 +391,7 @@ export function connect(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
 }
 
 /** Active (§8.2.2): listening for the peer; a passive peer stays here until it connects. */
-export function active(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+export function active(s: FsmState, ev: StateEvent, cfg: PeerConfig): Step {
   const st = stale(s, ev);
   if (st) return st;
   switch (ev.type) {
@@ -447,7 +452,7 @@ function openReceived(s: FsmState, cfg: PeerConfig, open: OpenMessage): Step {
  * the peer's identifier is known and one of the two connections is closed
  * with Cease / Connection Collision Resolution.
  */
-function onOther(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+function onOther(s: FsmState, ev: StateEvent, cfg: PeerConfig): Step {
   const other = s.other!;
   const dropOther = (reason: Reason, notify?: NotificationMessage): Step => {
     const b = new Builder(s);
@@ -481,17 +486,17 @@ function secondConnection(s: FsmState, cfg: PeerConfig, conn: Connection): Step 
   return b.to(s.state, 'collision-pending');
 }
 
-function isOther(s: FsmState, ev: FsmEvent): boolean {
+function isOther(s: FsmState, ev: StateEvent): boolean {
   return s.other !== undefined && 'conn' in ev && (typeof ev.conn === 'number' ? ev.conn : ev.conn.id) === s.other.id;
 }
 
-function isForeign(s: FsmState, ev: FsmEvent): boolean {
+function isForeign(s: FsmState, ev: StateEvent): boolean {
   if (!('conn' in ev) || ev.type === 'tcp-connected') return false;
   return ev.conn !== s.conn?.id && ev.conn !== s.other?.id;
 }
 
 /** OpenSent (§8.2.2): our OPEN is out, waiting for the peer's. */
-export function openSent(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+export function openSent(s: FsmState, ev: StateEvent, cfg: PeerConfig): Step {
   const st = stale(s, ev);
   if (st) return st;
   if (isForeign(s, ev)) return { state: s, reason: 'stale-event', actions: [] };
@@ -528,7 +533,7 @@ export function openSent(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
 }
 
 /** OpenConfirm (§8.2.2): OPENs exchanged, waiting for the peer's KEEPALIVE. */
-export function openConfirm(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+export function openConfirm(s: FsmState, ev: StateEvent, cfg: PeerConfig): Step {
   const st = stale(s, ev);
   if (st) return st;
   if (isForeign(s, ev)) return { state: s, reason: 'stale-event', actions: [] };
@@ -567,7 +572,7 @@ export function openConfirm(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
 }
 
 /** Established (§8.2.2): routes flow; every message from the peer restarts the hold timer. */
-export function established(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+export function established(s: FsmState, ev: StateEvent, cfg: PeerConfig): Step {
   const st = stale(s, ev);
   if (st) return st;
   if (isForeign(s, ev)) return { state: s, reason: 'stale-event', actions: [] };
@@ -618,7 +623,7 @@ export function established(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
   }
 }
 
-const HANDLERS: Record<State, (s: FsmState, ev: FsmEvent, cfg: PeerConfig) => Step> = {
+const HANDLERS: Record<State, (s: FsmState, ev: StateEvent, cfg: PeerConfig) => Step> = {
   Idle: idle,
   Connect: connect,
   Active: active,
@@ -629,6 +634,17 @@ const HANDLERS: Record<State, (s: FsmState, ev: FsmEvent, cfg: PeerConfig) => St
 
 /** One step of the machine: the handler of the current state. */
 export function step(s: FsmState, ev: FsmEvent, cfg: PeerConfig): Step {
+  if (ev.type === 'bfd-down') return bfdDown(s, cfg, ev.detail);
   return HANDLERS[s.state](s, ev, cfg);
+}
+
+/**
+ * BFD saw the forwarding path fail: a session past Connect/Active is reset
+ * with Cease / BFD Down (RFC 9384) and restarts after the idle hold, like any
+ * failure. Without a connection there is nothing to tear down.
+ */
+function bfdDown(s: FsmState, cfg: PeerConfig, detail: string): Step {
+  if (s.state === 'Idle' || s.state === 'Connect' || s.state === 'Active') return { state: s, reason: 'ignored', actions: [] };
+  return fail(s, cfg, 'bfd-down', detail, notification(ERR_CEASE, CEASE_BFD_DOWN));
 }
 

@@ -54,6 +54,8 @@ export const CEASE_CONFIG_CHANGE = 6;
 export const CEASE_COLLISION = 7;
 export const CEASE_OUT_OF_RESOURCES = 8;
 export const CEASE_HARD_RESET = 9;
+/** RFC 9384: the session was reset because BFD went Down. */
+export const CEASE_BFD_DOWN = 10;
 
 const CODE_NAMES: Record<number, string> = {
   1: 'Message Header Error',

@@ -127,6 +127,11 @@ export class BgpSession extends EventEmitter {
     this.#fire({ type: 'stop', message });
   }
 
+  /** The BFD session for this peer went Down: reset now with Cease / BFD Down; the usual idle hold restarts it. */
+  bfdDown(detail: string): void {
+    this.#fire({ type: 'bfd-down', detail });
+  }
+
   /**
    * Drops the connection without a NOTIFICATION, as a crash or a restart
    * would; a peer that agreed graceful restart keeps our routes (RFC 4724 §4.2).

@@ -63,6 +63,21 @@ export interface PorticoNative {
    * listening socket, the key applies to the connections it accepts.
    */
   tcpMd5Sig(fd: number, address: string, prefixLength: number, key: Uint8Array, ifindex?: number): void;
+  /**
+   * A non-blocking UDP socket that reports each datagram's TTL / hop limit and
+   * destination address (IP_RECVTTL + IP_PKTINFO, IPV6_RECVHOPLIMIT +
+   * IPV6_RECVPKTINFO); IPv6 sockets are v6-only. Bind it with bindAddress().
+   */
+  udpSocket(family: 4 | 6): number;
+  /**
+   * Reads one datagram into `buf`: its real length, or -1 when nothing is
+   * queued. `addrs` (32 bytes) gets the source address at 0 and the
+   * destination at 16 (4 or 16 bytes each); `meta` (Int32Array of 4) gets
+   * family (4|6), source port, TTL or hop limit (-1 if unknown), ifindex.
+   */
+  udpRecv(fd: number, buf: Uint8Array, addrs: Uint8Array, meta: Int32Array): number;
+  /** sendto() an address literal (IPv6 may carry %zone) and port; -1 when the socket buffer is full. */
+  udpSendTo(fd: number, buf: Uint8Array, address: string, port: number): number;
   /** Calls `onReadable(null)` each time fd is readable (libuv uv_poll_t), or `onReadable(err)` on a poll error. One poll per fd. */
   pollStart(fd: number, onReadable: (err: Error | null) => void): void;
   /** Stops polling fd; harmless if not polling. */
@@ -81,7 +96,7 @@ export interface NativeConstants {
   readonly SOL_SOCKET: number; readonly SOL_PACKET: number; readonly SOL_NETLINK: number;
   readonly IPPROTO_IP: number; readonly IPPROTO_IPV6: number; readonly IPPROTO_TCP: number;
   readonly SO_RCVBUF: number; readonly SO_SNDBUF: number; readonly SO_RCVBUFFORCE: number; readonly SO_SNDBUFFORCE: number; readonly SO_REUSEADDR: number;
-  readonly IP_TTL: number; readonly IP_MINTTL: number; readonly IPV6_UNICAST_HOPS: number; readonly IPV6_V6ONLY: number;
+  readonly IP_TTL: number; readonly IP_MINTTL: number; readonly IPV6_UNICAST_HOPS: number; readonly IPV6_V6ONLY: number; readonly IPV6_MINHOPCOUNT: number;
   readonly NETLINK_ROUTE: number; readonly NETLINK_GENERIC: number;
   readonly NETLINK_ADD_MEMBERSHIP: number; readonly NETLINK_DROP_MEMBERSHIP: number; readonly NETLINK_NO_ENOBUFS: number;
   readonly NETLINK_CAP_ACK: number; readonly NETLINK_EXT_ACK: number; readonly NETLINK_GET_STRICT_CHK: number;
