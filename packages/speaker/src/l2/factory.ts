@@ -92,12 +92,16 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   // Heartbeats run in their own thread (membership/thread.ts): a main thread
   // busy with thousands of Services must not make this node look dead.
   let onMembershipChange: () => void = () => undefined;
+  // What the dataplane prunes by: settled only once a key is loaded too (without one no peer is heard).
+  let hasKey = (): boolean => false;
+  const publish = (): void => ctx.liveness?.publish({ reasons: m.reasons(), settled: m.settled() && hasKey() });
   const m = await MembershipThread.start({
     self: ctx.self, port: settings.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
     ...(settings.heartbeatNice !== undefined ? { nice: settings.heartbeatNice } : {}),
     onChange: () => {
       metrics.membershipChanges.inc();
       log.info('membership changed', { live: [...m.live()].sort(), reasons: Object.fromEntries(m.reasons()) });
+      publish();
       onMembershipChange();
     },
     onDrop: (reason, detail, from) => {
@@ -112,7 +116,8 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   });
   if (m.priority && 'error' in m.priority) log.info('heartbeat thread priority unchanged (needs CAP_SYS_NICE)', { nice: settings.heartbeatNice, err: m.priority.error });
   else if (m.priority) log.info('heartbeat thread priority raised', m.priority);
-  const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log, onChange: (k) => m.setKeys(k) });
+  const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log, onChange: (k) => { m.setKeys(k); publish(); } });
+  hasKey = () => keys.current().length > 0;
   await keys.start();
   const lease = new NodeLease({
     node: ctx.self, store: kubeLeaseStore(ctx.kc, ctx.namespace, nodeLeaseName(ctx.self)), log,
