@@ -128,7 +128,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   lease.start();
   const core = ctx.kc.makeApiClient(k8s.CoreV1Api);
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-  let last = { sent: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0 };
+  let last = { sent: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0 };
   const announcer = new L2Announcer({
     self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode,
     statusSettleMs: settings.statusSettleMs, statusBurst: settings.statusBurst, statusWritesPerSecond: settings.statusWritesPerSecond,
@@ -152,7 +152,9 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
         metrics.heartbeatsLost.inc(c.lost - last.lost);
         metrics.heartbeatsLate.inc({ direction: 'sent' }, c.lateSent - last.lateSent);
         metrics.heartbeatsLate.inc({ direction: 'received' }, c.lateReceived - last.lateReceived);
-        last = { sent: c.sent, accepted: c.accepted, lost: c.lost, lateSent: c.lateSent, lateReceived: c.lateReceived };
+        // Sent late by the peer itself (its sequence consecutive, its clock far apart): that peer gets a longer grace for a while.
+        metrics.heartbeatsLate.inc({ direction: 'peer-sent' }, c.starvedPeer - last.starvedPeer);
+        last = { sent: c.sent, accepted: c.accepted, lost: c.lost, lateSent: c.lateSent, lateReceived: c.lateReceived, starvedPeer: c.starvedPeer };
       }, 1000);
       t.unref();
       let started = false;
