@@ -2,6 +2,7 @@
 // API client, logging, metrics, and the way to tell users things (Events).
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger, Registry, SharedMetrics, StatusWriter } from '@portico/shared';
+import type { LivenessFeed } from './membership/liveness.ts';
 
 export interface SpeakerContext {
   /** This node's name. */
@@ -18,4 +19,6 @@ export interface SpeakerContext {
   stateDir: string;
   /** --dataplane: ipvs, nftables, none, or auto (ipvs where the kernel has ip_vs, else nftables). */
   dataplane?: 'ipvs' | 'nftables' | 'none' | 'auto';
+  /** Membership's verdicts, published by layer 2 (which runs the heartbeats), read by the dataplane to prune dead nodes' endpoints. */
+  liveness?: LivenessFeed;
 }

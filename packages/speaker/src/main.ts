@@ -9,6 +9,7 @@ import { NAMESPACE, StatusWriter, createLogger, createRegistry, createSharedMetr
 import { createAnnouncers } from './announcers.ts';
 import type { SpeakerContext } from './context.ts';
 import { Dispatcher } from './dispatch.ts';
+import { LivenessFeed } from './membership/liveness.ts';
 import { createSpeakerMetrics } from './metrics.ts';
 import { WorldWatcher } from './world/watcher.ts';
 
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
   watchEventLoop(registry);
   const ctx: SpeakerContext = {
     self, namespace: values.namespace, kc, log, registry, sharedMetrics, stateDir: values['state-dir'], dataplane,
-    writer: new StatusWriter({ kc, component: 'portico-speaker', log }),
+    writer: new StatusWriter({ kc, component: 'portico-speaker', log }), liveness: new LivenessFeed(),
   };
   const announcers = await createAnnouncers(ctx);
   log.info('speaker starting', { announcers: announcers.map((a) => a.name), namespace: values.namespace, loadBalancerClass: values['load-balancer-class'] ?? null });

@@ -25,6 +25,8 @@ export interface RealServer {
   weight: number;
   /** The endpoint runs on another node: Cluster traffic to it is masqueraded. */
   remote: boolean;
+  /** The endpoint's node (EndpointSlice nodeName), when known: pruning drops the endpoints of a node membership saw die (prune.ts). */
+  node?: string;
 }
 
 export interface VirtualService {
@@ -142,7 +144,7 @@ export function serviceDesired(svc: ServiceState, self: string): ServiceDesired 
         if (port === undefined) { unresolved.add(`${sp.name || sp.port}`); continue; }
         // Direct routing and tunnelling keep the packet's destination port.
         if (forward !== 'masq' && port !== sp.port) { portIgnored.add(sp.port); port = sp.port; }
-        const real: RealServer = { address: ep.ip, port, weight: ENDPOINT_WEIGHT, remote: ep.node !== self };
+        const real: RealServer = { address: ep.ip, port, weight: ENDPOINT_WEIGHT, remote: ep.node !== self, ...(ep.node !== undefined ? { node: ep.node } : {}) };
         reals.set(`${real.address}/${real.port}`, real);
       }
       out.push({

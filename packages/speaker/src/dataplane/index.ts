@@ -63,12 +63,12 @@ export async function createDataplane(ctx: SpeakerContext): Promise<Announcer | 
   if (mode === 'none') return undefined;
   if (mode === 'ipvs') {
     try {
-      return await IpvsDataplane.open({ log, metrics, events });
+      return await IpvsDataplane.open({ log, metrics, events, liveness: ctx.liveness });
     } catch (err) {
       metrics.syncErrors.inc({ dataplane: 'ipvs', reason: 'missing-module' });
       metrics.problem.set({ dataplane: 'ipvs', problem: 'missing-module' }, 1);
       log.error('cannot open IPVS; using the nftables dataplane instead', { dataplane: 'ipvs', err });
     }
   }
-  return new NftDataplane({ log, metrics, events });
+  return new NftDataplane({ log, metrics, events, liveness: ctx.liveness });
 }

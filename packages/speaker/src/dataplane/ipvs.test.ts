@@ -5,6 +5,7 @@
 import { strict as assert } from 'node:assert';
 import type { IpvsService } from '../netlink/ipvs.ts';
 import { applyOps, type KernelService, type Op } from './diff.ts';
+import { LivenessFeed } from '../membership/liveness.ts';
 import { IpvsDataplane, type IpvsKernelApi } from './ipvs.ts';
 import { endpoint, service, world } from './testdata/world.ts';
 
@@ -135,5 +136,26 @@ describe('IPVS dataplane sync (a model of the kernel)', () => {
     clock += 30_000;
     await until('the drain bound', () => kernel.reals().length === 1);
     assert.deepEqual(text(kernel.applied.slice(1)), ['delete-real 100.64.2.6 w0 drain-timeout']);
+  });
+
+  it('pruning: a dead node\'s real servers go to weight 0 on the verdict alone (no new World), and come back when it is heard again', async () => {
+    const feed = new LivenessFeed();
+    const pdp = IpvsDataplane.over(kernel, undefined, { sysctls: false, nft: () => Promise.resolve(), now: () => clock, drainTimeoutMs: 60_000, inactiveHoldMs: 5000, drainCheckMs: 5, resyncMs: 3_600_000, liveness: feed });
+    try {
+      const live = (node3: 'alive' | 'silent'): void => feed.publish({ reasons: new Map([['node-1', 'self'], ['node-2', 'alive'], ['node-3', node3]]), settled: true });
+      live('alive');
+      await pdp.update(world('node-1', [service('web', { endpoints: [endpoint('100.64.2.5', 'node-2'), endpoint('100.64.3.5', 'node-3')] })]));
+      assert.deepEqual(kernel.reals(), ['100.64.2.5 w1', '100.64.3.5 w1']);
+      kernel.conns('100.64.3.5', 1, 0);
+      kernel.applied.length = 0;
+      live('silent');
+      await until('node-3 drained', () => kernel.reals().includes('100.64.3.5 w0'));
+      assert.deepEqual(text(kernel.applied), ['update-real 100.64.3.5 w0 drain']);
+      live('alive');
+      await until('node-3 back', () => kernel.reals().includes('100.64.3.5 w1'));
+      assert.deepEqual(text(kernel.applied.slice(1)), ['update-real 100.64.3.5 w1 undrain']);
+    } finally {
+      await pdp.stop();
+    }
   });
 });

@@ -8,6 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '@portico/shared';
 import { NetlinkError } from '../netlink/socket.ts';
+import type { LivenessFeed } from '../membership/liveness.ts';
 import type { World } from '../world/types.ts';
 import { DesiredBuilder, type DesiredState, type VirtualService } from './desired.ts';
 import { applyOps, diff, type KernelService, type Op } from './diff.ts';
@@ -15,6 +16,7 @@ import { IpvsKernel, VipLink, type OpFailure } from './ipvs-kernel.ts';
 import type { IpvsService } from '../netlink/ipvs.ts';
 import { quietLogger } from './log.ts';
 import type { DataplaneMetrics } from './metrics.ts';
+import { Pruner } from './prune.ts';
 import { renderDelete, renderIpvsMasquerade, runNft, type NftRunner } from './nft.ts';
 import { WarningReporter, type EventSink } from './warnings.ts';
 
@@ -36,6 +38,8 @@ export interface IpvsDataplaneOptions {
   /** Remove Portico's services, VIPs and nftables table on stop (default false: a restarting speaker keeps traffic flowing). */
   cleanupOnStop?: boolean;
   now?: () => number;
+  /** Membership's verdicts: the endpoints of nodes it saw die are drained at once (prune.ts). */
+  liveness?: LivenessFeed;
 }
 
 /**
@@ -92,7 +96,10 @@ export class IpvsDataplane {
   readonly name = 'dataplane-ipvs';
   readonly kernel: IpvsKernelApi;
   link: VipLink | undefined;
-  readonly #o: Required<Omit<IpvsDataplaneOptions, 'metrics' | 'events'>> & Pick<IpvsDataplaneOptions, 'metrics'>;
+  readonly #o: Required<Omit<IpvsDataplaneOptions, 'metrics' | 'events' | 'liveness'>> & Pick<IpvsDataplaneOptions, 'metrics'>;
+  readonly #pruner: Pruner;
+  /** The dead nodes changed since the last sync: every virtual service is diffed against the kernel state. */
+  #pruneDirty = false;
   readonly #warnings: WarningReporter;
   #desired: DesiredState | undefined;
   #world: World | undefined;
@@ -136,6 +143,13 @@ export class IpvsDataplane {
       nft: opts.nft ?? runNft, sysctls: opts.sysctls ?? true, cleanupOnStop: opts.cleanupOnStop ?? false, now: opts.now ?? Date.now, metrics: opts.metrics,
     };
     this.#warnings = new WarningReporter(this.#o.log, opts.events);
+    this.#pruner = new Pruner({
+      feed: opts.liveness, dataplane: 'ipvs', log: this.#o.log, metrics: opts.metrics,
+      onChange: () => {
+        this.#pruneDirty = true;
+        if (this.#desired && !this.#stopped) this.#enqueue('incremental').catch((err: unknown) => this.#o.log.error('dataplane sync failed', { dataplane: 'ipvs', err }));
+      },
+    });
   }
 
   /** Opens IPVS (fails when the kernel has no ip_vs) and portico0 (a failure there is reported, IPVS still works for VIPs that are local otherwise). */
@@ -230,8 +244,10 @@ export class IpvsDataplane {
   }
 
   async #sync(kind: 'full' | 'incremental' | 'drain'): Promise<void> {
-    const desired = this.#desired;
-    if (!desired || this.#stopped) return;
+    if (!this.#desired || this.#stopped) return;
+    const desired = this.#pruner.apply(this.#desired);
+    const everything = this.#pruneDirty;
+    this.#pruneDirty = false;
     const t0 = performance.now();
     const now = this.#o.now();
     const tm: SyncTimings = { kind, desired: this.#desiredMs, read: 0, diff: 0, apply: 0, vips: 0, nft: 0, total: 0, ops: 0 };
@@ -248,6 +264,9 @@ export class IpvsDataplane {
       this.#kernel = stamped(await this.kernel.managed(owned), this.#o.now());
       this.#lastFull = now;
       this.#needFull = false;
+    } else if (everything) {
+      // Pruning changed: any service may have lost or regained real servers (keys undefined: diff all, against the cached kernel state).
+      if (kind === 'drain') await this.#refresh(new Set([...this.#draining.keys()].map(serviceOfReal)));
     } else {
       keys = pending;
       for (const k of this.#retry) keys.add(k);
@@ -409,6 +428,7 @@ export class IpvsDataplane {
   async stop(): Promise<void> {
     // Stopped first, so a sync in flight does not schedule another; then wait for it.
     this.#stopped = true;
+    this.#pruner.stop();
     clearTimeout(this.#timer);
     await this.#chain;
     if (this.#o.cleanupOnStop) {

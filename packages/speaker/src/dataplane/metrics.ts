@@ -12,6 +12,10 @@ export function createDataplaneMetrics(registry: Registry) {
     }),
     syncErrors: counter(registry, { name: 'portico_dataplane_sync_errors_total', help: 'Dataplane operations or syncs that failed, by reason', labelNames: ['dataplane', 'reason'] as const }),
     operations: counter(registry, { name: 'portico_dataplane_operations_total', help: 'Kernel operations applied, by kind', labelNames: ['dataplane', 'op'] as const }),
+    prunedNodes: gauge(registry, { name: 'portico_dataplane_pruned_nodes_count', help: 'Nodes whose endpoints get no new connections because membership saw them die', labelNames: ['dataplane'] as const }),
+    prunedReals: gauge(registry, { name: 'portico_dataplane_pruned_real_servers_count', help: 'Real servers left out because their node is dead (Kubernetes still lists them ready)', labelNames: ['dataplane'] as const }),
+    prunedKeptWhole: gauge(registry, { name: 'portico_dataplane_prune_kept_whole_count', help: 'Virtual services whose every endpoint is on a dead node, kept as they are', labelNames: ['dataplane'] as const }),
+    pruneChanges: counter(registry, { name: 'portico_dataplane_prune_changes_total', help: 'Nodes pruned (reason node-dead) or restored (the reason they are kept again)', labelNames: ['dataplane', 'reason'] as const }),
     problem: gauge(registry, { name: 'portico_dataplane_problem_state', help: '1 while the dataplane is in a bad state of this kind (missing-module, permission, vip-on-other-interface, ...)', labelNames: ['dataplane', 'problem'] as const }),
   };
 }

@@ -4,10 +4,12 @@
 // For kernels without ip_vs, and for clusters leaving kube-proxy's deprecated
 // IPVS mode.
 import type { Logger } from '@portico/shared';
+import type { LivenessFeed } from '../membership/liveness.ts';
 import type { World } from '../world/types.ts';
 import { desiredState } from './desired.ts';
 import { quietLogger } from './log.ts';
 import type { DataplaneMetrics } from './metrics.ts';
+import { Pruner } from './prune.ts';
 import { renderDelete, renderNftDataplane, runNft, type NftRunner } from './nft.ts';
 import { WarningReporter, type EventSink } from './warnings.ts';
 
@@ -18,6 +20,8 @@ export interface NftDataplaneOptions {
   nft?: NftRunner;
   /** Remove table portico on stop (default false: a restarting speaker keeps traffic flowing). */
   cleanupOnStop?: boolean;
+  /** Membership's verdicts: the endpoints of nodes it saw die are left out (prune.ts). */
+  liveness?: LivenessFeed;
 }
 
 export class NftDataplane {
@@ -29,6 +33,11 @@ export class NftDataplane {
   readonly #warnings: WarningReporter;
   /** The table as last written (undefined: not written by this process yet, so the first update always writes). */
   #written: string | undefined;
+  #world: World | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  /** A sync queued and not begun: later requests join it (it reads the latest World and verdicts when it runs). */
+  #queued: Promise<void> | undefined;
+  readonly #pruner: Pruner;
 
   constructor(opts: NftDataplaneOptions = {}) {
     this.#log = opts.log ?? quietLogger;
@@ -36,6 +45,11 @@ export class NftDataplane {
     this.#nft = opts.nft ?? runNft;
     this.#cleanup = opts.cleanupOnStop ?? false;
     this.#warnings = new WarningReporter(this.#log, opts.events);
+    // A node's death rewrites the table at once, without waiting for a World (or for a rest).
+    this.#pruner = new Pruner({
+      feed: opts.liveness, dataplane: 'nftables', log: this.#log, metrics: this.#metrics,
+      onChange: () => { if (this.#world) this.#enqueue().catch(() => undefined); }, // a failed write is logged and counted in #sync
+    });
   }
 
   /**
@@ -54,9 +68,25 @@ export class NftDataplane {
     return this.#written;
   }
 
-  async update(world: World): Promise<void> {
+  update(world: World): Promise<void> {
+    this.#world = world;
+    return this.#enqueue();
+  }
+
+  /** One write at a time: updates from the World and from membership queue here. */
+  #enqueue(): Promise<void> {
+    if (this.#queued) return this.#queued;
+    const p = this.#chain.then(() => { this.#queued = undefined; return this.#sync(); });
+    this.#queued = p;
+    this.#chain = p.catch(() => undefined);
+    return p;
+  }
+
+  async #sync(): Promise<void> {
+    const world = this.#world;
+    if (!world) return;
     const t0 = performance.now();
-    const desired = desiredState(world);
+    const desired = this.#pruner.apply(desiredState(world));
     this.#warnings.report(world, desired.warnings);
     const text = renderNftDataplane(desired);
     const m = this.#metrics;
@@ -83,6 +113,8 @@ export class NftDataplane {
   }
 
   async stop(): Promise<void> {
+    this.#pruner.stop();
+    await this.#chain;
     if (this.#cleanup) await this.#nft(renderDelete());
   }
 }

@@ -92,12 +92,16 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   // Heartbeats run in their own thread (membership/thread.ts): a main thread
   // busy with thousands of Services must not make this node look dead.
   let onMembershipChange: () => void = () => undefined;
+  // What the dataplane prunes by: settled only once a key is loaded too (without one no peer is heard).
+  let hasKey = (): boolean => false;
+  const publish = (): void => ctx.liveness?.publish({ reasons: m.reasons(), settled: m.settled() && hasKey() });
   const m = await MembershipThread.start({
     self: ctx.self, port: settings.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
     ...(settings.heartbeatNice !== undefined ? { nice: settings.heartbeatNice } : {}),
     onChange: () => {
       metrics.membershipChanges.inc();
       log.info('membership changed', { live: [...m.live()].sort(), reasons: Object.fromEntries(m.reasons()) });
+      publish();
       onMembershipChange();
     },
     onDrop: (reason, detail, from) => {
@@ -112,7 +116,8 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   });
   if (m.priority && 'error' in m.priority) log.info('heartbeat thread priority unchanged (needs CAP_SYS_NICE)', { nice: settings.heartbeatNice, err: m.priority.error });
   else if (m.priority) log.info('heartbeat thread priority raised', m.priority);
-  const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log, onChange: (k) => m.setKeys(k) });
+  const keys = new HeartbeatKeys({ read: kubeSecretData(ctx.kc), namespace: ctx.namespace, log, onChange: (k) => { m.setKeys(k); publish(); } });
+  hasKey = () => keys.current().length > 0;
   await keys.start();
   const lease = new NodeLease({
     node: ctx.self, store: kubeLeaseStore(ctx.kc, ctx.namespace, nodeLeaseName(ctx.self)), log,
@@ -123,7 +128,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   lease.start();
   const core = ctx.kc.makeApiClient(k8s.CoreV1Api);
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-  let last = { sent: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0 };
+  let last = { sent: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0 };
   const announcer = new L2Announcer({
     self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode,
     statusSettleMs: settings.statusSettleMs, statusBurst: settings.statusBurst, statusWritesPerSecond: settings.statusWritesPerSecond,
@@ -147,7 +152,9 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
         metrics.heartbeatsLost.inc(c.lost - last.lost);
         metrics.heartbeatsLate.inc({ direction: 'sent' }, c.lateSent - last.lateSent);
         metrics.heartbeatsLate.inc({ direction: 'received' }, c.lateReceived - last.lateReceived);
-        last = { sent: c.sent, accepted: c.accepted, lost: c.lost, lateSent: c.lateSent, lateReceived: c.lateReceived };
+        // Sent late by the peer itself (its sequence consecutive, its clock far apart): that peer gets a longer grace for a while.
+        metrics.heartbeatsLate.inc({ direction: 'peer-sent' }, c.starvedPeer - last.starvedPeer);
+        last = { sent: c.sent, accepted: c.accepted, lost: c.lost, lateSent: c.lateSent, lateReceived: c.lateReceived, starvedPeer: c.starvedPeer };
       }, 1000);
       t.unref();
       let started = false;

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { sealHeartbeat } from './heartbeat.ts';
-import { Membership, type HeartbeatTransport, type MembershipClock } from './membership.ts';
+import { Membership, starvedDeadAfter, type HeartbeatTransport, type MembershipClock } from './membership.ts';
 
 /** A clock whose time moves only when the test says so; timers fire in order. */
 class FakeClock implements MembershipClock {
@@ -262,5 +262,81 @@ describe('membership: heartbeats and liveness', () => {
     clock.advance(100);
     assert.deepEqual([...late.reasons()], [['node-1', 'alive'], ['node-2', 'self'], ['node-3', 'alive']]);
     assert.ok(ms.get('node-1')!.live().has('node-2'));
+  });
+});
+
+describe('membership: a starved sender is told from a crashed one by its own heartbeats', () => {
+  const rule = { intervalMs: 100, deadAfterMs: 400, maxDeadAfterMs: 1600, lateMemoryMs: 60_000 };
+  const table: { name: string; late: { at: number; gapMs: number }[]; now: number; want: number }[] = [
+    { name: 'never late: the plain dead-after', late: [], now: 10_000, want: 400 },
+    { name: 'sent 900 ms late a while ago: that gap and an interval', late: [{ at: 5_000, gapMs: 900 }], now: 10_000, want: 1000 },
+    { name: 'the worst recent gap counts', late: [{ at: 5_000, gapMs: 600 }, { at: 6_000, gapMs: 800 }, { at: 7_000, gapMs: 300 }], now: 10_000, want: 900 },
+    { name: 'a 3 s stall: capped at max-dead-after', late: [{ at: 5_000, gapMs: 3_000 }], now: 10_000, want: 1600 },
+    { name: 'a small late send never shortens dead-after', late: [{ at: 5_000, gapMs: 200 }], now: 10_000, want: 400 },
+    { name: 'late more than lateMemoryMs ago: forgotten', late: [{ at: 5_000, gapMs: 900 }], now: 65_001, want: 400 },
+  ];
+  for (const t of table) it(`${t.name}: ${t.want} ms`, () => assert.equal(starvedDeadAfter(t.late, t.now, rule), t.want));
+
+  /** node-1 alone, hearing node-2 through `beat` (node-2's sequence and its own clock at sending). */
+  function listener() {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const { ms } = cluster(clock, bus, ['node-1']);
+    const m = ms.get('node-1')!;
+    const deliver = bus.handlers.get(ADDR['node-1']!)!;
+    let seq = 0;
+    let incarnation = 7;
+    const beat = (skip = 0): void => { seq += 1 + skip; deliver(sealHeartbeat({ node: 'node-2', incarnation, sequence: seq, timestamp: clock.wallNow(), leaving: false }, KEY), ADDR['node-2']!); };
+    const restart = (): void => { incarnation++; seq = 0; };
+    /** node-2 sends every interval for ms. */
+    const steady = (ms: number): void => { for (let t = 0; t < ms; t += 100) { beat(); clock.advance(100); } };
+    return { clock, m, beat, steady, restart, reason: () => m.reasons().get('node-2') };
+  }
+
+  it('scenario: a starved peer is taken for dead once; starved again within the memory it stays alive; its crash is then found within its worst gap plus an interval', () => {
+    const { clock, m, beat, steady, reason } = listener();
+    steady(1000);
+    assert.equal(reason(), 'alive');
+    clock.advance(900); // node-2's heartbeat thread waits 900 ms for a CPU: nothing is sent
+    assert.equal(reason(), 'silent', 'the first starvation looks like a crash (nothing tells them apart yet)');
+    beat(); // its next heartbeat: consecutive sequence, sent 1 s after the previous on its own clock
+    assert.equal(reason(), 'alive');
+    assert.equal(m.counters.starvedPeer, 1);
+    steady(2000);
+    clock.advance(900); // starved again
+    assert.equal(reason(), 'alive', 'a peer seen starving gets its worst gap as grace');
+    beat();
+    steady(1000);
+    // Now it crashes (its last heartbeat went out 100 ms ago): its worst gap was 1000 ms, plus an interval.
+    clock.advance(999);
+    assert.equal(reason(), 'alive');
+    clock.advance(2);
+    assert.equal(reason(), 'silent');
+  });
+
+  it('scenario: lost heartbeats (gaps in the sequence) are the network, not the sender: the crash of a lossy peer is found at dead-after', () => {
+    const { clock, m, beat, steady, reason } = listener();
+    steady(1000);
+    for (let i = 0; i < 5; i++) { clock.advance(300); beat(2); } // two of every three lost
+    assert.equal(m.counters.starvedPeer, 0);
+    assert.ok(m.counters.lost >= 10);
+    clock.advance(399);
+    assert.equal(reason(), 'alive');
+    clock.advance(2);
+    assert.equal(reason(), 'silent', 'no longer grace for a lossy peer');
+  });
+
+  it('scenario: a restarted peer (new incarnation) starts with no grace: its crash is found at dead-after', () => {
+    const { clock, m, beat, steady, restart, reason } = listener();
+    steady(1000);
+    clock.advance(900);
+    beat();
+    assert.equal(m.counters.starvedPeer, 1);
+    restart();
+    steady(1000);
+    clock.advance(299); // 100 ms since its last heartbeat already: 399 in all
+    assert.equal(reason(), 'alive');
+    clock.advance(2);
+    assert.equal(reason(), 'silent', 'what was learnt of the old incarnation went with it');
   });
 });

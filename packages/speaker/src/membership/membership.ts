@@ -70,6 +70,8 @@ export interface MembershipCounters {
   lateSent: number;
   /** Accepted heartbeats that arrived more than one interval after their timestamp (the sender's clock: meaningful between nodes with synchronised clocks). */
   lateReceived: number;
+  /** Accepted heartbeats their sender sent late (consecutive sequence numbers far apart on its clock): that peer gets a longer grace for a while. */
+  starvedPeer: number;
 }
 
 export interface MembershipOptions {
@@ -83,6 +85,13 @@ export interface MembershipOptions {
   deadAfterMs?: number;
   /** How long a peer that announced a restart stays live without heartbeats. */
   restartHoldMs?: number;
+  /**
+   * The longest silence a peer that was recently starved is given (default 4
+   * dead-after periods; deadAfterMs turns the rule off). See starvedDeadAfter.
+   */
+  maxDeadAfterMs?: number;
+  /** How long a peer's late send counts towards its grace (default 60 s). */
+  lateMemoryMs?: number;
   /** Largest accepted difference between the sender's and our wall clock. */
   maxSkewMs?: number;
   /** Called when the live set or any node's reason changes (not for every heartbeat). */
@@ -100,6 +109,43 @@ interface PeerState {
   sequence: number;
   left: boolean;
   holdUntil: number | undefined;
+  /** The sender's own clock in its last heartbeat. */
+  timestamp: number;
+  /** Sends this peer made late (its heartbeat thread waited for a CPU), newest last. */
+  late: LateSend[];
+}
+
+/** A heartbeat its sender sent late: the gap between two consecutive sends on the sender's own clock. */
+export interface LateSend {
+  /** Receiver's monotonic time of arrival. */
+  at: number;
+  /** Sender's clock between this heartbeat and the one before (sequence numbers consecutive), ms. */
+  gapMs: number;
+}
+
+export interface StarvedRule {
+  intervalMs: number;
+  deadAfterMs: number;
+  maxDeadAfterMs: number;
+  lateMemoryMs: number;
+}
+
+/**
+ * How long `late`'s peer may stay silent before it is dead, at `now`. A peer
+ * crashes once but starves again and again: a busy machine delays its
+ * heartbeat thread in bursts. Its heartbeats' own timestamps and sequence
+ * numbers tell the two apart from packet loss: consecutive sequence numbers
+ * sent far apart on the sender's clock mean the sender itself waited (a
+ * network that drops heartbeats shows gaps in the sequence instead, and the
+ * receiver's own stalls do not show at all). So a peer seen sending late in
+ * the last lateMemoryMs gets its worst such gap plus an interval, up to
+ * maxDeadAfterMs; a peer that never sent late keeps deadAfterMs, and its
+ * crash is detected as fast as before. Pure.
+ */
+export function starvedDeadAfter(late: readonly LateSend[], now: number, r: StarvedRule): number {
+  let worst = 0;
+  for (const l of late) if (now - l.at < r.lateMemoryMs && l.gapMs > worst) worst = l.gapMs;
+  return worst === 0 ? r.deadAfterMs : Math.max(r.deadAfterMs, Math.min(r.maxDeadAfterMs, worst + r.intervalMs));
 }
 
 export class Membership {
@@ -117,8 +163,9 @@ export class Membership {
 
   constructor(opts: MembershipOptions) {
     const intervalMs = opts.intervalMs ?? 100;
-    this.o = { clock: realMembershipClock, intervalMs, deadAfterMs: intervalMs * 4, restartHoldMs: 15_000, maxSkewMs: 30_000, ...opts };
-    this.counters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
+    const deadAfterMs = opts.deadAfterMs ?? intervalMs * 4;
+    this.o = { clock: realMembershipClock, intervalMs, deadAfterMs, restartHoldMs: 15_000, maxSkewMs: 30_000, maxDeadAfterMs: deadAfterMs * 4, lateMemoryMs: 60_000, ...opts };
+    this.counters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
     this.startedAt = this.o.clock.now();
     // The wall clock at start identifies this run, so a restarted speaker's sequence may begin again at 1.
     this.incarnation = this.o.clock.wallNow();
@@ -143,7 +190,7 @@ export class Membership {
       if (name === this.o.self) continue;
       const p = this.peers.get(name);
       if (p) p.addresses = addresses;
-      else this.peers.set(name, { addresses, addedAt: this.o.clock.now(), heardAt: undefined, incarnation: 0, sequence: 0, left: false, holdUntil: undefined });
+      else this.peers.set(name, { addresses, addedAt: this.o.clock.now(), heardAt: undefined, incarnation: 0, sequence: 0, left: false, holdUntil: undefined, timestamp: 0, late: [] });
     }
     this.evaluate();
   }
@@ -243,11 +290,22 @@ export class Membership {
     this.replay = remember(this.replay, h);
     const p = this.peers.get(h.node)!;
     if (p.incarnation === h.incarnation && h.sequence > p.sequence + 1 && p.heardAt !== undefined) this.counters.lost += h.sequence - p.sequence - 1;
+    const now = this.o.clock.now();
+    if (p.incarnation === h.incarnation && h.sequence === p.sequence + 1) {
+      // Consecutive sends far apart on the sender's own clock: the sender waited, not the network.
+      const gapMs = h.timestamp - p.timestamp;
+      if (gapMs > this.o.intervalMs * 1.5) {
+        this.counters.starvedPeer++;
+        p.late = [...p.late.filter((l) => now - l.at < this.o.lateMemoryMs), { at: now, gapMs }].slice(-32);
+      }
+    } else if (p.incarnation !== h.incarnation) {
+      p.late = [];
+    }
     p.incarnation = h.incarnation;
     p.sequence = h.sequence;
+    p.timestamp = h.timestamp;
     this.counters.accepted++;
     if (this.o.clock.wallNow() - h.timestamp > this.o.intervalMs) this.counters.lateReceived++;
-    const now = this.o.clock.now();
     if (h.leaving) {
       p.left = true;
       p.heardAt = undefined;
@@ -265,7 +323,7 @@ export class Membership {
   }
 
   private reasonOf(p: PeerState, now: number): NodeLiveness {
-    if (p.heardAt !== undefined && now - p.heardAt < this.o.deadAfterMs) return 'alive';
+    if (p.heardAt !== undefined && now - p.heardAt < starvedDeadAfter(p.late, now, this.o)) return 'alive';
     if (p.holdUntil !== undefined && now < p.holdUntil) return 'restarting';
     if (p.left) return 'left';
     if (p.addresses.length === 0) return 'no-address';

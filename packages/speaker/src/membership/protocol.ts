@@ -37,6 +37,6 @@ export type FromWorker =
   | { type: 'ready'; port: number; priority: { tid: number; nice: number } | { error: string } | undefined }
   | { type: 'failed'; message: string; code: string | undefined }
   | ({ type: 'state' } & MembershipSnapshot)
-  | { type: 'counters'; sent: number; sendErrors: number; accepted: number; lost: number; lateSent: number; lateReceived: number; dropped: Record<DropReason, number> }
+  | { type: 'counters'; sent: number; sendErrors: number; accepted: number; lost: number; lateSent: number; lateReceived: number; starvedPeer: number; dropped: Record<DropReason, number> }
   | { type: 'drop'; reason: DropReason; detail: string; from: string }
   | { type: 'stopped' };

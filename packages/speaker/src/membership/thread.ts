@@ -19,7 +19,7 @@ export class MembershipThread {
   readonly port: number;
   /** What raising the thread's priority gave (WorkerSettings.nice). */
   readonly priority: { tid: number; nice: number } | { error: string } | undefined;
-  readonly counters: MembershipCounters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
+  readonly counters: MembershipCounters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
   private readonly worker: Worker;
   private readonly o: MembershipThreadOptions;
   private liveSet: ReadonlySet<string>;
@@ -111,7 +111,7 @@ export class MembershipThread {
         break;
       }
       case 'counters':
-        Object.assign(this.counters, { sent: m.sent, sendErrors: m.sendErrors, accepted: m.accepted, lost: m.lost, lateSent: m.lateSent, lateReceived: m.lateReceived, dropped: m.dropped });
+        Object.assign(this.counters, { sent: m.sent, sendErrors: m.sendErrors, accepted: m.accepted, lost: m.lost, lateSent: m.lateSent, lateReceived: m.lateReceived, starvedPeer: m.starvedPeer, dropped: m.dropped });
         break;
       case 'drop':
         this.o.onDrop?.(m.reason, m.detail, m.from);

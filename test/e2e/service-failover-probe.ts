@@ -1,0 +1,143 @@
+// A client that sees a failover the way a busy user of the Service does: it
+// opens a new connection to each URL every interval, whether or not the
+// earlier ones have answered (arrivals at a fixed rate, as many clients make
+// them), and records when each request started and whether it succeeded.
+// figures() turns that into what the user felt after a given instant (the
+// kill): failed requests, when the last one failed, the longest gap between
+// good answers. Run in the client's namespace by test/e2e/service-failover and
+// bench/service-failover:
+//   node service-failover-probe.ts --duration-ms N --interval-ms N --timeout-ms N [--ready-file F] URL...
+// With --ready-file it first waits (up to 10 s) for every URL to answer once
+// and writes the file: the starter knows when to break things.
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+export interface Samples {
+  url: string;
+  /** Start of each request, wall clock (ms since the epoch: the starter's clock too). */
+  at: number[];
+  ok: boolean[];
+  /** The pod that answered ('' for a failure). */
+  pod: string[];
+  /** One error message per kind, with its count. */
+  errors: Record<string, number>;
+  /** Starts the client missed because it waited for a CPU (a loaded machine), not started late. */
+  skipped: number;
+}
+
+export interface FailoverFigures {
+  url: string;
+  /** Requests started (from `from` on). */
+  requests: number;
+  failed: number;
+  /** From `from` to the start of the last failed request (0: none failed), ms. */
+  lastFailureMs: number;
+  /** Longest time between the starts of two good requests that spans `from`, or lies after it, ms. */
+  maxGapMs: number;
+  /** Requests that failed before `from` (the service was not healthy to begin with). */
+  failedBefore: number;
+  /** Pods that answered after the last failure (after `from` when none failed): where traffic goes once recovered. */
+  pods: string[];
+  /** Starts the client missed (starved of CPU), over the whole run. */
+  skipped: number;
+}
+
+/** What a client felt after `from` (the kill). Pure. */
+export function figures(s: Samples, from: number): FailoverFigures {
+  let failed = 0;
+  let failedBefore = 0;
+  let requests = 0;
+  let lastFailure = from;
+  let maxGap = 0;
+  let lastOk: number | undefined;
+  const pods = new Set<string>();
+  for (let i = 0; i < s.at.length; i++) {
+    const at = s.at[i]!;
+    const ok = s.ok[i]!;
+    if (at < from) {
+      if (!ok) failedBefore++;
+      else lastOk = at;
+      continue;
+    }
+    requests++;
+    if (!ok) { failed++; lastFailure = at; pods.clear(); continue; }
+    if (lastOk !== undefined) maxGap = Math.max(maxGap, at - lastOk);
+    lastOk = at;
+    pods.add(s.pod[i]!);
+  }
+  // Still failing at the end: the gap runs to the last request.
+  const end = s.at.at(-1);
+  if (end !== undefined && lastOk !== undefined && !s.ok.at(-1)) maxGap = Math.max(maxGap, end - lastOk);
+  return { url: s.url, requests, failed, lastFailureMs: Math.round(lastFailure - from), maxGapMs: Math.round(maxGap), failedBefore, pods: [...pods].sort(), skipped: s.skipped };
+}
+
+function get(url: string, timeoutMs: number): Promise<{ ok: boolean; pod: string; error?: string }> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => {
+        let pod = '';
+        try { pod = (JSON.parse(body) as { pod?: string }).pod ?? ''; } catch { /* not the pod server */ }
+        resolve(res.statusCode === 200 ? { ok: true, pod } : { ok: false, pod: '', error: `HTTP ${res.statusCode}` });
+      });
+      res.on('error', (err) => resolve({ ok: false, pod: '', error: err.message }));
+    });
+    // Timers run before I/O in Node's loop: after this process waited for a
+    // CPU, an answer already in the socket would lose to its own timeout.
+    // Decide only once the queued I/O has been read.
+    req.on('timeout', () => setImmediate(() => req.destroy(new Error('timeout'))));
+    req.on('error', (err) => resolve({ ok: false, pod: '', error: err.message }));
+  });
+}
+
+/** Starts a request every intervalMs for durationMs (each with its own connection and timeout) and waits for the last. */
+export async function sample(url: string, durationMs: number, intervalMs: number, timeoutMs: number): Promise<Samples> {
+  const s: Samples = { url, at: [], ok: [], pod: [], errors: {}, skipped: 0 };
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < durationMs) {
+    const i = s.at.length;
+    s.at.push(Date.now());
+    s.ok.push(false);
+    s.pod.push('');
+    pending.push(get(url, timeoutMs).then((r) => {
+      s.ok[i] = r.ok;
+      s.pod[i] = r.pod;
+      if (r.error) s.errors[r.error] = (s.errors[r.error] ?? 0) + 1;
+    }));
+    n++;
+    // The next start on the fixed schedule: a late timer does not shift the later ones,
+    // but a client starved for more than a few intervals skips the starts it missed
+    // (counted) rather than opening them all at once.
+    let wait = t0 + n * intervalMs - performance.now();
+    if (wait < -5 * intervalMs) {
+      const missed = Math.floor(-wait / intervalMs);
+      s.skipped += missed;
+      n += missed;
+      wait = t0 + n * intervalMs - performance.now();
+    }
+    await new Promise((done) => (wait > 0 ? setTimeout(done, wait) : setImmediate(done)));
+  }
+  await Promise.all(pending);
+  return s;
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' }, 'ready-file': { type: 'string' } },
+  });
+  if (values['ready-file']) {
+    const deadline = performance.now() + 10_000;
+    for (const u of positionals) {
+      while (!(await get(u, 500)).ok && performance.now() < deadline) await new Promise((done) => setTimeout(done, 20));
+    }
+    writeFileSync(values['ready-file'], 'ready\n');
+  }
+  const results = await Promise.all(positionals.map((u) => sample(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']))));
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+}
