@@ -18,4 +18,6 @@ export interface SpeakerContext {
   stateDir: string;
   /** --dataplane: ipvs, nftables, none, or auto (ipvs where the kernel has ip_vs, else nftables). */
   dataplane?: 'ipvs' | 'nftables' | 'none' | 'auto';
+  /** --strict-arp: sysctl, nftables, or auto (default: the sysctls where /proc/sys is writable, else nftables). */
+  strictArp?: 'auto' | 'sysctl' | 'nftables';
 }
