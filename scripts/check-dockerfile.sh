@@ -5,7 +5,10 @@
 # the same command with the machine's Node 24 and pnpm first on PATH. What this
 # cannot check is the base images themselves (their Node, libc and compilers
 # are the machine's here). A RUN preceded by "# check-dockerfile: skip" is not
-# replayed (tool installs into the image).
+# replayed (tool installs into the image, the rootfs stage's apt and chroot); a
+# COPY --from a stage with skipped steps is skipped when its source is missing.
+# RUN --mount=... options are dropped; exec-form RUN ["a", "b"] runs as a b.
+# ENV PATH is not replayed (the machine's Node 24 stays first on PATH).
 #
 #   scripts/check-dockerfile.sh           # exit 0: every step passed
 #   KEEP=1 scripts/check-dockerfile.sh    # keep the directory to look at
@@ -34,6 +37,7 @@ export npm_config_prefer_offline=true
 
 stage="" stagedir="" wd="" skip=0 steps=0
 declare -a envs=()
+declare -A skipped=()
 map() { case "$1" in /*) printf '%s%s' "$stagedir" "$1" ;; *) printf '%s/%s' "$wd" "$1" ;; esac; }
 
 copy() {
@@ -46,6 +50,7 @@ copy() {
   for src in "${args[@]:0:$((n-1))}"; do
     local s
     if [ -n "$from" ]; then s="$work/stages/$from$src"; else s="$root/$src"; fi
+    if [ ! -e "$s" ] && [ -n "$from" ] && [ -n "${skipped[$from]:-}" ]; then echo "  (skipped here: $src comes from skipped steps of stage $from)"; continue; fi
     [ -e "$s" ] || { echo "COPY: $src does not exist${from:+ in stage $from}"; exit 1; }
     if [ -d "$s" ]; then mkdir -p "$target"; cp -a "$s/." "$target/"; else cp -a "$s" "$target"; fi
   done
@@ -71,10 +76,14 @@ while IFS= read -r line; do
       stagedir="$work/stages/$stage"; mkdir -p "$stagedir"; wd="$stagedir"; envs=()
       echo "[$stage] FROM ${rest%% AS *}" ;;
     WORKDIR) wd="$(map "$rest")"; mkdir -p "$wd" ;;
-    ENV) read -r -a kv <<< "$rest"; envs+=("${kv[@]}") ;;
+    ENV) read -r -a kv <<< "$rest"; for e in "${kv[@]}"; do case "$e" in PATH=*) ;; *) envs+=("$e") ;; esac; done ;;
     COPY) read -r -a parts <<< "$rest"; echo "[$stage] COPY $rest"; copy "${parts[@]}" ;;
     RUN)
-      if [ "$skip" = 1 ]; then echo "[$stage] (skipped here) RUN $rest"; skip=0; else run "$rest"; fi ;;
+      while [[ "$rest" == --mount=* ]]; do rest="${rest#* }"; done
+      if [[ "$rest" == '['* ]]; then
+        rest="$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).map((a) => /^[\w.\/=-]+$/.test(a) ? a : JSON.stringify(a)).join(" "))' "$rest")"
+      fi
+      if [ "$skip" = 1 ]; then echo "[$stage] (skipped here) RUN $rest"; skipped[$stage]=1; skip=0; else run "$rest"; fi ;;
     USER|CMD|ENTRYPOINT|EXPOSE|LABEL) echo "[$stage] $instr $rest (image metadata, nothing to replay)" ;;
     *) echo "check-dockerfile: cannot replay instruction $instr"; exit 1 ;;
   esac

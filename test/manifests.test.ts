@@ -148,23 +148,24 @@ describe('manifests', function () {
       assert.equal(command[0], 'node');
       const entry = command[command.length - 1]!;
       assert.ok(entry.startsWith('/app/'), `${name} runs ${entry} from the image's WORKDIR`);
-      const flags = command.slice(1, -1).join(' ');
+      const flags = command.slice(1, -1);
       const uid = c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser;
-      // The RUN that warms this entry point, and the USER in force at it.
+      // The RUN (exec form: the image has no shell) that warms this entry point, and the USER in force at it.
       const lines = runtime.split('\n');
-      const at = lines.findIndex((l) => l === `RUN node ${flags} ${entry.slice('/app/'.length)} --help`);
-      assert.ok(at >= 0, `the Dockerfile warms ${entry} with "node ${flags}"`);
+      const want = JSON.stringify(['node', ...flags, entry.slice('/app/'.length), '--help']);
+      const at = lines.findIndex((l) => l.startsWith('RUN [') && JSON.stringify(JSON.parse(l.slice(4))) === want);
+      assert.ok(at >= 0, `the Dockerfile warms ${entry} with RUN ${want}`);
       const user = lines.slice(0, at).reverse().find((l) => l.startsWith('USER '))?.split(' ')[1]?.split(':')[0] ?? '0';
       assert.equal(Number(user), uid, `${name} runs as the user its cache was written by`);
     }
   });
 
-  it('the speaker has host networking, exactly NET_RAW/NET_ADMIN/NET_BIND_SERVICE, control-plane tolerations and NODE_NAME', function () {
+  it('the speaker has host networking, exactly NET_RAW/NET_ADMIN/NET_BIND_SERVICE/SYS_NICE, control-plane tolerations and NODE_NAME', function () {
     const ds = find('DaemonSet', 'portico-speaker');
     const pod = ds.spec.template.spec;
     const c = pod.containers[0];
     assert.equal(pod.hostNetwork, true);
-    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'], add: ['NET_RAW', 'NET_ADMIN', 'NET_BIND_SERVICE'] });
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'], add: ['NET_RAW', 'NET_ADMIN', 'NET_BIND_SERVICE', 'SYS_NICE'] });
     assert.equal(c.securityContext.privileged, undefined);
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
     assert.ok(pod.tolerations.some((t: { key: string }) => t.key === 'node-role.kubernetes.io/control-plane'));
@@ -173,5 +174,29 @@ describe('manifests', function () {
     assert.ok(c.args.includes('--state-dir=/run/portico'));
     assert.ok(c.volumeMounts.some((m: { mountPath: string }) => m.mountPath === '/run/portico'));
     assert.equal(pod.serviceAccountName, 'portico-speaker');
+  });
+
+  it('the image tag comes from package.json\'s version: both pods, kustomization.yaml and scripts/image.sh agree', function () {
+    const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const [kind, name] of [['Deployment', 'portico-controller'], ['DaemonSet', 'portico-speaker']] as const) {
+      assert.equal(find(kind, name).spec.template.spec.containers[0].image, `ghcr.io/portico-lb/portico:${version}`, name);
+    }
+    const kustomization = readFileSync(path.join(repoRoot, 'manifests', 'kustomization.yaml'), 'utf8');
+    assert.match(kustomization, new RegExp(`^- name: ghcr\\.io/portico-lb/portico\\n  newTag: ${version.replaceAll('.', '\\.')}$`, 'm'));
+    const script = readFileSync(path.join(repoRoot, 'scripts', 'image.sh'), 'utf8');
+    assert.match(script, /^repo=ghcr\.io\/portico-lb\/portico$/m);
+    assert.match(script, /version="\$\(sed -n .*package\.json/);
+  });
+
+  it('the speaker\'s rollout goes one node at a time and waits until the new pod has been ready a while; probes with a startup allowance', function () {
+    const ds = find('DaemonSet', 'portico-speaker');
+    assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
+    assert.ok(ds.spec.minReadySeconds >= 5, `minReadySeconds ${ds.spec.minReadySeconds}`);
+    const pod = ds.spec.template.spec;
+    const c = pod.containers[0];
+    assert.ok(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold >= 30, 'a slow start is not killed');
+    assert.equal(c.livenessProbe.initialDelaySeconds, undefined, 'the startup probe guards the start');
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.ok(pod.terminationGracePeriodSeconds >= 5 && pod.terminationGracePeriodSeconds <= 30);
   });
 });

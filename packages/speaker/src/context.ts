@@ -21,4 +21,6 @@ export interface SpeakerContext {
   dataplane?: 'ipvs' | 'nftables' | 'none' | 'auto';
   /** Membership's verdicts, published by layer 2 (which runs the heartbeats), read by the dataplane to prune dead nodes' endpoints. */
   liveness?: LivenessFeed;
+  /** --strict-arp: sysctl, nftables, or auto (default: the sysctls where /proc/sys is writable, else nftables). */
+  strictArp?: 'auto' | 'sysctl' | 'nftables';
 }

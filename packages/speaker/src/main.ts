@@ -10,6 +10,7 @@ import { createAnnouncers } from './announcers.ts';
 import type { SpeakerContext } from './context.ts';
 import { Dispatcher } from './dispatch.ts';
 import { LivenessFeed } from './membership/liveness.ts';
+import { STRICT_ARP_MODES, type StrictArpMode } from './l2/arp-filter.ts';
 import { createSpeakerMetrics } from './metrics.ts';
 import { WorldWatcher } from './world/watcher.ts';
 
@@ -21,6 +22,9 @@ const USAGE = `portico-speaker [flags]
   --state-dir DIR             state kept across restarts (default /run/portico)
   --listen HOST:PORT          /healthz /readyz /metrics (default 0.0.0.0:7473)
   --dataplane MODE            ipvs, nftables or none (default: ipvs where the kernel has ip_vs, else nftables)
+  --strict-arp MODE           sysctl, nftables or auto: how other nodes' kernels are kept from answering ARP
+                              for a VIP (default auto: the arp_ignore/arp_announce sysctls where /proc/sys is
+                              writable, else the nftables table arp portico)
   --debug                     debug logs`;
 
 export class UsageError extends Error {
@@ -63,7 +67,7 @@ async function main(): Promise<void> {
       'node-name': { type: 'string', default: process.env.NODE_NAME }, kubeconfig: { type: 'string' },
       namespace: { type: 'string', default: NAMESPACE }, 'load-balancer-class': { type: 'string' },
       'state-dir': { type: 'string', default: '/run/portico' }, listen: { type: 'string', default: '0.0.0.0:7473' },
-      dataplane: { type: 'string', default: 'auto' },
+      dataplane: { type: 'string', default: 'auto' }, 'strict-arp': { type: 'string', default: 'auto' },
       debug: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
     },
   });
@@ -73,6 +77,8 @@ async function main(): Promise<void> {
   const listen = hostPort(values.listen);
   const dataplane = values.dataplane;
   if (dataplane !== 'auto' && dataplane !== 'ipvs' && dataplane !== 'nftables' && dataplane !== 'none') throw new UsageError(`--dataplane must be ipvs, nftables or none, got ${JSON.stringify(dataplane)}`);
+  const strictArp = values['strict-arp'];
+  if (!(STRICT_ARP_MODES as readonly string[]).includes(strictArp)) throw new UsageError(`--strict-arp must be ${STRICT_ARP_MODES.join(', ')}, got ${JSON.stringify(strictArp)}`);
   const log = createLogger({ debug: values.debug, fields: { app: 'portico-speaker', node: self } });
   const kc = new k8s.KubeConfig();
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
@@ -85,7 +91,7 @@ async function main(): Promise<void> {
   const metrics = createSpeakerMetrics(registry);
   watchEventLoop(registry);
   const ctx: SpeakerContext = {
-    self, namespace: values.namespace, kc, log, registry, sharedMetrics, stateDir: values['state-dir'], dataplane,
+    self, namespace: values.namespace, kc, log, registry, sharedMetrics, stateDir: values['state-dir'], dataplane, strictArp: strictArp as StrictArpMode,
     writer: new StatusWriter({ kc, component: 'portico-speaker', log }), liveness: new LivenessFeed(),
   };
   const announcers = await createAnnouncers(ctx);

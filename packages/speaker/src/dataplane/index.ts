@@ -1,10 +1,10 @@
-// Which dataplane this node runs (--dataplane=ipvs|nftables|none, default:
-// IPVS where the kernel has ip_vs, loading the module if needed, else
-// nftables) and the announcer factory the speaker registers.
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// Which dataplane this node runs (--dataplane=ipvs|nftables|none, default
+// auto: none where kube-proxy forwards LoadBalancer IPs, else IPVS where the
+// kernel has ip_vs, else nftables; choose.ts) and the announcer factory the
+// speaker registers.
 import type { SpeakerContext } from '../context.ts';
 import type { Announcer } from '../world/types.ts';
+import { decideDataplane, hostNodeProbe, nodeFacts, type DataplaneChoice, type DataplaneMode, type NodeProbe } from './choose.ts';
 import { IpvsDataplane } from './ipvs.ts';
 import { createDataplaneMetrics } from './metrics.ts';
 import { NftDataplane } from './nftables.ts';
@@ -13,39 +13,11 @@ export { desiredState, serviceDesired, type DesiredState, type VirtualService } 
 export { diff, applyOps, type Op, type KernelService } from './diff.ts';
 export { IpvsDataplane } from './ipvs.ts';
 export { NftDataplane } from './nftables.ts';
+export { DATAPLANE_MODES, decideDataplane, findKubeProxy, hostNodeProbe, nodeFacts, type DataplaneChoice, type DataplaneMode, type NodeFacts, type NodeProbe } from './choose.ts';
 
-export const DATAPLANE_MODES = ['ipvs', 'nftables', 'none'] as const;
-export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
-
-export interface KernelProbe {
-  /** Whether ip_vs is loaded (or built in). */
-  hasIpvs(): boolean;
-  /** Tries to load a module; resolves with the error text, or undefined on success. */
-  modprobe(module: string): Promise<string | undefined>;
-}
-
-/**
- * modprobe runs as a child process without blocking the event loop: the
- * speaker answers ARP and renews its heartbeat meanwhile, and a module that
- * takes long to load (or a hung modprobe, killed after 10 s) delays nothing else.
- */
-export const hostProbe: KernelProbe = {
-  hasIpvs: () => existsSync('/proc/net/ip_vs'),
-  modprobe: (module) => new Promise((resolve) => {
-    execFile('modprobe', [module], { encoding: 'utf8', timeout: 10_000 }, (err, _stdout, stderr) => {
-      if (!err) resolve(undefined);
-      else resolve(stderr.trim() || (err.killed ? 'modprobe timed out after 10 s' : err.message));
-    });
-  }),
-};
-
-/** The dataplane to run and why, in words for the log. */
-export async function chooseDataplane(asked: DataplaneMode | 'auto', probe: KernelProbe = hostProbe): Promise<{ mode: DataplaneMode; why: string }> {
-  if (asked !== 'auto') return { mode: asked, why: `--dataplane=${asked}` };
-  if (probe.hasIpvs()) return { mode: 'ipvs', why: 'the kernel has ip_vs' };
-  const err = await probe.modprobe('ip_vs');
-  if (probe.hasIpvs()) return { mode: 'ipvs', why: 'ip_vs loaded with modprobe' };
-  return { mode: 'nftables', why: `the kernel has no ip_vs (modprobe ip_vs: ${err ?? 'loaded, but /proc/net/ip_vs is missing'})` };
+/** The dataplane to run and why, in words for the log: what the node shows, then the pure decision. */
+export async function chooseDataplane(asked: DataplaneMode | 'auto', probe: NodeProbe = hostNodeProbe): Promise<DataplaneChoice> {
+  return decideDataplane(asked, await nodeFacts(asked, probe));
 }
 
 /**
@@ -55,11 +27,11 @@ export async function chooseDataplane(asked: DataplaneMode | 'auto', probe: Kern
  */
 export async function createDataplane(ctx: SpeakerContext): Promise<Announcer | undefined> {
   const asked = ctx.dataplane ?? 'auto';
-  const { mode, why } = await chooseDataplane(asked);
+  const { mode, why, kubeProxy } = await chooseDataplane(asked);
   const metrics = createDataplaneMetrics(ctx.registry);
   const log = ctx.log;
   const events = ctx.writer;
-  log.info('dataplane chosen', { dataplane: mode, why });
+  log.info('dataplane chosen', { dataplane: mode, why, asked, kubeProxy: kubeProxy ?? null });
   if (mode === 'none') return undefined;
   if (mode === 'ipvs') {
     try {

@@ -1,10 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { desiredState } from './desired.ts';
-import { chooseDataplane, hostProbe } from './index.ts';
 import { renderIpvsMasquerade, renderNftDataplane } from './nft.ts';
 import { NftDataplane } from './nftables.ts';
 import { endpoint, service, world } from './testdata/world.ts';
@@ -86,48 +82,5 @@ describe('nftables rendering against the real nft, in a namespace of the test (n
     }
     const list = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'tables'], { encoding: 'utf8' }).stdout;
     assert.deepEqual(list.trim().split('\n').sort(), ['table inet portico', 'table ip other']);
-  });
-});
-
-describe('dataplane choice', () => {
-  const probe = (has: boolean, loads: boolean) => {
-    let loaded = false;
-    return {
-      hasIpvs: () => has || loaded,
-      // Loads later, as a child process would: the choice must wait for it.
-      modprobe: () => new Promise<string | undefined>((resolve) => setTimeout(() => { loaded = loads; resolve(loads ? undefined : 'Module ip_vs not found'); }, 5)),
-    };
-  };
-  const cases: Array<[string, Parameters<typeof chooseDataplane>[0], ReturnType<typeof probe>, string, RegExp]> = [
-    ['the kernel has ip_vs', 'auto', probe(true, false), 'ipvs', /the kernel has ip_vs/],
-    ['modprobe loads ip_vs', 'auto', probe(false, true), 'ipvs', /loaded with modprobe/],
-    ['no ip_vs anywhere', 'auto', probe(false, false), 'nftables', /no ip_vs.*Module ip_vs not found/],
-    ['asked for nftables', 'nftables', probe(true, true), 'nftables', /--dataplane=nftables/],
-    ['asked for none', 'none', probe(true, true), 'none', /--dataplane=none/],
-  ];
-  for (const [name, asked, p, mode, why] of cases) {
-    it(`${name}: ${mode}`, async () => {
-      const r = await chooseDataplane(asked, p);
-      assert.equal(r.mode, mode);
-      assert.match(r.why, why);
-    });
-  }
-
-  it('the host probe runs modprobe without blocking the event loop (a modprobe that takes 300 ms)', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'portico-modprobe-'));
-    writeFileSync(path.join(dir, 'modprobe'), '#!/bin/sh\nsleep 0.3\necho "modprobe: FATAL: Module $1 not found" >&2\nexit 1\n', { mode: 0o755 });
-    const oldPath = process.env.PATH;
-    process.env.PATH = `${dir}:${oldPath ?? ''}`;
-    let ticks = 0;
-    const timer = setInterval(() => { ticks++; }, 10);
-    try {
-      const err = await hostProbe.modprobe('ip_vs');
-      assert.equal(err, 'modprobe: FATAL: Module ip_vs not found');
-      assert.ok(ticks >= 10, `timers ran while modprobe did (${ticks} ticks of 10 ms)`);
-    } finally {
-      clearInterval(timer);
-      process.env.PATH = oldPath;
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });

@@ -81,7 +81,9 @@ const best = (key: string, among: string[]): string => [...among].sort((a, b) =>
 
 type Tuning = Pick<L2AnnouncerOptions, 'statusSettleMs' | 'statusBurst' | 'statusWritesPerSecond'>;
 
-function setup(self: string, opts: { linkUp?: boolean } & Tuning = {}) {
+type StrictArp = Pick<L2AnnouncerOptions, 'strictArp' | 'sysctlWritable' | 'nft' | 'stopMode'>;
+
+function setup(self: string, opts: { linkUp?: boolean; sysctlFails?: boolean } & Tuning & StrictArp = {}) {
   const timers = new FakeTimers();
   const membership = new FakeMembership();
   const links = new Map<string, FakeLink>();
@@ -92,14 +94,16 @@ function setup(self: string, opts: { linkUp?: boolean } & Tuning = {}) {
   const sysctls: string[] = [];
   const log = memoryLogger();
   const metrics = createL2Metrics(createRegistry(false));
-  const { linkUp, ...tuning } = opts;
+  const { linkUp, sysctlFails, ...tuning } = opts;
   const a = new L2Announcer({
-    self, log, metrics, timers, now: () => timers.t, ...tuning,
+    self, log, metrics, timers, now: () => timers.t,
+    sysctlWritable: () => true, nft: async () => { throw new Error('no nft in this test'); },
+    ...tuning,
     membership: (onChange) => { membership.onChange = onChange; return membership; },
     openResponder: (ifname) => { const l = new FakeLink(ifname, '02:00:5e:00:53:0' + self.slice(-1)); links.set(ifname, l); return new Responder(l); },
     interfaces: () => new Map([['lo', ['127.0.0.1']], ['eth0', [`198.51.100.${10 + Number(self.slice(-1))}`]], ['eth1', ['203.0.113.250']]]),
     linkUp: () => linkUp ?? true,
-    sysctl: (k, v) => sysctls.push(`${k}=${v}`),
+    sysctl: (k, v) => { if (sysctlFails) throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' }); sysctls.push(`${k}=${v}`); },
     sink: {
       event: async (t: EventTarget, _type, reason, message) => { events.push(`${t.name} ${reason}: ${message}`); writes.push(`event ${t.name}`); },
       annotate: async (_ns, name, ann) => { annotations.push(ann); writes.push(`annotate ${name}`); },
@@ -423,5 +427,78 @@ describe('layer-2 announcer', () => {
     assert.deepEqual(r.owned(), []);
     assert.equal(membership.stoppedWith, 'restart');
     assert.ok(links.get('eth0'));
+  });
+
+  describe('strict ARP', () => {
+    const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const recorder = () => {
+      const scripts: string[] = [];
+      let fail = false;
+      return { scripts, failNext: (f: boolean) => { fail = f; }, nft: async (script: string) => { if (fail) throw new Error('nft: no such file'); scripts.push(script); } };
+    };
+
+    it('a node that does not own the Service sets it too (its kernel may hold the VIP on a local interface)', () => {
+      const { a, sysctls } = setup(other);
+      a.update(world(other, [service('web', [IP])]));
+      assert.deepEqual([...a.owned()], [], 'answers nothing');
+      assert.deepEqual(sysctls, ['net.ipv4.conf.eth0.arp_ignore=1', 'net.ipv4.conf.eth0.arp_announce=2']);
+    });
+
+    it('auto with a read-only /proc/sys: no sysctl write, the table arp portico holds every layer-2 IPv4 VIP, owner or not, rewritten only on change', async () => {
+      const rec = recorder();
+      const { a, sysctls, log } = setup(other, { sysctlWritable: () => false, nft: rec.nft });
+      a.update(world(other, [service('web', [IP, '2001:db8:10::7']), service('api', ['203.0.113.2'])]));
+      await flush();
+      assert.deepEqual(sysctls, []);
+      assert.equal(rec.scripts.length, 1);
+      assert.match(rec.scripts[0]!, /elements = \{ 203\.0\.113\.2, 203\.0\.113\.7 \}/);
+      assert.match(rec.scripts[0]!, /arp operation reply arp saddr ip @vips counter drop/);
+      assert.ok(log.records.some((r) => r.msg === 'strict ARP through nftables' && r.why === '/proc/sys is read-only'), 'the choice is logged with the reason');
+      a.update(world(other, [service('web', [IP, '2001:db8:10::7']), service('api', ['203.0.113.2'])]));
+      await flush();
+      assert.equal(rec.scripts.length, 1, 'the same VIPs: nothing written');
+      a.update(world(other, [service('web', [IP])]));
+      await flush();
+      assert.equal(rec.scripts.length, 2);
+      assert.match(rec.scripts[1]!, /elements = \{ 203\.0\.113\.7 \}/);
+      await a.stop();
+      assert.equal(rec.scripts.length, 2, 'a restart keeps the table (the VIPs stay during the hold time)');
+    });
+
+    it('auto: a sysctl write that fails (EROFS) switches to the table; --strict-arp=sysctl only logs', async () => {
+      const rec = recorder();
+      const auto = setup(owner, { sysctlFails: true, nft: rec.nft });
+      auto.a.update(world(owner, [service('web', [IP])]));
+      await flush();
+      assert.equal(rec.scripts.length, 1);
+      assert.ok(auto.log.records.some((r) => r.msg === 'strict ARP through nftables' && r.why === 'the sysctls cannot be written'));
+      const rec2 = recorder();
+      const strict = setup(owner, { sysctlFails: true, strictArp: 'sysctl', nft: rec2.nft });
+      strict.a.update(world(owner, [service('web', [IP])]));
+      await flush();
+      assert.equal(rec2.scripts.length, 0);
+      assert.ok(strict.log.records.some((r) => r.msg === 'strict ARP not set; the kernel may answer ARP for local VIPs' && r.level === 'error'));
+    });
+
+    it('nftables: a failed write is logged and tried again after 5 s; leaving removes the table', async () => {
+      const rec = recorder();
+      rec.failNext(true);
+      const { a, timers, sysctls, log } = setup(owner, { strictArp: 'nftables', nft: rec.nft, stopMode: 'leave' });
+      a.update(world(owner, [service('web', [IP])]));
+      await flush();
+      assert.deepEqual(sysctls, [], 'nftables asked for: no sysctl');
+      assert.equal(rec.scripts.length, 0);
+      assert.ok(log.records.some((r) => r.msg === 'cannot write the ARP filter; the kernel may answer ARP for local VIPs'));
+      rec.failNext(false);
+      timers.advance(4999);
+      await flush();
+      assert.equal(rec.scripts.length, 0);
+      timers.advance(1);
+      await flush();
+      assert.equal(rec.scripts.length, 1);
+      await a.stop();
+      assert.equal(rec.scripts.length, 2);
+      assert.equal(rec.scripts[1], 'table arp portico\ndelete table arp portico\n');
+    });
   });
 });

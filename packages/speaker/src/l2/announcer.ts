@@ -6,13 +6,15 @@
 // status writes wait until an ownership has held for a moment and go out at a
 // bounded rate, so a flapping membership does not become a write storm; the
 // ARP/NDP side never waits.
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { TokenBucket, type EventTarget, type Logger } from '@portico/shared';
 import type { NodeLiveness } from '../membership/membership.ts';
+import { runNft, type NftRunner } from '../dataplane/nft.ts';
 import { loadNative } from '../native/index.ts';
 import type { Announcer, World } from '../world/types.ts';
 import { canonicalIP } from './address.ts';
+import { renderArpFilter, renderArpFilterDelete, type StrictArpMode } from './arp-filter.ts';
 import type { L2Metrics } from './metrics.ts';
 import { PlanCache, planLayer2, type Layer2Plan, type ServicePlan } from './plan.ts';
 import { REASONS } from './decide.ts';
@@ -75,6 +77,16 @@ export interface L2AnnouncerOptions {
   linkUp?: (ifname: string) => boolean;
   /** Writes a sysctl under /proc/sys (strict ARP); injectable for tests. */
   sysctl?: (key: string, value: string) => void;
+  /** Whether /proc/sys/net can be written (false in an unprivileged container); injectable for tests. */
+  sysctlWritable?: () => boolean;
+  /**
+   * Strict ARP: `sysctl` (arp_ignore/arp_announce), `nftables` (table arp
+   * portico, arp-filter.ts) or `auto` (default): the sysctls, and the table
+   * where they cannot be written (read-only /proc/sys in a container).
+   */
+  strictArp?: StrictArpMode;
+  /** Runs `nft -f -` for the ARP filter; injectable for tests. */
+  nft?: NftRunner;
   timers?: Timers;
   /** Gratuitous announcements per taken IP (the first at once). */
   announceCount?: number;
@@ -125,6 +137,9 @@ export const STATUS_DEFAULTS = {
   statusWritesPerSecond: 20,
 } as const;
 
+/** How soon a failed write of the ARP filter is tried again (a reconcile may try sooner). */
+const ARP_FILTER_RETRY_MS = 5000;
+
 const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 
 function systemInterfaces(): Map<string, string[]> {
@@ -134,6 +149,11 @@ function systemInterfaces(): Map<string, string[]> {
 function kernelLinkUp(ifname: string): boolean {
   const n = loadNative();
   return (n.interfaceInfo(ifname).flags & n.constants.IFF_RUNNING) !== 0;
+}
+
+/** access(2) reports EROFS for a read-only /proc/sys without writing anything. */
+function procSysWritable(): boolean {
+  try { accessSync('/proc/sys/net/ipv4/conf/all/arp_ignore', constants.W_OK); return true; } catch { return false; }
 }
 
 function writeSysctl(key: string, value: string): void {
@@ -176,10 +196,19 @@ export class L2Announcer implements Announcer {
   /** `kind key` of the writes the bucket held back in the last pass: each is counted once in statusWritesDeferred. */
   private deferred = new Set<string>();
   private stopped = false;
+  /** Interfaces strict ARP was seen to (sysctls written or tried, or the filter chosen). */
+  private readonly strictArpDone = new Set<string>();
+  /** Whether strict ARP goes through the table arp portico (asked for, or the sysctls could not be written). */
+  private arpFilter = false;
+  /** The VIP list last written to the ARP filter (`undefined`: nothing written yet, or the write failed). */
+  private arpFilterWritten: string | undefined;
+  /** The write in flight, and whether a newer list waits for it. */
+  private arpFilterBusy: Promise<void> | undefined;
+  private arpFilterAgain = false;
 
   constructor(opts: L2AnnouncerOptions) {
     this.o = {
-      interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers,
+      interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers, strictArp: 'auto', nft: runNft, sysctlWritable: procSysWritable,
       announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, maxAnnotateEveryMs: 300_000,
       ...STATUS_DEFAULTS,
       now: () => performance.now(),
@@ -240,6 +269,10 @@ export class L2Announcer implements Announcer {
       if (!this.linkDown.has(ifname)) this.o.log.info('link down: claiming nothing on it', { interface: ifname });
       this.linkDown.add(ifname);
     }
+    // Strict ARP on every interface this node would announce on, owner or not:
+    // a non-owner whose kernel has the VIP on a local interface must not answer.
+    for (const s of plan.services) for (const ifname of s.interfaces) this.ensureStrictArp(ifname);
+    if (this.arpFilter) this.syncArpFilter();
     for (const ifname of plan.owned.keys()) this.ensureResponder(ifname);
     for (const [ifname, r] of this.responders) {
       const { added, removed } = r.setOwned(plan.owned.get(ifname) ?? []);
@@ -254,17 +287,39 @@ export class L2Announcer implements Announcer {
     this.applyOwnership(plan.services, cause);
   }
 
-  private ensureResponder(ifname: string): void {
-    if (this.responders.has(ifname) || this.broken.has(ifname)) return;
+  /**
+   * Strict ARP, once per interface: the kernel must not answer for a VIP that
+   * sits on a local interface (the IPVS dataplane's portico0) from an
+   * interface where another node owns it. With the sysctls where /proc/sys is
+   * writable, else (or when asked) with the table arp portico (arp-filter.ts).
+   */
+  private ensureStrictArp(ifname: string): void {
+    if (this.strictArpDone.has(ifname)) return;
+    this.strictArpDone.add(ifname);
+    if (this.o.strictArp === 'auto' && !this.arpFilter && !this.o.sysctlWritable()) {
+      this.arpFilter = true;
+      this.o.log.info('strict ARP through nftables', { table: 'arp portico', why: '/proc/sys is read-only' });
+    } else if (this.o.strictArp === 'nftables' && !this.arpFilter) {
+      this.arpFilter = true;
+      this.o.log.info('strict ARP through nftables', { table: 'arp portico', why: '--strict-arp=nftables' });
+    }
+    if (this.arpFilter) return;
     try {
-      // Strict ARP: the kernel must not answer for a VIP that sits on a local
-      // interface (the dataplane's portico0) from an interface that is not the owner.
       this.o.sysctl(`net.ipv4.conf.${ifname}.arp_ignore`, '1');
       this.o.sysctl(`net.ipv4.conf.${ifname}.arp_announce`, '2');
       this.o.log.info('strict ARP set', { interface: ifname, arp_ignore: 1, arp_announce: 2 });
     } catch (err) {
-      this.o.log.error('strict ARP not set; the kernel may answer ARP for local VIPs', { interface: ifname, err });
+      if (this.o.strictArp === 'auto') {
+        this.arpFilter = true;
+        this.o.log.info('strict ARP through nftables', { table: 'arp portico', interface: ifname, why: 'the sysctls cannot be written', err });
+      } else {
+        this.o.log.error('strict ARP not set; the kernel may answer ARP for local VIPs', { interface: ifname, err });
+      }
     }
+  }
+
+  private ensureResponder(ifname: string): void {
+    if (this.responders.has(ifname) || this.broken.has(ifname)) return;
     try {
       const r = this.o.openResponder(ifname);
       this.responders.set(ifname, r);
@@ -507,6 +562,41 @@ export class L2Announcer implements Announcer {
       r.close();
     }
     this.responders.clear();
+    await this.arpFilterBusy;
+    // A restart keeps the table: the VIPs stay in place for the hold time, and
+    // other nodes' kernels must still keep quiet. Leaving removes it.
+    if (this.arpFilterWritten !== undefined && this.o.stopMode === 'leave') {
+      await this.o.nft(renderArpFilterDelete()).catch((err: unknown) => this.o.log.error('cannot remove the ARP filter', { table: 'arp portico', err }));
+    }
     await this.membership.stop(this.o.stopMode);
+  }
+
+  /** The IPv4 VIPs of every layer-2 Service in the last plan (whoever owns them): the kernel answers for none of them. */
+  arpFilterVips(): string[] {
+    const ips = new Set<string>();
+    for (const s of this.lastPlan?.services ?? []) for (const ip of s.ips) if (!ip.includes(':')) ips.add(canonicalIP(ip));
+    return [...ips].sort();
+  }
+
+  /** Writes the ARP filter when its VIP list changed; one write at a time, the newest list last. A failed write is retried with the next reconcile. */
+  private syncArpFilter(): void {
+    if (this.arpFilterBusy) { this.arpFilterAgain = true; return; }
+    const vips = this.arpFilterVips();
+    const key = vips.join(',');
+    if (key === this.arpFilterWritten) return;
+    this.arpFilterBusy = this.o.nft(renderArpFilter(vips)).then(
+      () => {
+        if (this.arpFilterWritten === undefined) this.o.log.info('ARP filter written', { table: 'arp portico', vips: vips.length });
+        this.arpFilterWritten = key;
+      },
+      (err: unknown) => {
+        this.arpFilterWritten = undefined;
+        this.o.log.error('cannot write the ARP filter; the kernel may answer ARP for local VIPs', { table: 'arp portico', vips: vips.length, retryInMs: ARP_FILTER_RETRY_MS, err });
+        this.o.timers.setTimeout(() => { if (!this.stopped) this.syncArpFilter(); }, ARP_FILTER_RETRY_MS);
+      },
+    ).finally(() => {
+      this.arpFilterBusy = undefined;
+      if (this.arpFilterAgain && !this.stopped) { this.arpFilterAgain = false; this.syncArpFilter(); }
+    });
   }
 }

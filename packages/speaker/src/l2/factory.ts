@@ -130,7 +130,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
   let last = { sent: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0 };
   const announcer = new L2Announcer({
-    self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode,
+    self: ctx.self, log, metrics, refreshMs: settings.refreshMs, stopMode: settings.stopMode, strictArp: ctx.strictArp ?? 'auto',
     statusSettleMs: settings.statusSettleMs, statusBurst: settings.statusBurst, statusWritesPerSecond: settings.statusWritesPerSecond,
     openResponder: (ifname) => openResponder(ifname, { onError: (err) => log.debug('responder send failed', { interface: ifname, err }) }),
     sink: {
