@@ -15,7 +15,7 @@ import { makeClientCert, makePki, writeCertKubeconfig, writeKubeconfig, type Pki
 import { RealNode, type KubeProxyMode } from './realnode.ts';
 import { pauseImage, webImage, type LabImage } from './realnode-images.ts';
 import { LabBusyError, clearPrefix, ownerRecord, prefixDir, readState, stateInUse, writeState, type LabState } from './state.ts';
-import { preflight } from './preflight.ts';
+import { preflight, realNodePreflight } from './preflight.ts';
 import type { KubeletConfig } from './kubelet-config.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -142,6 +142,7 @@ export class Lab {
   /** Brings up the control plane, the nodes and the clients; on failure removes what it made. */
   static async start(opts: LabOptions = {}): Promise<Lab> {
     const binDir = await preflight();
+    if (opts.realNodes) realNodePreflight(binDir);
     const lab = new Lab(opts, binDir);
     await lab.claimPrefix();
     try {

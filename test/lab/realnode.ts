@@ -3,11 +3,12 @@
 // namespace and in one private mount namespace, below one cgroup tree.
 //
 // Nothing machine-wide changes: the three /proc/sys files the kubelet insists
-// on setting are plain files bind-mounted over the real ones, and the paths
-// that containerd, the CNI plugins and the kubelet write to without a setting
-// (/run/containerd, /var/lib/cni, /var/log/pods) are the node's own
-// directories mounted over them — only inside the node's mount namespace.
-import { existsSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+// on setting are plain files bind-mounted over the real ones, and the places
+// that containerd, the CNI plugins, the kubelet and hostPath volumes write to
+// without a setting (/run/containerd, /run/<hostPath>, /var/lib/cni,
+// /var/log/pods) are the node's own directories mounted over /run, /var/lib
+// and /var/log — only inside the node's mount namespace.
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { NodeCgroup } from './realnode-cgroup.ts';
 import { run, waitFor } from './sh.ts';
@@ -49,8 +50,20 @@ const KUBELET_SYSCTLS: Readonly<Record<string, string>> = {
   'kernel/panic_on_oops': '1',
 };
 
-/** Where containerd puts shim sockets whatever its config says; a tmpfs of the node's own covers it. */
-const CONTAINERD_RUN = '/run/containerd';
+/**
+ * The node's /run is its own directory: containerd puts shim sockets in
+ * /run/containerd whatever its config says, and hostPath volumes such as the
+ * speaker's /run/portico must stay on the node. The lab's directory under the
+ * real /run is mounted back inside it, so the node's files keep their paths.
+ */
+function runMounts(nodeDir: string): string[] {
+  const top = nodeDir.startsWith('/run/') ? nodeDir.split('/')[2] : undefined;
+  const own = path.join(nodeDir, 'run');
+  const lines = [`mkdir -p ${own}/containerd ${own}/lock`];
+  if (top) lines.push(`mkdir -p ${own}/${top}`, `mount --bind /run/${top} ${own}/${top}`);
+  lines.push(`mount --rbind ${own} /run`);
+  return lines;
+}
 
 export class RealNode {
   readonly spec: RealNodeSpec;
@@ -71,8 +84,6 @@ export class RealNode {
   prepare(): void {
     const s = this.spec;
     for (const d of ['containerd/root', 'containerd/opt', 'kubelet', 'var-lib/cni', 'var-log', 'cni/net.d', 'sysctl']) mkdirSync(this.p(d), { recursive: true });
-    // The mount point only: each node mounts its own tmpfs over it, nothing is written here.
-    if (!existsSync(CONTAINERD_RUN)) mkdirSync(CONTAINERD_RUN, { mode: 0o711 });
     for (const [key, value] of Object.entries(KUBELET_SYSCTLS)) writeFileSync(this.p('sysctl', key.replace('/', '.')), `${value}\n`);
     writeFileSync(this.p('resolv.conf'), 'nameserver 127.0.0.1\noptions ndots:1\n');
     writeFileSync(this.p('containerd.toml'), this.containerdConfig());
@@ -240,11 +251,10 @@ conntrack:
 set -eu
 ${this.cgroup.joinScript()}
 mount --make-rprivate /
-mount -t tmpfs -o mode=0711 containerd-run ${CONTAINERD_RUN}
+${runMounts(s.dir).join('\n')}
 mount --bind ${this.p('var-lib')} /var/lib
 mount --bind ${this.p('var-log')} /var/log
 ${mounts.join('\n')}
-export XTABLES_LOCKFILE=${this.p('xtables.lock')}
 set +e
 keep() { # name command...: runs it again one second after it exits, as a service manager would
   local name=$1; shift

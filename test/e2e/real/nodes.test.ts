@@ -147,6 +147,7 @@ describe('real nodes (e2e, root): a stopped lab leaves nothing', function () {
   it('removes every process, namespace, mount, cgroup and CNI file of its nodes', async function () {
     requireE2e(this);
     const lab = await Lab.start({ prefix: `${realLabPrefix()}s`, nodes: 1, clients: ['client'], realNodes: true });
+    const runBefore = readdirSync('/run').sort();
     let stopped = false;
     try {
       await lab.kubectlResult(['apply', '-f', '-'], webDeployment('web', 1));
@@ -155,6 +156,8 @@ describe('real nodes (e2e, root): a stopped lab leaves nothing', function () {
       assert.ok(cgroupsOf(tag).length > 0, 'the node had a cgroup tree');
       assert.ok(processesTouching(lab.dir).length > 0, 'the node had processes and mounts in its directory');
       const hostCni = ['/var/lib/cni', '/etc/cni/net.d'].map((d) => (existsSync(d) ? readdirSync(d).length : 0));
+      // The node's /run is its own (shim sockets, hostPath volumes): the host's /run gains nothing.
+      const hostRun = readdirSync('/run').sort();
       await lab.stop();
       stopped = true;
       assert.deepEqual(processesTouching(lab.dir), [], 'no process and no mount namespace refers to the lab');
@@ -162,6 +165,8 @@ describe('real nodes (e2e, root): a stopped lab leaves nothing', function () {
       assert.deepEqual(cgroupsOf(tag), [], 'no cgroup');
       assert.deepEqual(['/var/lib/cni', '/etc/cni/net.d'].map((d) => (existsSync(d) ? readdirSync(d).length : 0)), hostCni, 'no CNI file on the host');
       assert.equal(existsSync(path.join(lab.dir, 'nodes')), false, "the nodes' disks are gone");
+      assert.deepEqual(readdirSync('/run').sort(), hostRun, "nothing new in the host's /run");
+      assert.deepEqual(readdirSync('/run').sort(), runBefore, "nothing new in the host's /run since before the lab started");
     } finally {
       if (!stopped) await lab.stop();
     }
