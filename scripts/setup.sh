@@ -17,6 +17,9 @@ die() { echo "[setup] error: $*" >&2; exit 1; }
 # otherwise the message names each missing package and the command to install it.
 # Each entry: package:command-that-proves-it.
 lab_pkgs=(iproute2:ip nftables:nft openssl:openssl socat:socat curl:curl iputils-ping:ping tcpdump:tcpdump procps:ps)
+# Real lab nodes (Lab.start({ realNodes: true }), `npm run lab -- --real-nodes`, test/e2e/real):
+# Debian's container runtime, the CNI plugins, and gcc + static busybox for the lab's own images.
+realnode_pkgs=(containerd:containerd runc:runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:busybox build-essential:gcc)
 test_pkgs=(frr:bgpd bird2:bird gobgpd:gobgpd qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:modprobe cpio:cpio ipvsadm:ipvsadm build-essential:make python3:python3)
 has_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/lib/frr/$1" ] || [ -x "/sbin/$1" ]; }
 need_pkgs() {
@@ -43,7 +46,7 @@ if [ "$what" != deps ]; then
     fi
     say "not root: the end-to-end tests will be skipped (they need root for network namespaces)"
   else
-    need_pkgs "${lab_pkgs[@]}"
+    need_pkgs "${lab_pkgs[@]}" "${realnode_pkgs[@]}"
     [ "$what" = lab ] || need_pkgs "${test_pkgs[@]}"
   fi
 fi
@@ -77,10 +80,11 @@ case "$v" in v24.*) ;; *) die "node_modules/.bin/node is $v, expected Node 24" ;
 # --- the control plane (minutes the first time on a machine, cached after that).
 if [ "$what" != deps ]; then
   if [ "$(id -u)" -eq 0 ] || [ "$what" = lab ]; then
-    if ! bin="$(bash test/lab/build-control-plane.sh --check 2>/dev/null)"; then
-      say "building the Kubernetes control plane from source; this takes a while the first time (cached afterwards)"
+    # --node: kubelet and kube-proxy too, for the real-node lab and test/e2e/real.
+    if ! bin="$(bash test/lab/build-control-plane.sh --check --node 2>/dev/null)"; then
+      say "building the Kubernetes control plane (and kubelet, kube-proxy) from source; this takes a while the first time (cached afterwards)"
     fi
-    bin="$(bash test/lab/build-control-plane.sh)" || die "the control-plane build failed (see the lines above)"
+    bin="$(bash test/lab/build-control-plane.sh --node)" || die "the control-plane build failed (see the lines above)"
     echo "$bin" > node_modules/.portico-control-plane
   fi
 fi

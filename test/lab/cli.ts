@@ -1,28 +1,42 @@
 // `npm run lab`: brings up the lab (control plane, 3 nodes, a client), deploys
 // a web app behind a LoadBalancer Service, shows what happened and how to use
 // the lab, and leaves it running. `npm run lab -- down` removes it;
-// `npm run lab -- status` tells whether one is running.
+// `npm run lab -- status` tells whether one is running. `npm run lab -- --real-nodes`
+// runs real nodes (containerd, runc, kubelet, kube-proxy) and installs Portico's
+// image with `kubectl apply -f manifests/portico.yaml`.
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { Lab, repoRoot, waitFor } from './lab.ts';
+import { Lab, repoRoot, waitFor, type LabOptions } from './lab.ts';
 import { installPortico } from './portico.ts';
+import { installPorticoReal } from './realnode-portico.ts';
+import { webDeployment } from './realnode-images.ts';
 import { LabPreflightError } from './preflight.ts';
 import { LabBusyError, clearPrefix, readState, stateInUse } from './state.ts';
 
 const explicitPrefix = process.env.PORTICO_LAB_PREFIX;
 let prefix = explicitPrefix ?? 'plab';
-const cmd = process.argv[2] ?? 'up';
+const args = process.argv.slice(2);
+const realNodes = args.includes('--real-nodes');
+const kubeProxyArg = args.find((a) => a.startsWith('--kube-proxy='))?.slice('--kube-proxy='.length);
+const cmd = args.find((a) => !a.startsWith('--')) ?? 'up';
 const say = (msg: string): void => { process.stdout.write(`${msg}\n`); };
 
 async function up(): Promise<void> {
   const t0 = Date.now();
   const secs = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
   const step = (msg: string): void => say(`  [${secs()}] ${msg}`);
-  say(`starting the Portico lab '${prefix}' (control plane + 3 nodes + a client)...`);
-  const lab = await startOnFreePrefix(step);
+  const kubeProxy = kubeProxyArg === 'iptables' || kubeProxyArg === 'none' ? kubeProxyArg : 'nftables';
+  say(`starting the Portico lab '${prefix}' (control plane + 3 ${realNodes ? `real nodes: containerd, runc, kubelet${kubeProxy === 'none' ? '' : `, kube-proxy (${kubeProxy})`}` : 'nodes'} + a client)...`);
+  const lab = await startOnFreePrefix(step, { realNodes, kubeProxy });
 
-  step('installing Portico: kubectl apply -f manifests/portico.yaml (CRDs, RBAC, controller, speakers); each component runs with its own ServiceAccount');
-  await installPortico(lab);
+  if (realNodes) {
+    step('installing Portico as a user does: kubectl apply -f manifests/portico.yaml, its image built here and loaded into each node\'s containerd');
+    const inst = await installPorticoReal(lab, { log: step });
+    step(`Portico runs as pods from ${inst.image.name}: ${(await lab.kubectl('get', 'pods', '-n', 'portico-system', '-o', 'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,READY:.status.containerStatuses[0].ready', '--no-headers')).trim().split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).join('; ')}`);
+  } else {
+    step('installing Portico: kubectl apply -f manifests/portico.yaml (CRDs, RBAC, controller, speakers); each component runs with its own ServiceAccount');
+    await installPortico(lab);
+  }
   step('applying manifests/examples/layer2.yaml: pool 203.0.113.10-40 + 2001:db8:1::ff:0/120, announced over ARP/NDP');
   await lab.kubectl('apply', '-f', path.join(repoRoot, 'manifests', 'examples', 'layer2.yaml'));
   // The pool's IPv4 range is not the segment's subnet: the client's LAN treats it as on-link (a connected
@@ -31,7 +45,8 @@ async function up(): Promise<void> {
   step('the client has 203.0.113.0/24 on-link, as a LAN that carries the pool would');
 
   step('creating Deployment web (3 replicas) and Service web (type LoadBalancer, port 80)');
-  await lab.kubectl('create', 'deployment', 'web', '--image=portico.dev/lab-web', '--replicas=3', '--port=80');
+  if (realNodes) await lab.kubectlResult(['apply', '-f', '-'], webDeployment('web', 3));
+  else await lab.kubectl('create', 'deployment', 'web', '--image=portico.dev/lab-web', '--replicas=3', '--port=80');
   await lab.kubectl('expose', 'deployment', 'web', '--type=LoadBalancer', '--port=80');
   const ready = await waitFor('3 ready endpoints', async () => {
     const eps = (await lab.endpoints('web')).filter((e) => e.family === 'IPv4' && e.ready);
@@ -76,10 +91,10 @@ The lab is up and stays running.
  * in use (a lab left running, another checkout's start) moves this one to the
  * next free name, plab2 … plab9, and says how to remove it.
  */
-async function startOnFreePrefix(step: (msg: string) => void): Promise<Lab> {
+async function startOnFreePrefix(step: (msg: string) => void, opts: Pick<LabOptions, 'realNodes' | 'kubeProxy'>): Promise<Lab> {
   for (let n = 2; ; n++) {
     try {
-      return await Lab.start({ prefix, keep: true, nodes: 3, clients: ['client'], log: step });
+      return await Lab.start({ prefix, keep: true, nodes: 3, clients: ['client'], log: step, ...opts });
     } catch (err) {
       if (!(err instanceof LabBusyError) || explicitPrefix !== undefined || n > 9) throw err;
       const next = `plab${n}`;
@@ -108,7 +123,7 @@ try {
     case 'down': down(); break;
     case 'status': status(); break;
     default:
-      process.stderr.write(`usage: npm run lab [-- up|down|status]\n`);
+      process.stderr.write(`usage: npm run lab [-- up|down|status] [--real-nodes [--kube-proxy=nftables|iptables|none]]\n`);
       process.exitCode = 2;
   }
 } catch (err) {

@@ -1,6 +1,7 @@
 // The lab: a real Kubernetes control plane and N nodes, each a network
 // namespace on one layer-2 segment with a lab kubelet that runs Pods as small
-// HTTP servers. Used by the end-to-end tests, the benchmarks and the demo.
+// HTTP servers, or (realNodes) a real node: containerd, runc, the kubelet and
+// kube-proxy (realnode.ts). Used by the end-to-end tests, the benchmarks and the demo.
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import https from 'node:https';
@@ -10,9 +11,11 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { run, startDaemon, stopDaemon, isAlive, signal, sleep, waitFor, type DaemonRecord, type RunResult } from './sh.ts';
 import { createNetns, destroyNetns, ipBatch, netnsPids, listNetns } from './netns.ts';
-import { makePki, writeKubeconfig, type Pki } from './pki.ts';
+import { makeClientCert, makePki, writeCertKubeconfig, writeKubeconfig, type Pki } from './pki.ts';
+import { RealNode, type KubeProxyMode } from './realnode.ts';
+import { pauseImage, webImage, type LabImage } from './realnode-images.ts';
 import { LabBusyError, clearPrefix, ownerRecord, prefixDir, readState, stateInUse, withClaimLock, writeState, type LabState } from './state.ts';
-import { preflight } from './preflight.ts';
+import { preflight, realNodePreflight } from './preflight.ts';
 import type { KubeletConfig } from './kubelet-config.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,8 +43,18 @@ export interface LabOptions {
   keep?: boolean;
   /** How long a silent node stays Ready (kube-controller-manager's node-monitor-grace-period), seconds. */
   nodeGraceSeconds?: number;
+  /**
+   * Real nodes: containerd + runc + the real kubelet (and kube-proxy) in each
+   * node's namespaces, pods as real containers (default false: the lab kubelet).
+   */
+  realNodes?: boolean;
+  /** Real nodes only: kube-proxy's mode, or 'none' for no kube-proxy (default 'nftables'). */
+  kubeProxy?: KubeProxyMode;
   log?: (msg: string) => void;
 }
+
+/** The pod networks of the whole lab (kube-proxy's clusterCIDR on real nodes). */
+export const CLUSTER_CIDRS = ['100.64.0.0/17', '2001:db8:64::/48'] as const;
 
 export interface LabNode {
   name: string;
@@ -101,6 +114,10 @@ export class Lab {
   private readonly controlPlaneArgv = new Map<string, string[]>();
   private stopped = false;
   private readonly stopHooks: (() => Promise<void>)[] = [];
+  /** Real nodes by name (realNodes mode). */
+  readonly realNodes = new Map<string, RealNode>();
+  /** Images every real node holds, loaded again into a node that joins later. */
+  private readonly nodeImages: LabImage[] = [];
 
   private constructor(opts: LabOptions, binDir: string) {
     this.opts = {
@@ -109,6 +126,8 @@ export class Lab {
       prefix: opts.prefix ?? process.env.PORTICO_LAB_PREFIX ?? 'ptest',
       keep: opts.keep ?? false,
       nodeGraceSeconds: opts.nodeGraceSeconds ?? 5,
+      realNodes: opts.realNodes ?? false,
+      kubeProxy: opts.kubeProxy ?? 'nftables',
       log: opts.log,
     };
     this.prefix = this.opts.prefix;
@@ -123,6 +142,7 @@ export class Lab {
   /** Brings up the control plane, the nodes and the clients; on failure removes what it made. */
   static async start(opts: LabOptions = {}): Promise<Lab> {
     const binDir = await preflight();
+    if (opts.realNodes) realNodePreflight(binDir);
     const lab = new Lab(opts, binDir);
     await lab.claimPrefix();
     try {
@@ -202,12 +222,19 @@ export class Lab {
     const t0 = Date.now();
     const segment = this.buildSegment();
     const pki = makePki(path.join(this.dir, 'pki'), ['127.0.0.1', this.apiServerAddress, '100.64.240.1']);
+    const images = this.opts.realNodes ? Promise.all([pauseImage(), webImage()]) : Promise.resolve([]);
     [this.pki] = await Promise.all([pki, segment]);
     this.log(`network: switch, control plane, ${this.nodes.length} nodes, ${this.clients.length} clients (${Date.now() - t0} ms)`);
     await this.startControlPlane();
     this.log(`control plane ready (${Date.now() - t0} ms)`);
-    for (const n of this.nodes) this.startKubelet(n);
-    await this.waitNodesReady(this.nodes.map((n) => n.name), 30_000);
+    if (this.opts.realNodes) {
+      this.nodeImages.push(...await images);
+      await Promise.all(this.nodes.map((n) => this.bootRealNode(n)));
+      await this.waitNodesReady(this.nodes.map((n) => n.name), 60_000);
+    } else {
+      for (const n of this.nodes) this.startKubelet(n);
+      await this.waitNodesReady(this.nodes.map((n) => n.name), 30_000);
+    }
     await waitFor('the default ServiceAccount', async () => {
       const core = this.kc.makeApiClient(k8s.CoreV1Api);
       return core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' }).then(() => true, () => false);
@@ -237,6 +264,16 @@ export class Lab {
     await Promise.all(hosts);
     // Any node, and every client, reaches every pod network through the node that hosts it.
     await Promise.all([...this.nodes.map((n) => n.ns), ...this.clients.map((c) => c.ns)].map((ns) => this.addPodRoutes(ns)));
+    if (this.opts.realNodes) {
+      // Real pods reach the API server through its ClusterIP, DNAT'ed by kube-proxy and not
+      // masqueraded: the control plane answers them through their node. Nodes have no default
+      // route, so the Service CIDRs get one (a connect would fail before netfilter sees it).
+      await this.addPodRoutes(this.nsName('cp'));
+      const [v4, v6] = SERVICE_CIDRS;
+      await Promise.all(this.nodes.map((n) => ipBatch(n.ns, [
+        `route add ${v4} via ${this.apiServerAddress}`, `route add ${v6} via ${SEGMENT.v6Prefix}${SEGMENT.controlPlane}`,
+      ])));
+    }
   }
 
   /** Creates a namespace with eth0 on the segment at .host / ::host. */
@@ -326,8 +363,10 @@ export class Lab {
       `--service-account-key-file=${p.saPub}`, `--service-account-signing-key-file=${p.saKey}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-cluster-ip-range=${SERVICE_CIDRS.join(',')}`,
-      '--authorization-mode=RBAC', '--allow-privileged=true', '--profiling=false',
+      `--authorization-mode=${this.opts.realNodes ? 'Node,RBAC' : 'RBAC'}`, '--allow-privileged=true', '--profiling=false',
       '--event-ttl=1h', '--v=1',
+      // Real kubelets: `kubectl logs/exec` reach them at their InternalIP, as the lab admin.
+      ...(this.opts.realNodes ? ['--kubelet-preferred-address-types=InternalIP,Hostname', `--kubelet-client-certificate=${p.adminCert}`, `--kubelet-client-key=${p.adminKey}`] : []),
     ];
     this.startTracked('kube-apiserver', this.apiserverArgv, cp);
     // The root namespace reaches the API server through a Unix socket (socket
@@ -417,6 +456,50 @@ export class Lab {
     for (const spec of this.nodeDaemons) this.startNodeDaemon(spec, n);
   }
 
+  /**
+   * Boots a real node: its cgroup tree, then containerd, the kubelet and
+   * kube-proxy (realnode.ts); loads the lab's images once containerd answers.
+   * Certificates and configs are made once; a reboot reuses them and the disk.
+   */
+  private async bootRealNode(n: LabNode): Promise<void> {
+    let node = this.realNodes.get(n.name);
+    if (!node) {
+      const dir = path.join(this.dir, 'nodes', n.name);
+      mkdirSync(dir, { recursive: true });
+      const server = `https://${this.apiServerAddress}:6443`;
+      const [kubeletCert, proxyCert] = await Promise.all([
+        makeClientCert(this.pki, `/O=system:nodes/CN=system:node:${n.name}`, path.join(dir, 'kubelet')),
+        makeClientCert(this.pki, '/CN=system:kube-proxy', path.join(dir, 'kube-proxy')),
+      ]);
+      writeCertKubeconfig(path.join(dir, 'kubelet.kubeconfig'), this.pki, server, `system:node:${n.name}`, kubeletCert);
+      writeCertKubeconfig(path.join(dir, 'kube-proxy.kubeconfig'), this.pki, server, 'system:kube-proxy', proxyCert);
+      node = new RealNode({
+        name: n.name, ns: n.ns, tag: this.tag, ipv4: n.ipv4, ipv6: n.ipv6, podCidrV4: n.podCidrV4, podCidrV6: n.podCidrV6,
+        dir, logDir: this.logDir, binDir: this.binDir, caCert: this.pki.caCert,
+        kubeletKubeconfig: path.join(dir, 'kubelet.kubeconfig'), kubeProxyKubeconfig: path.join(dir, 'kube-proxy.kubeconfig'),
+        kubeProxy: this.opts.kubeProxy, clusterCidrs: CLUSTER_CIDRS, pauseImage: this.nodeImages[0]?.name ?? 'portico.dev/lab-pause:1',
+      });
+      node.prepare();
+      this.realNodes.set(n.name, node);
+    }
+    node.createCgroup();
+    this.startTracked(`node-${n.name}`, node.bootArgv());
+    for (const img of this.nodeImages) await node.importImage(img.archive);
+    for (const spec of this.nodeDaemons) this.startNodeDaemon(spec, n);
+  }
+
+  /** Loads an image archive into every real node's containerd (and into nodes that reboot or join later). */
+  async loadImage(image: LabImage): Promise<void> {
+    if (!this.opts.realNodes) throw new Error('loadImage needs a lab with realNodes: true');
+    if (!this.nodeImages.some((i) => i.archive === image.archive)) this.nodeImages.push(image);
+    await Promise.all([...this.realNodes.values()].map((n) => n.importImage(image.archive)));
+  }
+
+  /** Whether the nodes are real kubelets (realNodes) rather than the lab kubelet. */
+  get real(): boolean {
+    return this.opts.realNodes;
+  }
+
   private startNodeDaemon(spec: NodeDaemonSpec, n: LabNode): DaemonRecord {
     return this.startTracked(`${spec.name}-${n.name}`, spec.argv(n), n.ns, spec.env?.(n));
   }
@@ -464,10 +547,25 @@ export class Lab {
     }, timeoutMs, 200);
   }
 
-  /** Kills a node abruptly: every process in its namespaces dies (SIGKILL) and its link goes down. */
+  async waitNodesNotReady(names: readonly string[], timeoutMs: number): Promise<void> {
+    const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    await waitFor(`nodes ${names.join(', ')} not Ready`, async () => {
+      const list = await core.listNode();
+      const ready = new Set(list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata?.name));
+      return names.every((n) => !ready.has(n));
+    }, timeoutMs, 200);
+  }
+
+  /**
+   * Kills a node abruptly: every process in its namespaces dies (SIGKILL) and
+   * its link goes down. On a real node that is a power cut of its whole cgroup
+   * tree: containerd, kubelet, kube-proxy and every pod's processes, whose
+   * sandboxes live in network namespaces of their own.
+   */
   async killNode(name: string): Promise<void> {
     const n = this.node(name);
     await this.setLink(n, 'down');
+    this.realNodes.get(name)?.powerCut();
     for (const ns of listNetns().filter((x) => x === n.ns || x.startsWith(`${n.ns}-p-`))) {
       for (const pid of netnsPids(ns)) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
@@ -481,7 +579,8 @@ export class Lab {
   async restartNode(name: string): Promise<void> {
     const n = this.node(name);
     await this.setLink(n, 'up');
-    this.startKubelet(n);
+    if (this.opts.realNodes) await this.bootRealNode(n);
+    else this.startKubelet(n);
     await this.waitNodesReady([name], 30_000);
   }
 
@@ -586,6 +685,10 @@ current-context: portico-lab
     if (this.stopped) return;
     this.stopped = true;
     for (const fn of this.stopHooks.reverse()) await fn().catch(() => undefined);
+    // Real nodes go first and all at once (their pods' namespaces are not the lab's to list).
+    for (const node of this.realNodes.values()) {
+      try { node.destroy(); } catch (err) { this.log(`could not remove node ${node.spec.name}'s cgroup tree: ${String(err)}`); }
+    }
     // Kubelets first so they do not restart pods while the rest goes away.
     const order = [...this.daemons.values()].sort((a, b) => Number(b.name.startsWith('kubelet')) - Number(a.name.startsWith('kubelet')));
     await Promise.all(order.map((d) => stopDaemon(d, 2000)));

@@ -2,6 +2,7 @@
 // client certificate for the lab's own tooling (system:masters) and the
 // service-account signing key. EC P-256 keys: quick to make with openssl.
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { run } from './sh.ts';
 
@@ -50,6 +51,45 @@ export async function makePki(dir: string, apiserverIps: readonly string[]): Pro
   await sign(pki.adminKey, '/O=system:masters/CN=portico-lab-admin', pki.adminCert,
     'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
   return pki;
+}
+
+/**
+ * A client certificate signed by the lab CA, e.g. a real node's kubelet
+ * (`/O=system:nodes/CN=system:node:node-1`) or kube-proxy (`/CN=system:kube-proxy`).
+ */
+export async function makeClientCert(pki: Pki, subj: string, base: string): Promise<{ cert: string; key: string }> {
+  const keyFile = `${base}.key`;
+  const cert = `${base}.crt`;
+  const extFile = `${cert}.ext`;
+  await key(keyFile);
+  writeFileSync(extFile, 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  const csr = await run(['openssl', 'req', '-new', '-key', keyFile, '-subj', subj]);
+  // A random serial: several nodes sign at once, and -CAcreateserial would race on one serial file.
+  await run(['openssl', 'x509', '-req', '-CA', pki.caCert, '-CAkey', pki.caKey, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '30', '-out', cert, '-extfile', extFile], { input: csr.stdout });
+  return { cert, key: keyFile };
+}
+
+/** A kubeconfig that authenticates with a client certificate against `server`. */
+export function writeCertKubeconfig(file: string, pki: Pki, server: string, user: string, cert: { cert: string; key: string }): void {
+  writeFileSync(file, `apiVersion: v1
+kind: Config
+clusters:
+- name: portico-lab
+  cluster:
+    server: ${server}
+    certificate-authority: ${pki.caCert}
+users:
+- name: ${user}
+  user:
+    client-certificate: ${cert.cert}
+    client-key: ${cert.key}
+contexts:
+- name: portico-lab
+  context:
+    cluster: portico-lab
+    user: ${user}
+current-context: portico-lab
+`);
 }
 
 /** A kubeconfig that uses the lab admin client certificate against `server`. */

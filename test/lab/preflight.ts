@@ -41,6 +41,32 @@ export function controlPlaneBinDir(): string | undefined {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
+/** What real nodes need besides the lab's commands, each with the Debian package that has it. */
+export const REAL_NODE_COMMANDS: Readonly<Record<string, string>> = {
+  containerd: 'containerd',
+  ctr: 'containerd',
+  runc: 'runc',
+  '/usr/lib/cni/bridge': 'containernetworking-plugins',
+  '/usr/lib/cni/host-local': 'containernetworking-plugins',
+  gcc: 'build-essential',
+  unshare: 'util-linux',
+  nsenter: 'util-linux',
+  nft: 'nftables',
+};
+
+/** Checks what real nodes need on top of preflight(): commands, and kubelet + kube-proxy next to the control plane. */
+export function realNodePreflight(binDir: string): void {
+  const missing = Object.entries(REAL_NODE_COMMANDS).filter(([cmd]) => !hasCommand(cmd));
+  if (missing.length) {
+    const pkgs = [...new Set(missing.map(([, p]) => p))];
+    throw new LabPreflightError(`real nodes need: ${missing.map(([c]) => c).join(', ')}. Install them with: apt-get install -y ${pkgs.join(' ')}`);
+  }
+  const bins = ['kubelet', 'kube-proxy'].filter((b) => !existsSync(path.join(binDir, b)));
+  if (bins.length) {
+    throw new LabPreflightError(`${bins.join(' and ')} are not built yet: run \`bash test/lab/build-control-plane.sh --node\` (npm run lab and npm test do)`);
+  }
+}
+
 /** Checks root, commands and the control plane; returns the binaries' directory. */
 export async function preflight(): Promise<string> {
   if (process.platform !== 'linux') throw new LabPreflightError('the lab needs Linux (network namespaces); this is ' + process.platform);

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync, readdirSync
 import path from 'node:path';
 import { isAlive, signal, type DaemonRecord, startTicks } from './sh.ts';
 import { listNetns, destroyNetns } from './netns.ts';
+import { clearPrefixCgroups } from './realnode-cgroup.ts';
 
 export const LAB_ROOT = process.env.PORTICO_LAB_DIR ?? '/run/portico-lab';
 
@@ -114,6 +115,8 @@ export function clearPrefix(prefix: string, opts: { keepLogs?: boolean } = {}): 
   for (const d of state?.daemons ?? []) {
     if (signal(d, 'SIGKILL')) processes++;
   }
+  // Real nodes first: their pods and daemons die with their cgroup trees (a power cut).
+  processes += clearPrefixCgroups(prefix);
   const namespaces = prefixNamespaces(prefix);
   // Pod namespaces first, the switch last: a node's veth peers go with it.
   namespaces.sort((a, b) => b.length - a.length);
