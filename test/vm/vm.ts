@@ -165,8 +165,9 @@ export class Vm implements AsyncDisposable {
     const append = [
       'console=ttyS0', 'quiet', 'panic=-1',
       `portico.out=${dir}`, `portico.script=${join(dir, 'agent.sh')}`, `portico.modroot=${kernel.modRoot}`,
-      // The VM's /tmp is its own; the repository stays visible wherever it is checked out.
-      `portico.keep=${REPO_ROOT}`,
+      // The VM's /tmp is its own; the repository and the kernel's modules stay
+      // visible wherever they live (a CI clone or a HOME under /tmp).
+      `portico.keep=${[REPO_ROOT, kernel.modRoot].join(',')}`,
       ...(modules.length ? [`portico.modules=${modules.join(',')}`] : []),
     ].join(' ');
     const args = [

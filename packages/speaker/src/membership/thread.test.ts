@@ -50,7 +50,9 @@ describe('heartbeat thread', () => {
       const during = heard.filter((h) => h.timestamp >= from && h.timestamp <= to && h.node === 'node-a');
       assert.ok(during.length >= 12, `heartbeats sent during the 1 s block: ${during.length} (one per 50 ms expected)`);
       const gaps = during.slice(1).map((h, i) => h.timestamp - during[i]!.timestamp);
-      assert.ok(Math.max(...gaps) < 200, `largest gap between heartbeats during the block: ${Math.max(...gaps)} ms`);
+      // Sent from the main thread, one gap would span the whole 1 s block. The
+      // bound leaves room for a loaded machine delaying the thread itself.
+      assert.ok(Math.max(...gaps) < 500, `largest gap between heartbeats during the 1 s block: ${Math.max(...gaps)} ms`);
 
       clearInterval(beat);
       await until('node-b silent', () => t.reasons().get('node-b') === 'silent');
