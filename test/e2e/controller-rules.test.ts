@@ -260,6 +260,18 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     });
   });
 
+  describe('9: L2Advertisement serviceSelectors and preferredNodeSelectors', function () {
+    const l2 = (name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind: 'L2Advertisement', metadata: { name, namespace: NS }, spec });
+    it('are accepted and applied (Valid=True); a weight outside 1-100 is refused, field named', async function () {
+      await apply(l2('l9', { serviceSelectors: [{ matchLabels: { app: 'web' } }], preferredNodeSelectors: [{ weight: 100, preference: { matchLabels: { zone: 'b' } } }] }));
+      await waitFor('l9 Valid=True', async () => ((await lab.kubectl('get', 'l2advertisements', 'l9', '-n', NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Valid")].status}')) === 'True' ? true : undefined), 20_000, 200);
+      const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(l2('l9-bad', { preferredNodeSelectors: [{ weight: 101, preference: {} }] })));
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /spec\.preferredNodeSelectors\[0\]\.weight: Invalid value: 101: spec\.preferredNodeSelectors\[0\]\.weight in body should be less than or equal to 100/);
+      await lab.kubectl('delete', 'l2advertisements', 'l9', '-n', NS);
+    });
+  });
+
   describe('12: the controller serves the standard process metrics', function () {
     it('process_resident_memory_bytes, not portico_process_process_*', async function () {
       const text = await install!.replicas[0]!.metrics();

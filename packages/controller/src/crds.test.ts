@@ -28,7 +28,7 @@ for (const f of readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
 /** Spec field names per kind, as the shared API types and the parser define them. */
 const SPEC_FIELDS: Record<string, string[]> = {
   IPAddressPool: ['addresses', 'autoAssign', 'avoidBuggyIPs', 'allowExternalIPs', 'serviceAllocation'],
-  L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces'],
+  L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces', 'serviceSelectors', 'preferredNodeSelectors'],
   BGPAdvertisement: ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers', 'serviceSelectors'],
   BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf'],
   Community: ['communities'],

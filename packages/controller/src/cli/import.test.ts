@@ -154,3 +154,38 @@ describe('portico import: the legacy ConfigMap', function () {
     assert.equal(x.warnings[0]!.field, 'data.config');
   });
 });
+
+// Issue 16, points 9 and 10 in `portico import`.
+describe('portico import: issue 16', function () {
+  it('L2Advertisement serviceSelectors and preferredNodeSelectors carry over and parse', function () {
+    const r = importMetalLB([{ apiVersion: 'metallb.io/v1beta1', kind: 'L2Advertisement', metadata: { name: 'pref', namespace: 'metallb-system' },
+      spec: { serviceSelectors: [{ matchLabels: { app: 'web' }, junk: 1 }], preferredNodeSelectors: [{ weight: 40, preference: { matchLabels: { zone: 'b' } } }] } }]);
+    assert.deepEqual(r.warnings.map((w) => w.field), ['spec.serviceSelectors[0].junk']);
+    const spec = one(r.objects, 'L2Advertisement', 'pref').spec;
+    assert.deepEqual(spec, { serviceSelectors: [{ matchLabels: { app: 'web' } }], preferredNodeSelectors: [{ weight: 40, preference: { matchLabels: { zone: 'b' } } }] });
+    const { config, problems } = configOf(r.objects);
+    assert.deepEqual(problems, []);
+    assert.equal(config.l2Advertisements[0]!.preferredNodeSelectors[0]!.weight, 40);
+  });
+
+  const hostBits: [string, string, string | undefined][] = [
+    ['IPv4 with host bits', '203.0.113.40/24', '203.0.113.0/24'],
+    ['IPv6 with host bits', '2001:db8::1/64', '2001:db8::/64'],
+    ['a /32 has none', '203.0.113.40/32', undefined],
+    ['a network is kept', '203.0.113.0/24', undefined],
+    ['a range is kept', '203.0.113.1-203.0.113.9', undefined],
+  ];
+  for (const [what, entry, want] of hostBits) {
+    it(`normalises CIDRs with host bits: ${what}`, function () {
+      const crd = importMetalLB([{ apiVersion: 'metallb.io/v1beta1', kind: 'IPAddressPool', metadata: { name: 'p' }, spec: { addresses: [entry] } }]);
+      const legacy = importMetalLB([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'config' }, data: { config: `address-pools:\n- name: p\n  protocol: layer2\n  addresses: ['${entry}']\n` } }]);
+      for (const r of [crd, legacy]) {
+        assert.deepEqual(one(r.objects, 'IPAddressPool', 'p').spec.addresses, [want ?? entry]);
+        const said = r.warnings.filter((w) => /host bits/.test(w.message));
+        assert.equal(said.length, want ? 1 : 0, JSON.stringify(r.warnings));
+        if (want) assert.match(said[0]!.message, new RegExp(`written as its network ${want.replace(/[.]/g, '\\.')}`));
+        assert.deepEqual(configOf(r.objects).problems, [], 'Portico accepts what import wrote');
+      }
+    });
+  }
+});

@@ -4,7 +4,7 @@
 // ConfigMap (`config` key: address-pools, peers, bgp-communities, bfd-profiles)
 // becomes the equivalent objects. A field Portico does not have is reported
 // with its path and left out, never dropped silently.
-import { API_VERSION, NAMESPACE, parseYAML } from '@portico/shared';
+import { API_VERSION, NAMESPACE, formatIP, parseIP, parseYAML } from '@portico/shared';
 
 export interface ImportWarning {
   /** Where it came from: `BGPPeer metallb-system/tor`, `ConfigMap metallb-system/config`. */
@@ -34,7 +34,7 @@ const str = (v: unknown, fallback = ''): string => (typeof v === 'string' || typ
 /** Fields Portico has, per kind (the portico.dev/v1beta1 spec). */
 const FIELDS: Record<string, readonly string[]> = {
   IPAddressPool: ['addresses', 'autoAssign', 'avoidBuggyIPs', 'serviceAllocation'],
-  L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces'],
+  L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces', 'serviceSelectors', 'preferredNodeSelectors'],
   BGPAdvertisement: ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers', 'serviceSelectors'],
   BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf'],
   Community: ['communities'],
@@ -80,6 +80,7 @@ export function importMetalLB(docs: readonly unknown[], opts: ImportOptions = {}
       }
       out[k] = v;
     }
+    if (kind === 'IPAddressPool') out.addresses = normaliseAddresses(out.addresses, source, 'spec.addresses', res.warnings);
     if (kind === 'IPAddressPool' && isObj(out.serviceAllocation)) {
       for (const k of Object.keys(out.serviceAllocation)) {
         if (!SERVICE_ALLOCATION.includes(k)) {
@@ -88,7 +89,7 @@ export function importMetalLB(docs: readonly unknown[], opts: ImportOptions = {}
         }
       }
     }
-    for (const key of ['nodeSelectors', 'ipAddressPoolSelectors']) {
+    for (const key of ['nodeSelectors', 'ipAddressPoolSelectors', 'serviceSelectors']) {
       if (Array.isArray(out[key])) {
         (out[key] as unknown[]).forEach((sel, i) => {
           if (!isObj(sel)) return;
@@ -130,6 +131,37 @@ function selectors(v: unknown, source: string, at: string, warnings: ImportWarni
   return v.filter(isObj).map((s, i) => {
     const sel = take(s, ['match-labels', 'match-expressions'], source, `${at}[${i}]`, warnings);
     return sel;
+  });
+}
+
+/**
+ * A CIDR with host bits (203.0.113.40/24), which MetalLB takes as its
+ * network, is refused by Portico's CRD: the network it stands for, or
+ * undefined when the entry is not such a CIDR.
+ */
+export function networkOf(entry: string): string | undefined {
+  const m = /^\s*([^/\s]+)\/(\d+)\s*$/.exec(entry);
+  if (!m) return undefined;
+  let ip;
+  try { ip = parseIP(m[1]!); } catch { return undefined; }
+  const bits = ip.family === 'IPv4' ? 32 : 128;
+  const len = Number(m[2]);
+  if (len > bits) return undefined;
+  const mask = ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - len)) - 1n);
+  const net = ip.value & mask;
+  if (net === ip.value) return undefined;
+  return `${formatIP(ip.family, net)}/${len}`;
+}
+
+/** Rewrites host-bit CIDRs of a pool's addresses to their network, saying so for each. */
+function normaliseAddresses(addresses: unknown, source: string, at: string, warnings: ImportWarning[]): unknown {
+  if (!Array.isArray(addresses)) return addresses;
+  return addresses.map((a, i) => {
+    if (typeof a !== 'string') return a;
+    const net = networkOf(a);
+    if (net === undefined) return a;
+    warnings.push({ source, field: `${at}[${i}]`, message: `${a.trim()} has host bits set: written as its network ${net}, the addresses MetalLB served from it` });
+    return net;
   });
 }
 
@@ -180,6 +212,7 @@ function convertLegacy(cm: Json, source: string, ns: string, res: ImportResult):
     if (name !== spec.name) w.push({ source, field: `${at}.name`, message: `renamed to ${name} (a Kubernetes object name)` });
     const protocol = spec.protocol;
     delete spec.name; delete spec.protocol; delete spec.bgpAdvertisements;
+    spec.addresses = normaliseAddresses(spec.addresses, source, `${at}.addresses`, w);
     push('IPAddressPool', name, spec);
     if (protocol === 'layer2') push('L2Advertisement', name, { ipAddressPools: [name] });
     else if (protocol === 'bgp') {

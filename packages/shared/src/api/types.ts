@@ -106,6 +106,10 @@ export interface L2AdvertisementSpec {
   ipAddressPoolSelectors?: LabelSelector[];
   nodeSelectors?: LabelSelector[];
   interfaces?: string[];
+  /** Only Services one of these selects (all when empty). */
+  serviceSelectors?: LabelSelector[];
+  /** Nodes preferred as the layer-2 owner, weight 1-100. */
+  preferredNodeSelectors?: { weight: number; preference: LabelSelector }[];
 }
 
 export interface BGPAdvertisementSpec {

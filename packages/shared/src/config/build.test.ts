@@ -230,3 +230,19 @@ describe('config: aggregation length against the pools an advertisement covers',
     assert.deepEqual(brief(problems), ['BGPPeer/r Invalid spec.holdTime']);
   });
 });
+
+describe('config: L2Advertisement serviceSelectors and preferredNodeSelectors', function () {
+  it('reads them, and names a bad weight or selector', function () {
+    const ok = buildConfig({ l2Advertisements: [obj('L2Advertisement', 'l', { serviceSelectors: [{ matchLabels: { app: 'web' } }], preferredNodeSelectors: [{ weight: 30, preference: { matchLabels: { zone: 'b' } } }] })] });
+    assert.deepEqual(brief(ok.problems), []);
+    const l = ok.config.l2Advertisements[0]!;
+    assert.deepEqual([l.serviceSelectors, l.preferredNodeSelectors], [[{ matchLabels: { app: 'web' } }], [{ weight: 30, preference: { matchLabels: { zone: 'b' } } }]]);
+    const bad = buildConfig({ l2Advertisements: [obj('L2Advertisement', 'l', { preferredNodeSelectors: [{ weight: 0, preference: {} }, { weight: 5, preference: { matchExpressions: [{ key: 'z', operator: 'Near' }] } }, { weight: 5, preferense: {} }] })] });
+    assert.deepEqual(brief(bad.problems).map((p) => p.split(' ')[2]), ['spec.preferredNodeSelectors[0].weight', 'spec.preferredNodeSelectors[1].preference[0].matchExpressions[0].operator', 'spec.preferredNodeSelectors[2].preferense']);
+  });
+
+  it('the legacy ConfigMap has neither: empty', function () {
+    const { config } = buildConfig({ legacy: LEGACY });
+    for (const l of config.l2Advertisements) assert.deepEqual([l.serviceSelectors, l.preferredNodeSelectors], [[], []]);
+  });
+});

@@ -4,7 +4,7 @@
 import type { PorticoKind } from '../api/types.ts';
 import { parseIP, parseRange, type IPRange } from '../ip/ipmath.ts';
 import { FieldReader, isCommunityValue, isObject, parseDuration } from './fields.ts';
-import type { BFDProfileConfig, BGPAdv, ConfigProblem, ConfigSource, L2Adv, Peer, Pool } from './model.ts';
+import type { BFDProfileConfig, BGPAdv, ConfigProblem, ConfigSource, L2Adv, Peer, Pool, PreferredNodeSelector } from './model.ts';
 
 function header(kind: PorticoKind, raw: unknown, problems: ConfigProblem[]): { r: FieldReader; spec: Record<string, unknown>; labels: Record<string, string> } | undefined {
   const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : undefined;
@@ -56,7 +56,23 @@ export function l2AdvFromCRD(raw: unknown, problems: ConfigProblem[]): L2Adv | u
   const h = header('L2Advertisement', raw, problems);
   if (!h) return undefined;
   const { r, spec } = h;
-  r.noUnknown(spec, 'spec', ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces']);
+  r.noUnknown(spec, 'spec', ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces', 'serviceSelectors', 'preferredNodeSelectors']);
+  const preferred: PreferredNodeSelector[] = [];
+  const prefs = spec.preferredNodeSelectors;
+  if (prefs !== undefined && prefs !== null) {
+    if (!Array.isArray(prefs)) r.invalid('spec.preferredNodeSelectors', 'must be a list of {weight, preference}');
+    else {
+      prefs.forEach((entry: unknown, i) => {
+        const p = `spec.preferredNodeSelectors[${i}]`;
+        if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) { r.invalid(p, 'must be {weight, preference}'); return; }
+        const e = entry as Record<string, unknown>;
+        r.noUnknown(e, p, ['weight', 'preference']);
+        const weight = r.int(e, p, 'weight', 1, 100, true);
+        const [preference] = r.selectors({ preference: [e.preference ?? {}] }, p, 'preference');
+        if (weight !== undefined && preference) preferred.push({ weight, preference });
+      });
+    }
+  }
   const adv: L2Adv = {
     name: r.name,
     source: 'crd',
@@ -64,6 +80,8 @@ export function l2AdvFromCRD(raw: unknown, problems: ConfigProblem[]): L2Adv | u
     poolSelectors: r.selectors(spec, 'spec', 'ipAddressPoolSelectors'),
     nodeSelectors: r.selectors(spec, 'spec', 'nodeSelectors'),
     interfaces: r.strings(spec, 'spec', 'interfaces'),
+    serviceSelectors: r.selectors(spec, 'spec', 'serviceSelectors'),
+    preferredNodeSelectors: preferred,
   };
   return r.failed ? undefined : adv;
 }

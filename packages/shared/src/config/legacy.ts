@@ -98,7 +98,7 @@ export function parseLegacyConfig(text: string, problems: ConfigProblem[]): Lega
       priority: undefined, namespaces: [], namespaceSelectors: [], serviceSelectors: [], labels: {},
     });
     if (protocol === 'layer2') {
-      out.l2Advertisements.push({ name: `configmap-${name}-l2`, source: 'configmap', pools: [name], poolSelectors: [], nodeSelectors: [], interfaces: [] });
+      out.l2Advertisements.push({ name: `configmap-${name}-l2`, source: 'configmap', pools: [name], poolSelectors: [], nodeSelectors: [], interfaces: [], serviceSelectors: [], preferredNodeSelectors: [] });
     }
     out.bgpAdvertisements.push(...ads);
   });

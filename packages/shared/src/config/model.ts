@@ -27,6 +27,16 @@ export interface L2Adv {
   readonly poolSelectors: readonly LabelSelector[];
   readonly nodeSelectors: readonly LabelSelector[];
   readonly interfaces: readonly string[];
+  /** Empty: every Service of the selected pools; else only Services one of these selects. */
+  readonly serviceSelectors: readonly LabelSelector[];
+  /** Nodes preferred as the owner: the live eligible node with the highest sum of matching weights wins, the hash breaks ties. */
+  readonly preferredNodeSelectors: readonly PreferredNodeSelector[];
+}
+
+export interface PreferredNodeSelector {
+  /** 1-100. */
+  readonly weight: number;
+  readonly preference: LabelSelector;
 }
 
 export interface BGPAdv {

@@ -161,3 +161,51 @@ describe('layer-2 election: the owner', () => {
     });
   });
 });
+
+// Issue 16, point 9: L2Advertisement serviceSelectors and preferredNodeSelectors.
+describe('layer-2 election: serviceSelectors and preferredNodeSelectors', () => {
+  const web = { app: 'web' };
+  const nodes = [node('node-1', { zone: 'a' }), node('node-2', { zone: 'b', fast: 'yes' }), node('node-3', { zone: 'b' })];
+  const eligibleOf = (i: ElectionInput): string[] => eligibility(i).filter((n) => n.reason === 'eligible').map((n) => n.node);
+
+  it('an advertisement with serviceSelectors covers only the Services it selects', () => {
+    const advs = [adv({ name: 'web-only', serviceSelectors: [{ matchLabels: web }], nodeSelectors: [{ matchLabels: { zone: 'a' } }] }), adv({ name: 'zone-b', nodeSelectors: [{ matchLabels: { zone: 'b' } }] })];
+    const table: [string, ElectionService, string[]][] = [
+      ['a web Service: both advertisements', svc(1, { labels: web }), ['node-1', 'node-2', 'node-3']],
+      ['another Service: only the unselective one', svc(1, { labels: { app: 'db' } }), ['node-2', 'node-3']],
+      ['a Service without labels: likewise', svc(1), ['node-2', 'node-3']],
+    ];
+    for (const [why, service, want] of table) assert.deepEqual(eligibleOf(input({ service, nodes, advertisements: advs })), want, why);
+    assert.equal(eligibility(input({ service: svc(1, { labels: { app: 'db' } }), nodes, advertisements: [advs[0]!] }))[0]!.reason, 'no-advertisement');
+  });
+
+  it('the live eligible node with the highest preference weight owns every IP; the hash decides among equals', () => {
+    const prefer = adv({ preferredNodeSelectors: [{ weight: 10, preference: { matchLabels: { zone: 'b' } } }, { weight: 50, preference: { matchLabels: { fast: 'yes' } } }] });
+    const owners = new Set<string | null>();
+    for (let i = 0; i < 64; i++) owners.add(electOwner(input({ service: svc(i), nodes, advertisements: [prefer] })).owner);
+    assert.deepEqual([...owners], ['node-2'], 'zone b + fast = 60 beats zone b = 10 and 0');
+    // node-2 not live: node-3 (10) beats node-1 (0) for every IP.
+    const without2 = new Set<string | null>();
+    for (let i = 0; i < 64; i++) without2.add(electOwner(input({ service: svc(i), nodes, advertisements: [prefer], live: new Set(['node-1', 'node-3']) })).owner);
+    assert.deepEqual([...without2], ['node-3']);
+    // Equal weights: the rendezvous hash spreads the IPs over the preferred nodes only.
+    const equal = adv({ preferredNodeSelectors: [{ weight: 1, preference: { matchLabels: { zone: 'b' } } }] });
+    const spread = new Set<string | null>();
+    for (let i = 0; i < 64; i++) spread.add(electOwner(input({ service: svc(i), nodes, advertisements: [equal] })).owner);
+    assert.deepEqual([...spread].sort(), ['node-2', 'node-3']);
+    // A preference never makes an ineligible node eligible.
+    const onlyA = adv({ nodeSelectors: [{ matchLabels: { zone: 'a' } }], preferredNodeSelectors: [{ weight: 100, preference: { matchLabels: { fast: 'yes' } } }] });
+    assert.equal(electOwner(input({ service: svc(1), nodes, advertisements: [onlyA] })).owner, 'node-1');
+  });
+
+  it('without preferences the owner is the plain rendezvous winner (unchanged behaviour)', () => {
+    for (let i = 0; i < 32; i++) {
+      const s = svc(i);
+      const plain = electOwner(input({ service: s, nodes })).owner;
+      const withEmpty = electOwner(input({ service: s, nodes, advertisements: [adv({ preferredNodeSelectors: [] })] })).owner;
+      const best = ['node-1', 'node-2', 'node-3'].reduce((b, n) => (rendezvousScore(n, s.ips[0]!) > rendezvousScore(b, s.ips[0]!) ? n : b));
+      assert.equal(plain, best);
+      assert.equal(withEmpty, best);
+    }
+  });
+});

@@ -21,6 +21,8 @@ export interface ElectionService {
   /** status.loadBalancer.ingress IPs in the order the API server holds them; the first keys the hash. */
   ips: readonly string[];
   pool: { name: string; labels: Readonly<Record<string, string>> };
+  /** The Service's labels, for advertisements with serviceSelectors (none: no labels). */
+  labels?: Readonly<Record<string, string>>;
   externalTrafficPolicy: 'Cluster' | 'Local';
   /** Nodes with at least one ready endpoint of the Service (EndpointSlices, `nodeName`). */
   readyEndpointNodes: ReadonlySet<string>;
@@ -41,6 +43,8 @@ export interface NodeEligibility {
   /** Interfaces to announce on (union over the matching advertisements); empty = every interface. */
   interfaces: string[];
   live: boolean;
+  /** Sum of the weights of the matching advertisements' preferredNodeSelectors this node matches (0: none). */
+  preference?: number;
 }
 
 export type ElectionReason =
@@ -64,7 +68,7 @@ export interface ElectionResult {
 export interface ElectionInput {
   service: ElectionService;
   nodes: readonly ElectionNode[];
-  advertisements: readonly Pick<L2Adv, 'name' | 'pools' | 'poolSelectors' | 'nodeSelectors' | 'interfaces'>[];
+  advertisements: readonly (Pick<L2Adv, 'name' | 'pools' | 'poolSelectors' | 'nodeSelectors' | 'interfaces'> & Partial<Pick<L2Adv, 'serviceSelectors' | 'preferredNodeSelectors'>>)[];
   /** Nodes whose speaker is alive (node Lease held and heartbeats arriving). */
   live: ReadonlySet<string>;
 }
@@ -89,6 +93,17 @@ export function labelsMatch(selector: LabelSelector, labels: Readonly<Record<str
 function selectsPool(adv: ElectionInput['advertisements'][number], pool: ElectionService['pool']): boolean {
   if (adv.pools.length === 0 && adv.poolSelectors.length === 0) return true;
   return adv.pools.includes(pool.name) || adv.poolSelectors.some((s) => labelsMatch(s, pool.labels));
+}
+
+/** An advertisement with serviceSelectors covers only the Services one of them selects. */
+function selectsService(adv: ElectionInput['advertisements'][number], labels: Readonly<Record<string, string>>): boolean {
+  const sel = adv.serviceSelectors ?? [];
+  return sel.length === 0 || sel.some((s) => labelsMatch(s, labels));
+}
+
+/** True when the advertisements' eligibility depends on the Service's labels (callers must not share it across Services). */
+export function dependsOnServiceLabels(advs: ElectionInput['advertisements']): boolean {
+  return advs.some((a) => (a.serviceSelectors?.length ?? 0) > 0);
 }
 
 function selectsNode(adv: ElectionInput['advertisements'][number], node: ElectionNode): boolean {
@@ -119,7 +134,7 @@ const scores = new Map<string, bigint>();
 /** Eligibility of each node for a Service, sorted by node name. */
 export function eligibility(input: ElectionInput): NodeEligibility[] {
   const { service } = input;
-  const advs = input.advertisements.filter((a) => selectsPool(a, service.pool));
+  const advs = input.advertisements.filter((a) => selectsPool(a, service.pool) && selectsService(a, service.labels ?? {}));
   return [...input.nodes]
     .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
     .map((node): NodeEligibility => {
@@ -132,7 +147,9 @@ export function eligibility(input: ElectionInput): NodeEligibility[] {
       if (service.externalTrafficPolicy === 'Local' && !service.readyEndpointNodes.has(node.name)) return { ...base, reason: 'no-local-endpoint' };
       // An advertisement without interfaces allows them all, which wins the union.
       const interfaces = matching.some((a) => a.interfaces.length === 0) ? [] : [...new Set(matching.flatMap((a) => a.interfaces))].sort();
-      return { ...base, reason: 'eligible', interfaces };
+      let preference = 0;
+      for (const a of matching) for (const p of a.preferredNodeSelectors ?? []) if (labelsMatch(p.preference, node.labels)) preference += p.weight;
+      return { ...base, reason: 'eligible', interfaces, ...(preference > 0 ? { preference } : {}) };
     });
 }
 
@@ -153,12 +170,15 @@ export function ownerAmong(nodes: NodeEligibility[], service: Pick<ElectionServi
   if (service.readyEndpointNodes.size === 0) return result(null, 'no-ready-endpoints');
   const eligible = nodes.filter((n) => n.reason === 'eligible');
   if (eligible.length === 0) return result(null, 'no-eligible-node');
-  let best: { node: string; score: bigint } | null = null;
+  let best: { node: string; preference: number; score: bigint } | null = null;
   for (const n of eligible) {
     if (!n.live) continue;
+    // The preferred nodes first (highest weight sum), then the hash among equals.
+    const preference = n.preference ?? 0;
+    if (best && preference < best.preference) continue;
     const score = rendezvousScore(n.node, key);
     // Ties (astronomically unlikely) go to the smaller name so every speaker agrees.
-    if (!best || score > best.score || (score === best.score && n.node < best.node)) best = { node: n.node, score };
+    if (!best || preference > best.preference || score > best.score || (score === best.score && n.node < best.node)) best = { node: n.node, preference, score };
   }
   return best ? result(best.node, 'elected') : result(null, 'no-live-eligible-node');
 }

@@ -64,7 +64,7 @@ class FakeMembership implements MembershipView {
 const NODES = ['node-1', 'node-2', 'node-3'];
 const config = (interfaces: string[] = []): Config => ({
   pools: [{ name: 'p', source: 'crd', ranges: [], autoAssign: true, avoidBuggyIPs: false, allowExternalIPs: false, priority: undefined, namespaces: [], namespaceSelectors: [], serviceSelectors: [], labels: {} }],
-  l2Advertisements: [{ name: 'l2', source: 'crd', pools: ['p'], poolSelectors: [], nodeSelectors: [], interfaces }],
+  l2Advertisements: [{ name: 'l2', source: 'crd', pools: ['p'], poolSelectors: [], nodeSelectors: [], interfaces, serviceSelectors: [], preferredNodeSelectors: [] }],
   bgpAdvertisements: [], peers: [], communities: {}, bfdProfiles: [],
 });
 const service = (name: string, ips: string[], annotations: Record<string, string> = {}): ServiceState => ({

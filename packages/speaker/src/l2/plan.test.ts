@@ -8,8 +8,8 @@ const NODES = ['node-1', 'node-2', 'node-3', 'node-4'];
 const config: Config = {
   pools: ['a', 'b'].map((name) => ({ name, source: 'crd' as const, ranges: [], autoAssign: true, avoidBuggyIPs: false, allowExternalIPs: false, priority: undefined, namespaces: [], namespaceSelectors: [], serviceSelectors: [], labels: {} })),
   l2Advertisements: [
-    { name: 'all', source: 'crd', pools: ['a'], poolSelectors: [], nodeSelectors: [], interfaces: [] },
-    { name: 'b-on-two', source: 'crd', pools: ['b'], poolSelectors: [], nodeSelectors: [{ matchLabels: { b: 'yes' } }], interfaces: [] },
+    { name: 'all', source: 'crd', pools: ['a'], poolSelectors: [], nodeSelectors: [], interfaces: [] , serviceSelectors: [], preferredNodeSelectors: [] },
+    { name: 'b-on-two', source: 'crd', pools: ['b'], poolSelectors: [], nodeSelectors: [{ matchLabels: { b: 'yes' } }], interfaces: [], serviceSelectors: [], preferredNodeSelectors: [] },
   ],
   bgpAdvertisements: [], peers: [], communities: {}, bfdProfiles: [],
 };

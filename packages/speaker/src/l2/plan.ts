@@ -5,7 +5,7 @@
 // elected again unless something every election reads (configuration, Nodes,
 // live set, interfaces) changed, so one changed Service costs one election,
 // not one per Service. The announcer applies the result.
-import { eligibility, ownerAmong, type ElectionResult, type ElectionService, type NodeEligibility } from '../election/election.ts';
+import { dependsOnServiceLabels, eligibility, ownerAmong, type ElectionResult, type ElectionService, type NodeEligibility } from '../election/election.ts';
 import type { ServiceState, World } from '../world/types.ts';
 
 export interface ServicePlan {
@@ -91,6 +91,7 @@ export function planLayer2({ world, live, interfaces, cache }: PlanInput): Layer
   const fallback = self ? defaultInterface(self.addresses, interfaces) : undefined;
   const pools = new Map((world.config?.pools ?? []).map((p) => [p.name, p.labels]));
   const byPool = new Map<string, NodeEligibility[]>();
+  const bySelectors = dependsOnServiceLabels(advertisements);
   const addOwned = (p: ServicePlan): void => {
     if (p.election.owner !== world.self) return;
     for (const i of p.interfaces) {
@@ -114,12 +115,14 @@ export function planLayer2({ world, live, interfaces, cache }: PlanInput): Layer
       pool: { name: s.pool ?? '', labels: pools.get(s.pool ?? '') ?? {} },
       externalTrafficPolicy: s.externalTrafficPolicy,
       readyEndpointNodes: new Set(s.endpoints.filter((e) => e.ready && e.node !== undefined).map((e) => e.node!)),
+      labels: s.labels,
     };
-    // With policy Cluster eligibility depends on the pool only: once per pool per plan.
-    let eligible = s.externalTrafficPolicy === 'Cluster' ? byPool.get(service.pool.name) : undefined;
+    // With policy Cluster and no serviceSelectors eligibility depends on the pool only: once per pool per plan.
+    const shared = s.externalTrafficPolicy === 'Cluster' && !bySelectors;
+    let eligible = shared ? byPool.get(service.pool.name) : undefined;
     if (!eligible) {
       eligible = eligibility({ service, nodes, advertisements, live });
-      if (s.externalTrafficPolicy === 'Cluster') byPool.set(service.pool.name, eligible);
+      if (shared) byPool.set(service.pool.name, eligible);
     }
     const election = ownerAmong(eligible, service);
     const mine = election.nodes.find((n) => n.node === world.self);

@@ -14,7 +14,7 @@ let onChange = (): void => undefined;
 const membership: MembershipView = { start: () => undefined, setPeers: () => undefined, live: () => live, reasons: () => new Map(), settled: () => true, ready: () => true, stop: async () => undefined };
 const config: Config = {
   pools: [{ name: 'p', source: 'crd', ranges: [], autoAssign: true, avoidBuggyIPs: false, allowExternalIPs: false, priority: undefined, namespaces: [], namespaceSelectors: [], serviceSelectors: [], labels: {} }],
-  l2Advertisements: [{ name: 'l2', source: 'crd', pools: ['p'], poolSelectors: [], nodeSelectors: [], interfaces: [] }],
+  l2Advertisements: [{ name: 'l2', source: 'crd', pools: ['p'], poolSelectors: [], nodeSelectors: [], interfaces: [] , serviceSelectors: [], preferredNodeSelectors: [] }],
   bgpAdvertisements: [], peers: [], communities: {}, bfdProfiles: [],
 };
 const svc = (i: number, annotations: Record<string, string> = {}): ServiceState => ({
