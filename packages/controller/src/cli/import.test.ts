@@ -40,11 +40,12 @@ describe('portico import: MetalLB CRDs', function () {
     assert.deepEqual(one(r.objects, 'L2Advertisement', 'example').spec, { ipAddressPools: ['first-pool'], nodeSelectors: [{ matchLabels: { 'kubernetes.io/hostname': 'node-a' } }], interfaces: ['eth3'] });
   });
 
-  it('BGPPeer v1beta2 and v1beta1, BGPAdvertisement, Community and BFDProfile convert; disableMP and the Secret\'s namespace are reported', function () {
+  it('BGPPeer v1beta2 and v1beta1, BGPAdvertisement, Community and BFDProfile convert; disableMP, the Secret\'s namespace and echoMode are reported', function () {
     const r = importMetalLB(docs(BGP));
     assert.deepEqual(r.warnings.map((w) => `${w.source} ${w.field}`), [
       'BGPPeer metallb-system/sample spec.disableMP',
       'BGPPeer metallb-system/sample spec.passwordSecret',
+      'BFDProfile metallb-system/full-example spec.echoMode',
     ]);
     assert.match(r.warnings[1]!.message, /copy Secret metallb-system\/secretname to portico-system/);
     const sample = one(r.objects, 'BGPPeer', 'sample').spec;
@@ -54,6 +55,8 @@ describe('portico import: MetalLB CRDs', function () {
     assert.deepEqual(one(r.objects, 'BGPPeer', 'old-style').spec.nodeSelectors, [{ matchLabels: { rack: 'frontend' }, matchExpressions: [{ key: 'network-speed', operator: 'NotIn', values: ['slow'] }] }]);
     assert.deepEqual(one(r.objects, 'BGPAdvertisement', 'local').spec.communities, ['65535:65282', 'vpn-only']);
     assert.equal(one(r.objects, 'BFDProfile', 'full-example').spec.minimumTtl, 254);
+    assert.equal(one(r.objects, 'BFDProfile', 'full-example').spec.echoMode, undefined, 'echo mode is refused by Portico, so it is left out');
+    assert.ok(r.warnings.some((w) => w.field === 'spec.echoMode' && /no echo mode/.test(w.message)));
     assert.equal(byKind(r.objects, 'Community')[0]!.spec.communities instanceof Array, true);
   });
 
@@ -146,6 +149,12 @@ describe('portico import: the legacy ConfigMap', function () {
     assert.deepEqual(l2(fromImport.config), l2(fromLegacy.config));
     const peers = (c: typeof fromLegacy.config): string[] => c.peers.map((p) => `${p.peerAddress} ${p.myASN}->${p.peerASN} ${JSON.stringify(p.nodeSelectors)}`).sort();
     assert.deepEqual(peers(fromImport.config), peers(fromLegacy.config));
+  });
+
+  it('a ConfigMap profile with echo-mode: true loses it, with a warning (Portico refuses echo mode)', function () {
+    const r = importMetalLB([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'config', namespace: 'metallb-system' }, data: { config: 'bfd-profiles:\n- name: e\n  echo-mode: true\n  receive-interval: 50\n' } }]);
+    assert.deepEqual(one(r.objects, 'BFDProfile', 'e').spec, { receiveInterval: 50 });
+    assert.deepEqual(r.warnings.map((w) => w.field), ['config.bfd-profiles[0].echo-mode']);
   });
 
   it('a ConfigMap that is not MetalLB\'s is skipped with a warning', function () {

@@ -43,6 +43,9 @@ const FIELDS: Record<string, readonly string[]> = {
 const SERVICE_ALLOCATION = ['priority', 'namespaces', 'namespaceSelectors', 'serviceSelectors'];
 const SELECTOR = ['matchLabels', 'matchExpressions'];
 
+/** Portico refuses echoMode: true, so an imported profile runs without it. */
+const ECHO_NOTE = 'Portico\'s BFD has no echo mode (asynchronous mode only); echoMode: true left out';
+
 /** Notes on MetalLB fields that have no Portico counterpart, for the warning text. */
 const WHY: Record<string, string> = {
   'BGPPeer.dynamicASN': 'set peerASN explicitly',
@@ -73,6 +76,10 @@ export function importMetalLB(docs: readonly unknown[], opts: ImportOptions = {}
     const spec = isObj(doc.spec) ? doc.spec : {};
     const out: Json = {};
     for (const [k, v] of Object.entries(spec)) {
+      if (kind === 'BFDProfile' && k === 'echoMode' && v === true) {
+        res.warnings.push({ source, field: 'spec.echoMode', message: ECHO_NOTE });
+        continue;
+      }
       if (!FIELDS[kind].includes(k)) {
         const why = WHY[`${kind}.${k}`];
         res.warnings.push({ source, field: `spec.${k}`, message: `Portico has no field ${k}${why ? `: ${why}` : ''}; left out` });
@@ -192,6 +199,9 @@ function convertLegacy(cm: Json, source: string, ns: string, res: ImportResult):
     const spec = take(p, ['name', 'receive-interval', 'transmit-interval', 'detect-multiplier', 'echo-interval', 'echo-mode', 'passive-mode', 'minimum-ttl'], source, `config.bfd-profiles[${i}]`, w);
     const name = objectName(str(spec.name, `bfd-${i}`));
     delete spec.name;
+    for (const k of ['echoMode', 'echo-mode']) {
+      if (spec[k] === true) { delete spec[k]; w.push({ source, field: `config.bfd-profiles[${i}].echo-mode`, message: ECHO_NOTE }); }
+    }
     push('BFDProfile', name, spec);
   });
 
