@@ -79,15 +79,18 @@ try {
     const waits: number[] = [];
     const loads: number[] = [];
     let lastWait = tids.map(schedWaitMs);
+    let lastAt = performance.now();
     const poll = (async () => {
       while (Date.now() < endAt) {
         await new Promise((r) => setTimeout(r, 1000));
         const o = await ownerOf();
         if (o && o !== owner) { ownerChanges++; process.stderr.write(`owner changed: ${owner} -> ${o}\n`); owner = o; }
         const w = tids.map(schedWaitMs);
-        // The heartbeat thread's wait for a CPU in the last second, worst speaker.
-        waits.push(Math.max(...w.map((x, i) => x - lastWait[i]!).filter((x) => !Number.isNaN(x)), 0));
+        const at = performance.now();
+        // The heartbeat thread's wait for a CPU per second of the window (a poll takes a second or more), worst speaker.
+        waits.push((Math.max(...w.map((x, i) => x - lastWait[i]!).filter((x) => !Number.isNaN(x)), 0) * 1000) / (at - lastAt));
         lastWait = w;
+        lastAt = at;
         loads.push(os.loadavg()[0]!);
       }
     })();

@@ -18,6 +18,8 @@ export interface Layer2Settings {
   intervalMs: number;
   deadAfterMs: number;
   restartHoldMs: number;
+  /** Longest grace of a peer seen sending late (PORTICO_HEARTBEAT_MAX_DEAD_AFTER_MS; = deadAfterMs turns it off). */
+  maxDeadAfterMs: number;
   refreshMs: number;
   stopMode: 'leave' | 'restart';
   /** Nice value of the heartbeat thread (PORTICO_HEARTBEAT_NICE; empty: unchanged). */
@@ -37,7 +39,7 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 }
 
 /**
- * PORTICO_HEARTBEAT_PORT, PORTICO_HEARTBEAT_INTERVAL_MS, PORTICO_HEARTBEAT_DEAD_AFTER_MS, PORTICO_RESTART_HOLD_MS, PORTICO_L2_REFRESH_SECONDS, PORTICO_STOP_MODE, PORTICO_HEARTBEAT_NICE,
+ * PORTICO_HEARTBEAT_PORT, PORTICO_HEARTBEAT_INTERVAL_MS, PORTICO_HEARTBEAT_DEAD_AFTER_MS, PORTICO_HEARTBEAT_MAX_DEAD_AFTER_MS, PORTICO_RESTART_HOLD_MS, PORTICO_L2_REFRESH_SECONDS, PORTICO_STOP_MODE, PORTICO_HEARTBEAT_NICE,
  * PORTICO_L2_STATUS_SETTLE_MS, PORTICO_L2_STATUS_BURST, PORTICO_L2_STATUS_WRITES_PER_SECOND (0: no limit).
  */
 export function layer2Settings(env: NodeJS.ProcessEnv = process.env): Layer2Settings {
@@ -49,6 +51,7 @@ export function layer2Settings(env: NodeJS.ProcessEnv = process.env): Layer2Sett
     intervalMs,
     deadAfterMs: num(env, 'PORTICO_HEARTBEAT_DEAD_AFTER_MS', intervalMs * 4),
     restartHoldMs: num(env, 'PORTICO_RESTART_HOLD_MS', 15_000),
+    maxDeadAfterMs: num(env, 'PORTICO_HEARTBEAT_MAX_DEAD_AFTER_MS', num(env, 'PORTICO_HEARTBEAT_DEAD_AFTER_MS', intervalMs * 4) * 4),
     refreshMs: num(env, 'PORTICO_L2_REFRESH_SECONDS', 0) * 1000,
     stopMode,
     heartbeatNice: heartbeatNice(env.PORTICO_HEARTBEAT_NICE),
@@ -96,7 +99,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
   let hasKey = (): boolean => false;
   const publish = (): void => ctx.liveness?.publish({ reasons: m.reasons(), settled: m.settled() && hasKey() });
   const m = await MembershipThread.start({
-    self: ctx.self, port: settings.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
+    self: ctx.self, port: settings.port, intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs, maxDeadAfterMs: settings.maxDeadAfterMs,
     ...(settings.heartbeatNice !== undefined ? { nice: settings.heartbeatNice } : {}),
     onChange: () => {
       metrics.membershipChanges.inc();

@@ -10,6 +10,8 @@ export interface WorkerSettings {
   intervalMs: number;
   deadAfterMs: number;
   restartHoldMs: number;
+  /** Longest grace of a peer seen sending late (Membership's maxDeadAfterMs). */
+  maxDeadAfterMs?: number;
   maxSkewMs?: number;
   /**
    * Nice value for the heartbeat thread alone (Linux: setpriority on its

@@ -42,6 +42,7 @@ try {
   const m = new Membership({
     self: settings.self, transport, keys: () => keys,
     intervalMs: settings.intervalMs, deadAfterMs: settings.deadAfterMs, restartHoldMs: settings.restartHoldMs,
+    ...(settings.maxDeadAfterMs !== undefined ? { maxDeadAfterMs: settings.maxDeadAfterMs } : {}),
     ...(settings.maxSkewMs !== undefined ? { maxSkewMs: settings.maxSkewMs } : {}),
     onChange: () => report(),
     onDrop: (reason, detail, from) => post({ type: 'drop', reason, detail, from }),
