@@ -49,7 +49,7 @@ export interface L2Env {
  * an L2Advertisement, a dual-stack Service with 3 pods. Used by the layer-2
  * and externalIPs tests and bench/l2-failover, bench/api-load.
  */
-export async function startL2(lab: Lab): Promise<L2Env> {
+export async function startL2(lab: Lab, opts: { speakerArgs?: readonly string[] } = {}): Promise<L2Env> {
   const core = lab.kc.makeApiClient(k8s.CoreV1Api);
   const cleanups: (() => Promise<unknown>)[] = [];
   const stop = async (): Promise<void> => { for (const c of cleanups.reverse()) await c().catch(() => undefined); };
@@ -58,7 +58,7 @@ export async function startL2(lab: Lab): Promise<L2Env> {
     await lab.kubectlResult(['create', 'namespace', NS]);
     await lab.kubectlResult(['create', 'secret', 'generic', 'portico-heartbeat', '-n', NS, `--from-literal=key=${randomBytes(32).toString('hex')}`]);
     const install = await installPortico(lab, {
-      replicas: 1, controllerArgs: FAST_LEASE, stateDir: path.join(lab.dir, 'portico-l2'),
+      replicas: 1, controllerArgs: FAST_LEASE, stateDir: path.join(lab.dir, 'portico-l2'), ...(opts.speakerArgs ? { speakerArgs: opts.speakerArgs } : {}),
     });
     cleanups.push(() => install.stop());
     const apply = (...objs: Obj[]): Promise<void> => applyTo(lab, ...objs);
