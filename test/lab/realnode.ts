@@ -82,7 +82,6 @@ export class RealNode {
 
   /** Writes every config file; idempotent, so a reboot reuses the node's disk (images, kubelet state). */
   prepare(): void {
-    const s = this.spec;
     for (const d of ['containerd/root', 'containerd/opt', 'kubelet', 'var-lib/cni', 'var-log', 'cni/net.d', 'sysctl']) mkdirSync(this.p(d), { recursive: true });
     for (const [key, value] of Object.entries(KUBELET_SYSCTLS)) writeFileSync(this.p('sysctl', key.replace('/', '.')), `${value}\n`);
     writeFileSync(this.p('resolv.conf'), 'nameserver 127.0.0.1\noptions ndots:1\n');
