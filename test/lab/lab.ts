@@ -31,6 +31,8 @@ export const SEGMENT = {
   firstRouter: 201,
 } as const;
 export const SERVICE_CIDRS = ['100.64.240.0/20', '2001:db8:f::/112'] as const;
+/** The `kubernetes` Service's ClusterIP: the first address of the IPv4 Service CIDR. */
+const KUBERNETES_SERVICE_IP = '100.64.240.1';
 
 export interface LabOptions {
   /** Number of nodes (default 3). */
@@ -269,6 +271,12 @@ export class Lab {
       // masqueraded: the control plane answers them through their node. Nodes have no default
       // route, so the Service CIDRs get one (a connect would fail before netfilter sees it).
       await this.addPodRoutes(this.nsName('cp'));
+      // The API server's ClusterIP also answers without kube-proxy (a cluster whose Services
+      // are forwarded by something else): the control plane's namespace DNATs it itself.
+      await run(['nft', '-f', '-'], { netns: this.nsName('cp'), input: `table ip lab-apiserver {
+  chain prerouting { type nat hook prerouting priority dstnat; ip daddr ${KUBERNETES_SERVICE_IP} tcp dport 443 dnat to ${this.apiServerAddress}:6443; }
+}
+` });
       const [v4, v6] = SERVICE_CIDRS;
       await Promise.all(this.nodes.map((n) => ipBatch(n.ns, [
         `route add ${v4} via ${this.apiServerAddress}`, `route add ${v6} via ${SEGMENT.v6Prefix}${SEGMENT.controlPlane}`,
@@ -493,6 +501,17 @@ export class Lab {
     if (!this.opts.realNodes) throw new Error('loadImage needs a lab with realNodes: true');
     if (!this.nodeImages.some((i) => i.archive === image.archive)) this.nodeImages.push(image);
     await Promise.all([...this.realNodes.values()].map((n) => n.importImage(image.archive)));
+  }
+
+  /** Real nodes: switches kube-proxy on every node to `mode` ('none' stops it and removes its rules). */
+  async setKubeProxy(mode: KubeProxyMode): Promise<void> {
+    if (!this.opts.realNodes) throw new Error('setKubeProxy needs a lab with realNodes: true');
+    this.opts.kubeProxy = mode;
+    await Promise.all([...this.realNodes.values()].map((n) => n.setKubeProxy(mode)));
+  }
+
+  get kubeProxyMode(): KubeProxyMode {
+    return this.opts.kubeProxy;
   }
 
   /** Whether the nodes are real kubelets (realNodes) rather than the lab kubelet. */

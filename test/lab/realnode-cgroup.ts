@@ -9,6 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileS
 import path from 'node:path';
 
 const CGROUP_FS = '/sys/fs/cgroup';
+/** cpu.shares of a node's tree: about what its ~30 processes would weigh outside a cgroup (1024 each). */
+const NODE_CPU_SHARES = 32_768;
 
 export class CgroupError extends Error {
   readonly code = 'PORTICO_LAB_CGROUP';
@@ -66,6 +68,10 @@ export class NodeCgroup {
         if (existsSync(path.join(dir, 'cpuset.cpus'))) {
           for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(path.join(dir, f), readFileSync(path.join(parent, f)));
         }
+        // A new cpu cgroup is one scheduling entity weighing as much as one process: on a busy
+        // machine a whole node (kubelet, containerd, its pods) would get one process's share.
+        // Above the node's daemons it weighs as much as the processes of a node.
+        if (existsSync(path.join(dir, 'cpu.shares')) && dir !== path.join(h, this.system)) writeFileSync(path.join(dir, 'cpu.shares'), String(NODE_CPU_SHARES));
       }
       // Only what lies above root and was missing is ours to remove later.
       this.createdAbove.set(h, made.filter((d) => !d.startsWith(path.join(h, this.root) + '/') && d !== path.join(h, this.root)));

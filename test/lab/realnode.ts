@@ -8,7 +8,7 @@
 // without a setting (/run/containerd, /run/<hostPath>, /var/lib/cni,
 // /var/log/pods) are the node's own directories mounted over /run, /var/lib
 // and /var/log — only inside the node's mount namespace.
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { NodeCgroup } from './realnode-cgroup.ts';
 import { run, waitFor } from './sh.ts';
@@ -82,14 +82,13 @@ export class RealNode {
 
   /** Writes every config file; idempotent, so a reboot reuses the node's disk (images, kubelet state). */
   prepare(): void {
-    const s = this.spec;
     for (const d of ['containerd/root', 'containerd/opt', 'kubelet', 'var-lib/cni', 'var-log', 'cni/net.d', 'sysctl']) mkdirSync(this.p(d), { recursive: true });
     for (const [key, value] of Object.entries(KUBELET_SYSCTLS)) writeFileSync(this.p('sysctl', key.replace('/', '.')), `${value}\n`);
     writeFileSync(this.p('resolv.conf'), 'nameserver 127.0.0.1\noptions ndots:1\n');
     writeFileSync(this.p('containerd.toml'), this.containerdConfig());
     writeFileSync(this.p('cni', 'net.d', '10-lab.conflist'), JSON.stringify(this.cniConfig(), null, 2));
     writeFileSync(this.p('kubelet.yaml'), this.kubeletConfig());
-    if (s.kubeProxy !== 'none') writeFileSync(this.p('kube-proxy.yaml'), this.kubeProxyConfig());
+    this.writeKubeProxyConfig();
     writeFileSync(this.p('init.sh'), this.initScript(), { mode: 0o755 });
   }
 
@@ -207,6 +206,35 @@ shutdownGracePeriod: 0s
 `;
   }
 
+  /** kube-proxy runs while its config file exists (the init script checks each second). */
+  private writeKubeProxyConfig(): void {
+    if (this.spec.kubeProxy === 'none') rmSync(this.p('kube-proxy.yaml'), { force: true });
+    else writeFileSync(this.p('kube-proxy.yaml'), this.kubeProxyConfig());
+  }
+
+  /**
+   * Switches kube-proxy's mode on the running node: the running kube-proxy is
+   * stopped, its rules are removed (`kube-proxy --cleanup`, as an operator does
+   * when changing modes), and the init script starts the new mode's.
+   */
+  async setKubeProxy(mode: KubeProxyMode): Promise<void> {
+    this.spec.kubeProxy = mode;
+    this.writeKubeProxyConfig();
+    for (const pid of this.kubeProxyPids()) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    await waitFor(`kube-proxy of ${this.spec.name} to stop`, () => this.kubeProxyPids().length === 0, 10_000, 50);
+    await run(['nsenter', `--net=/run/netns/${this.spec.ns}`, '--', path.join(this.spec.binDir, 'kube-proxy'), '--cleanup', '--v=0'], { allowFail: true, timeoutMs: 60_000 });
+    if (mode !== 'none') await waitFor(`kube-proxy (${mode}) on ${this.spec.name}`, () => this.kubeProxyPids().length > 0, 10_000, 50);
+  }
+
+  private kubeProxyPids(): number[] {
+    const bin = path.join(this.spec.binDir, 'kube-proxy');
+    return this.cgroup.pids().filter((pid) => {
+      try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] === bin; } catch { return false; }
+    });
+  }
+
   private kubeProxyConfig(): string {
     const s = this.spec;
     return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -269,7 +297,12 @@ keep() { # name command...: runs it again one second after it exits, as a servic
 ) >> ${log('containerd')} 2>&1 &
 for i in $(seq 1 400); do ctr -a ${this.socket} version >/dev/null 2>&1 && break; sleep 0.05; done
 keep kubelet ${kubelet.join(' ')} >> ${log('kubelet')} 2>&1 &
-${s.kubeProxy === 'none' ? '' : `keep kube-proxy ${proxy.join(' ')} >> ${log('kube-proxy')} 2>&1 &`}
+(
+  while :; do
+    if [ -f ${this.p('kube-proxy.yaml')} ]; then ${proxy.join(' ')}; echo "[node] kube-proxy exited with $?" >&2; fi
+    sleep 1
+  done
+) >> ${log('kube-proxy')} 2>&1 &
 wait
 `;
   }

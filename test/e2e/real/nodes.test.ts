@@ -115,6 +115,35 @@ describe('real nodes (e2e, root): containerd, runc, the real kubelet and kube-pr
     assert.ok(seen.size >= 2, `kube-proxy spread 30 requests over ${seen.size} pod(s)`);
   });
 
+  it('switches kube-proxy to iptables mode and off; the API server\'s ClusterIP answers in every mode', async function () {
+    const ip = (await lab.kubectl('get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}')).trim();
+    // What a hostNetwork pod (the speaker) does: the API server at its ClusterIP, from the node.
+    const apiVersion = async (): Promise<string> => (await lab.exec('node-1', ['curl', '-sk', '--max-time', '3', 'https://100.64.240.1/version'], { allowFail: true })).stdout;
+    try {
+      await lab.setKubeProxy('iptables');
+      await waitFor('KUBE-SERVICES for the Service in iptables', async () => {
+        const r = await lab.exec('node-1', ['iptables-save', '-t', 'nat'], { allowFail: true });
+        return r.stdout.includes(ip) && r.stdout.includes('KUBE-SERVICES');
+      }, 30_000, 200);
+      const nft = (await lab.exec('node-1', ['nft', 'list', 'tables'])).stdout;
+      assert.doesNotMatch(nft, /table ip kube-proxy/, 'the nftables mode\'s rules were removed');
+      const a = JSON.parse(await lab.curl('node-1', `http://${ip}/`)) as WebAnswer;
+      assert.match(a.pod, /^web-/);
+      assert.match(await apiVersion(), /"gitVersion": "v1\.36\.3"/);
+      await lab.setKubeProxy('none');
+      const r = await lab.exec('node-1', ['curl', '-sS', '--max-time', '2', `http://${ip}/`], { allowFail: true });
+      assert.notEqual(r.code, 0, 'without kube-proxy nothing forwards the ClusterIP');
+      assert.doesNotMatch((await lab.exec('node-1', ['iptables-save', '-t', 'nat'])).stdout, /KUBE-SERVICES/);
+      assert.match(await apiVersion(), /"gitVersion": "v1\.36\.3"/, 'the API server\'s ClusterIP still answers');
+    } finally {
+      await lab.setKubeProxy('nftables');
+    }
+    await waitFor('kube-proxy (nftables) programs the Service again', async () => {
+      const r = await lab.exec('node-1', ['nft', 'list', 'map', 'ip', 'kube-proxy', 'service-ips'], { allowFail: true });
+      return r.stdout.includes(ip);
+    }, 30_000, 200);
+  });
+
   it('kills the whole node on a power cut, pods included, and reboots it', async function () {
     const name = 'node-3';
     const node = lab.realNodes.get(name)!;
