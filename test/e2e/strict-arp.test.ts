@@ -26,6 +26,14 @@ describe('strict ARP through nftables (e2e, root): only the owner answers while 
     requireE2e(this);
     this.timeout(300_000);
     lab = await sharedLab();
+    // The shared lab's nodes may carry the sysctls an earlier suite's speaker
+    // (--strict-arp=sysctl, or auto where /proc/sys is writable) wrote: put the
+    // kernel defaults back, so the first test sees what this speaker did.
+    for (const n of lab.nodes) {
+      for (const k of ['all', 'eth0']) {
+        await lab.exec(n.name, ['sysctl', '-qw', `net.ipv4.conf.${k}.arp_ignore=0`, `net.ipv4.conf.${k}.arp_announce=0`]);
+      }
+    }
     env = await startL2(lab, { speakerArgs: ['--strict-arp=nftables'] });
     owner = await settled(lab, env);
     others = lab.nodes.map((n) => n.name).filter((n) => n !== owner);

@@ -710,7 +710,7 @@ current-context: portico-lab
     }
     // Kubelets first so they do not restart pods while the rest goes away.
     const order = [...this.daemons.values()].sort((a, b) => Number(b.name.startsWith('kubelet')) - Number(a.name.startsWith('kubelet')));
-    await Promise.all(order.map((d) => stopDaemon(d, 2000)));
+    await Promise.all(order.map((d) => stopDaemon(d, 2000, { group: true })));
     const mine = listNetns().filter((n) => n.startsWith(`${this.tag}-`)).sort((a, b) => b.length - a.length);
     for (const ns of mine) destroyNetns(ns);
     this.daemons.clear();

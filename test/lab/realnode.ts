@@ -218,13 +218,19 @@ shutdownGracePeriod: 0s
    * when changing modes), and the init script starts the new mode's.
    */
   async setKubeProxy(mode: KubeProxyMode): Promise<void> {
+    // No config file first, so the init script cannot start one while the old
+    // one goes and its rules are cleaned up; each poll kills any still there.
+    rmSync(this.p('kube-proxy.yaml'), { force: true });
+    await waitFor(`kube-proxy of ${this.spec.name} to stop`, () => {
+      const pids = this.kubeProxyPids();
+      for (const pid of pids) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+      return pids.length === 0;
+    }, 10_000, 50);
+    await run(['nsenter', `--net=/run/netns/${this.spec.ns}`, '--', path.join(this.spec.binDir, 'kube-proxy'), '--cleanup', '--v=0'], { allowFail: true, timeoutMs: 60_000 });
     this.spec.kubeProxy = mode;
     this.writeKubeProxyConfig();
-    for (const pid of this.kubeProxyPids()) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    await waitFor(`kube-proxy of ${this.spec.name} to stop`, () => this.kubeProxyPids().length === 0, 10_000, 50);
-    await run(['nsenter', `--net=/run/netns/${this.spec.ns}`, '--', path.join(this.spec.binDir, 'kube-proxy'), '--cleanup', '--v=0'], { allowFail: true, timeoutMs: 60_000 });
     if (mode !== 'none') await waitFor(`kube-proxy (${mode}) on ${this.spec.name}`, () => this.kubeProxyPids().length > 0, 10_000, 50);
   }
 

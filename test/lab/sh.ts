@@ -151,16 +151,23 @@ export function signal(rec: Pick<DaemonRecord, 'pid' | 'startTicks'>, sig: NodeJ
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Stops a process: SIGTERM, then SIGKILL after graceMs; resolves when it is gone. */
-export async function stopDaemon(rec: DaemonRecord, graceMs = 3000): Promise<void> {
+/**
+ * Stops a process: SIGTERM, then SIGKILL after graceMs; resolves when it is gone.
+ * With `group`, what it forked and left behind goes too (a socat forward's
+ * per-connection children): daemons start detached, so their process group
+ * is the daemon's PID, and it is killed once the daemon itself is gone.
+ */
+export async function stopDaemon(rec: DaemonRecord, graceMs = 3000, opts: { group?: boolean } = {}): Promise<void> {
+  const killGroup = (): void => { if (opts.group) { try { process.kill(-rec.pid, 'SIGKILL'); } catch { /* no member left */ } } };
   if (!signal(rec, 'SIGTERM')) return;
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
-    if (!isAlive(rec)) return;
+    if (!isAlive(rec)) return killGroup();
     await sleep(25);
   }
   signal(rec, 'SIGKILL');
   for (let i = 0; i < 100 && isAlive(rec); i++) await sleep(10);
+  killGroup();
 }
 
 /** Polls `check` until it returns a value (not undefined/false) or the time is up. */
