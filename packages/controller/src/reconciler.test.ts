@@ -392,7 +392,7 @@ describe('service reconciler: requests as a MetalLB user writes them', function 
     { name: 'metallb.io/address-pool is read as an alias', spec: {}, ann: { 'metallb.io/address-pool': 'q' }, ips: ['198.51.100.0:VIP'], warnings: [] },
     { name: 'portico.dev wins over a different metallb.io value', spec: {}, ann: { 'metallb.io/address-pool': 'q', [ANNOTATIONS.addressPool]: 'p' }, ips: ['203.0.113.0:VIP'], warnings: [/RequestIgnored: annotation metallb\.io\/address-pool \("q"\) is ignored: portico\.dev\/address-pool \("p"\) wins/] },
     { name: 'a metallb.io request and spec.loadBalancerIP disagree', spec: { loadBalancerIP: '203.0.113.5' }, ann: { 'metallb.io/loadBalancerIPs': '203.0.113.4' }, ips: ['203.0.113.4:VIP'], warnings: [/spec\.loadBalancerIP 203\.0\.113\.5 is ignored: the annotation metallb\.io\/loadBalancerIPs/] },
-    { name: 'a failed request still says what was ignored', spec: { loadBalancerIP: '203.0.113.5' }, ann: { [ANNOTATIONS.loadBalancerIPs]: '192.168.0.1' }, ips: [], warnings: [/AllocationFailed: PORTICO_IP_NOT_IN_POOL/, /RequestIgnored: spec\.loadBalancerIP/] },
+    { name: 'a failed request still says what was ignored', spec: { loadBalancerIP: '203.0.113.5' }, ann: { [ANNOTATIONS.loadBalancerIPs]: '198.51.100.200' }, ips: [], warnings: [/AllocationFailed: PORTICO_IP_NOT_IN_POOL/, /RequestIgnored: spec\.loadBalancerIP/] },
   ];
   for (const t of cases) {
     it(t.name, async function () {
