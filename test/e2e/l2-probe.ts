@@ -24,7 +24,8 @@ export interface ProbeResult {
   lastError: string | undefined;
 }
 
-function get(url: string, timeoutMs: number): Promise<{ ok: boolean; pod?: string; error?: string }> {
+/** One GET on its own connection: whether it answered 200, and which pod said so. */
+export function get(url: string, timeoutMs: number): Promise<{ ok: boolean; pod?: string; error?: string }> {
   return new Promise((resolve) => {
     const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
       let body = '';
@@ -37,7 +38,10 @@ function get(url: string, timeoutMs: number): Promise<{ ok: boolean; pod?: strin
       });
       res.on('error', (err) => resolve({ ok: false, error: err.message }));
     });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
+    // Timers run before I/O in Node's loop: after this process waited for a
+    // CPU, an answer already in the socket would lose to its own timeout.
+    // Decide only once the queued I/O has been read.
+    req.on('timeout', () => setImmediate(() => req.destroy(new Error('timeout'))));
     req.on('error', (err) => resolve({ ok: false, error: err.message }));
   });
 }
@@ -67,7 +71,13 @@ export async function probe(url: string, durationMs: number, intervalMs: number,
   return r;
 }
 
-if (import.meta.main) {
+/**
+ * The probes' command line: `--duration-ms --interval-ms --timeout-ms
+ * [--ready-file F] URL...`; with --ready-file it first waits (up to 10 s) for
+ * every URL to answer once and writes the file. Prints `run`'s results as one
+ * JSON line.
+ */
+export async function probeCli(run: (url: string, durationMs: number, intervalMs: number, timeoutMs: number) => Promise<unknown>): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' }, 'ready-file': { type: 'string' } },
@@ -79,6 +89,8 @@ if (import.meta.main) {
     }
     writeFileSync(values['ready-file'], 'ready\n');
   }
-  const results = await Promise.all(positionals.map((u) => probe(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']))));
+  const results = await Promise.all(positionals.map((u) => run(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']))));
   process.stdout.write(`${JSON.stringify(results)}\n`);
 }
+
+if (import.meta.main) await probeCli(probe);

@@ -9,9 +9,7 @@
 //   node service-failover-probe.ts --duration-ms N --interval-ms N --timeout-ms N [--ready-file F] URL...
 // With --ready-file it first waits (up to 10 s) for every URL to answer once
 // and writes the file: the starter knows when to break things.
-import { writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { parseArgs } from 'node:util';
+import { get, probeCli } from './l2-probe.ts';
 
 export interface Samples {
   url: string;
@@ -72,27 +70,6 @@ export function figures(s: Samples, from: number): FailoverFigures {
   return { url: s.url, requests, failed, lastFailureMs: Math.round(lastFailure - from), maxGapMs: Math.round(maxGap), failedBefore, pods: [...pods].sort(), skipped: s.skipped };
 }
 
-function get(url: string, timeoutMs: number): Promise<{ ok: boolean; pod: string; error?: string }> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
-      res.on('end', () => {
-        let pod = '';
-        try { pod = (JSON.parse(body) as { pod?: string }).pod ?? ''; } catch { /* not the pod server */ }
-        resolve(res.statusCode === 200 ? { ok: true, pod } : { ok: false, pod: '', error: `HTTP ${res.statusCode}` });
-      });
-      res.on('error', (err) => resolve({ ok: false, pod: '', error: err.message }));
-    });
-    // Timers run before I/O in Node's loop: after this process waited for a
-    // CPU, an answer already in the socket would lose to its own timeout.
-    // Decide only once the queued I/O has been read.
-    req.on('timeout', () => setImmediate(() => req.destroy(new Error('timeout'))));
-    req.on('error', (err) => resolve({ ok: false, pod: '', error: err.message }));
-  });
-}
-
 /** Starts a request every intervalMs for durationMs (each with its own connection and timeout) and waits for the last. */
 export async function sample(url: string, durationMs: number, intervalMs: number, timeoutMs: number): Promise<Samples> {
   const s: Samples = { url, at: [], ok: [], pod: [], errors: {}, skipped: 0 };
@@ -106,7 +83,7 @@ export async function sample(url: string, durationMs: number, intervalMs: number
     s.pod.push('');
     pending.push(get(url, timeoutMs).then((r) => {
       s.ok[i] = r.ok;
-      s.pod[i] = r.pod;
+      s.pod[i] = r.pod ?? '';
       if (r.error) s.errors[r.error] = (s.errors[r.error] ?? 0) + 1;
     }));
     n++;
@@ -126,18 +103,4 @@ export async function sample(url: string, durationMs: number, intervalMs: number
   return s;
 }
 
-if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' }, 'ready-file': { type: 'string' } },
-  });
-  if (values['ready-file']) {
-    const deadline = performance.now() + 10_000;
-    for (const u of positionals) {
-      while (!(await get(u, 500)).ok && performance.now() < deadline) await new Promise((done) => setTimeout(done, 20));
-    }
-    writeFileSync(values['ready-file'], 'ready\n');
-  }
-  const results = await Promise.all(positionals.map((u) => sample(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']))));
-  process.stdout.write(`${JSON.stringify(results)}\n`);
-}
+if (import.meta.main) await probeCli(sample);
