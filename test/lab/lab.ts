@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { run, startDaemon, stopDaemon, isAlive, signal, sleep, waitFor, type DaemonRecord, type RunResult } from './sh.ts';
 import { createNetns, destroyNetns, ipBatch, netnsPids, listNetns } from './netns.ts';
-import { makeClientCert, makePki, writeCertKubeconfig, writeKubeconfig, type Pki } from './pki.ts';
+import { makeClientCert, makePki, writeKubeconfig, writeLabKubeconfig, type Pki } from './pki.ts';
 import { RealNode, type KubeProxyMode } from './realnode.ts';
 import { pauseImage, webImage, type LabImage } from './realnode-images.ts';
 import { LabBusyError, clearPrefix, ownerRecord, prefixDir, readState, stateInUse, withClaimLock, writeState, type LabState } from './state.ts';
@@ -479,8 +479,8 @@ export class Lab {
         makeClientCert(this.pki, `/O=system:nodes/CN=system:node:${n.name}`, path.join(dir, 'kubelet')),
         makeClientCert(this.pki, '/CN=system:kube-proxy', path.join(dir, 'kube-proxy')),
       ]);
-      writeCertKubeconfig(path.join(dir, 'kubelet.kubeconfig'), this.pki, server, `system:node:${n.name}`, kubeletCert);
-      writeCertKubeconfig(path.join(dir, 'kube-proxy.kubeconfig'), this.pki, server, 'system:kube-proxy', proxyCert);
+      writeLabKubeconfig(path.join(dir, 'kubelet.kubeconfig'), this.pki, server, `system:node:${n.name}`, kubeletCert);
+      writeLabKubeconfig(path.join(dir, 'kube-proxy.kubeconfig'), this.pki, server, 'system:kube-proxy', proxyCert);
       node = new RealNode({
         name: n.name, ns: n.ns, tag: this.tag, ipv4: n.ipv4, ipv6: n.ipv6, podCidrV4: n.podCidrV4, podCidrV6: n.podCidrV6,
         dir, logDir: this.logDir, binDir: this.binDir, caCert: this.pki.caCert,
@@ -649,25 +649,7 @@ export class Lab {
     const token = (await this.kubectl('create', 'token', name, '-n', namespace, '--duration=48h')).trim();
     const file = path.join(this.dir, `kubeconfig.sa.${namespace}.${name}.${where}`);
     const server = where === 'segment' ? `https://${this.apiServerAddress}:6443` : `https://127.0.0.1:${this.apiPort}`;
-    writeFileSync(file, `apiVersion: v1
-kind: Config
-clusters:
-- name: portico-lab
-  cluster:
-    server: ${server}
-    certificate-authority: ${this.pki.caCert}
-users:
-- name: ${namespace}-${name}
-  user:
-    token: ${token}
-contexts:
-- name: portico-lab
-  context:
-    cluster: portico-lab
-    user: ${namespace}-${name}
-    namespace: ${namespace}
-current-context: portico-lab
-`, { mode: 0o600 });
+    writeLabKubeconfig(file, this.pki, server, `${namespace}-${name}`, { token }, namespace);
     return file;
   }
 

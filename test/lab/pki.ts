@@ -22,6 +22,21 @@ async function key(file: string): Promise<void> {
   await run(['openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file]);
 }
 
+const CLIENT_EXT = 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
+
+/**
+ * Signs `keyFile`'s certificate for `subj` with the lab CA into `out`, with the
+ * extensions `ext`. A random serial: several nodes sign at once, and
+ * -CAcreateserial would race on one serial file.
+ */
+async function signCert(pki: Pki, keyFile: string, subj: string, out: string, ext: string): Promise<void> {
+  const extFile = `${out}.ext`;
+  writeFileSync(extFile, ext);
+  const csr = await run(['openssl', 'req', '-new', '-key', keyFile, '-subj', subj]);
+  await run(['openssl', 'x509', '-req', '-CA', pki.caCert, '-CAkey', pki.caKey, '-set_serial', `0x${randomBytes(8).toString('hex')}`,
+    '-days', '30', '-out', out, '-extfile', extFile], { input: csr.stdout });
+}
+
 export async function makePki(dir: string, apiserverIps: readonly string[]): Promise<Pki> {
   mkdirSync(dir, { recursive: true });
   const p = (f: string): string => path.join(dir, f);
@@ -40,16 +55,9 @@ export async function makePki(dir: string, apiserverIps: readonly string[]): Pro
     'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local', 'DNS:localhost',
     ...apiserverIps.map((ip) => `IP:${ip}`),
   ].join(',');
-  const sign = async (keyFile: string, subj: string, out: string, ext: string): Promise<void> => {
-    const extFile = `${out}.ext`;
-    writeFileSync(extFile, ext);
-    const csr = await run(['openssl', 'req', '-new', '-key', keyFile, '-subj', subj]);
-    await run(['openssl', 'x509', '-req', '-CA', pki.caCert, '-CAkey', pki.caKey, '-CAcreateserial', '-days', '30', '-out', out, '-extfile', extFile], { input: csr.stdout });
-  };
-  await sign(pki.apiserverKey, '/CN=kube-apiserver', pki.apiserverCert,
+  await signCert(pki, pki.apiserverKey, '/CN=kube-apiserver', pki.apiserverCert,
     `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`);
-  await sign(pki.adminKey, '/O=system:masters/CN=portico-lab-admin', pki.adminCert,
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  await signCert(pki, pki.adminKey, '/O=system:masters/CN=portico-lab-admin', pki.adminCert, CLIENT_EXT);
   return pki;
 }
 
@@ -60,17 +68,19 @@ export async function makePki(dir: string, apiserverIps: readonly string[]): Pro
 export async function makeClientCert(pki: Pki, subj: string, base: string): Promise<{ cert: string; key: string }> {
   const keyFile = `${base}.key`;
   const cert = `${base}.crt`;
-  const extFile = `${cert}.ext`;
   await key(keyFile);
-  writeFileSync(extFile, 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
-  const csr = await run(['openssl', 'req', '-new', '-key', keyFile, '-subj', subj]);
-  // A random serial: several nodes sign at once, and -CAcreateserial would race on one serial file.
-  await run(['openssl', 'x509', '-req', '-CA', pki.caCert, '-CAkey', pki.caKey, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '30', '-out', cert, '-extfile', extFile], { input: csr.stdout });
+  await signCert(pki, keyFile, subj, cert, CLIENT_EXT);
   return { cert, key: keyFile };
 }
 
-/** A kubeconfig that authenticates with a client certificate against `server`. */
-export function writeCertKubeconfig(file: string, pki: Pki, server: string, user: string, cert: { cert: string; key: string }): void {
+/** How a kubeconfig's user authenticates: a client certificate or a bearer token. */
+export type KubeconfigUser = { cert: string; key: string } | { token: string };
+
+/** A kubeconfig for `user` against `server`, trusting the lab CA; `namespace` sets the context's default. */
+export function writeLabKubeconfig(file: string, pki: Pki, server: string, user: string, cred: KubeconfigUser, namespace?: string): void {
+  const auth = 'token' in cred
+    ? `    token: ${cred.token}\n`
+    : `    client-certificate: ${cred.cert}\n    client-key: ${cred.key}\n`;
   writeFileSync(file, `apiVersion: v1
 kind: Config
 clusters:
@@ -81,36 +91,16 @@ clusters:
 users:
 - name: ${user}
   user:
-    client-certificate: ${cert.cert}
-    client-key: ${cert.key}
-contexts:
+${auth}contexts:
 - name: portico-lab
   context:
     cluster: portico-lab
     user: ${user}
-current-context: portico-lab
-`);
+${namespace === undefined ? '' : `    namespace: ${namespace}\n`}current-context: portico-lab
+`, { mode: 0o600 });
 }
 
 /** A kubeconfig that uses the lab admin client certificate against `server`. */
 export function writeKubeconfig(file: string, pki: Pki, server: string): void {
-  writeFileSync(file, `apiVersion: v1
-kind: Config
-clusters:
-- name: portico-lab
-  cluster:
-    server: ${server}
-    certificate-authority: ${pki.caCert}
-users:
-- name: lab-admin
-  user:
-    client-certificate: ${pki.adminCert}
-    client-key: ${pki.adminKey}
-contexts:
-- name: portico-lab
-  context:
-    cluster: portico-lab
-    user: lab-admin
-current-context: portico-lab
-`);
+  writeLabKubeconfig(file, pki, server, 'lab-admin', { cert: pki.adminCert, key: pki.adminKey });
 }
