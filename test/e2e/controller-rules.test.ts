@@ -4,48 +4,17 @@
 // metallb.io aliases), what kubectl apply refuses with the field named, and
 // a current Valid condition on every config object, also a re-created one.
 import { strict as assert } from 'node:assert';
-import * as k8s from '@kubernetes/client-node';
 import { buildConfig, type ConfigInput } from '@portico/shared';
-import { PORTICO_NAMESPACE as NS, installPortico, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
-import { FAST_LEASE } from '../lab/portico.ts';
-import { apply as applyTo, pool, service, type Obj } from './objects.ts';
-import { requireE2e, sharedLab } from './shared-lab.ts';
+import { PORTICO_NAMESPACE as NS, waitFor } from '../lab/index.ts';
+import { controllerEnv } from './controller-env.ts';
+import { pool, service, type Obj } from './objects.ts';
 
 const NAMESPACES = ['rules-a', 'rules-ds'];
 
 describe('controller rules (e2e, root): issue 16 on the real API server', function () {
   this.timeout(240_000);
-  let lab: Lab;
-  let core: k8s.CoreV1Api;
-  let install: PorticoInstall | undefined;
-
-  const apply = (...objs: Obj[]): Promise<void> => applyTo(lab, ...objs);
-  const ips = async (namespace: string, name: string): Promise<string[]> => {
-    const s = await core.readNamespacedService({ name, namespace });
-    return (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '');
-  };
-  const ipsOf = async (namespace: string, name: string, count = 1): Promise<string[]> =>
-    waitFor(`${namespace}/${name} to get ${count} IP(s)`, async () => { const got = await ips(namespace, name); return got.length === count ? got : undefined; }, 30_000, 100);
-  const events = async (namespace: string, name: string): Promise<string[]> => {
-    const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
-    return list.items.map((e) => `${e.type} ${e.reason}: ${e.message}`);
-  };
-  const eventMatching = (namespace: string, name: string, re: RegExp): Promise<string> =>
-    waitFor(`an Event on ${namespace}/${name} matching ${re}`, async () => (await events(namespace, name)).find((e) => re.test(e)), 20_000, 200);
-
-  before(async function () {
-    requireE2e(this);
-    lab = await sharedLab();
-    core = lab.kc.makeApiClient(k8s.CoreV1Api);
-    for (const ns of NAMESPACES) await lab.kubectlResult(['create', 'namespace', ns]);
-    install = await installPortico(lab, { speakers: false, replicas: 1, controllerArgs: FAST_LEASE });
-  });
-
-  after(async function () {
-    await install?.stop();
-    await lab?.kubectlResult(['delete', 'namespace', ...NAMESPACES, '--wait=false']);
-    await lab?.kubectlResult(['delete', 'ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles', '--all', '-n', NS, '--wait=false']);
-  });
+  const env = controllerEnv({ namespaces: NAMESPACES, replicas: 1 });
+  const { apply, ips, ipsOf, events, eventMatching } = env;
 
   describe('5, 11: kubectl apply refuses single-object mistakes with the field named, and the controller\'s own check agrees', function () {
     const obj = (kind: string, name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind, metadata: { name, namespace: NS }, spec });
@@ -70,7 +39,7 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     const toInput = (o: Obj): ConfigInput => (o.kind === 'IPAddressPool' ? { pools: [o] } : { peers: [o] });
     for (const [what, o, want, field] of refused) {
       it(`refuses ${what}`, async function () {
-        const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
+        const r = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
         assert.notEqual(r.code, 0, `accepted: ${r.stdout}`);
         assert.match(r.stderr, want);
         const problems = buildConfig(toInput(o)).problems.map((p) => p.field);
@@ -85,7 +54,7 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     ];
     for (const [what, o] of accepted) {
       it(`accepts ${what}`, async function () {
-        const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
+        const r = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual(buildConfig(toInput(o)).problems, []);
       });
@@ -142,7 +111,7 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
       assert.deepEqual(await ipsOf('rules-a', 'pref-v6'), ['2001:db8:17::']);
       await apply(service('pref-auto', 'rules-ds', { ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'PreferDualStack' }));
       assert.deepEqual(await ipsOf('rules-ds', 'pref-auto', 2), ['203.0.113.174', '2001:db8:18::']);
-      const s = await core.readNamespacedService({ name: 'pref-auto', namespace: 'rules-ds' });
+      const s = await env.core.readNamespacedService({ name: 'pref-auto', namespace: 'rules-ds' });
       assert.equal(s.metadata?.annotations?.['portico.dev/ip-allocated-from-pool'], 'r-ns-dual');
       // A SingleStack Service in the same namespace still follows priority.
       await apply(service('single', 'rules-ds'));
@@ -170,7 +139,7 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     type Cond = { type?: string; status?: string; reason?: string; message?: string; observedGeneration?: number };
     type Got = { uid: string; generation: number; valid: Cond | undefined };
     const get = async (plural: string, name: string): Promise<Got | undefined> => {
-      const r = await lab.kubectlResult(['get', plural, name, '-n', NS, '-o', 'json']);
+      const r = await env.lab.kubectlResult(['get', plural, name, '-n', NS, '-o', 'json']);
       if (r.code !== 0) return undefined;
       const o = JSON.parse(r.stdout) as { metadata: { uid: string; generation: number }; status?: { conditions?: Cond[] } };
       return { uid: o.metadata.uid, generation: o.metadata.generation, valid: o.status?.conditions?.find((c) => c.type === 'Valid') };
@@ -192,7 +161,7 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
       await apply(...objs.map(([, o]) => o));
       const first = new Map<string, Got>();
       for (const [plural, o] of objs) first.set(plural, await current(plural, name(o), 'True'));
-      for (const [plural, o] of objs) await lab.kubectl('delete', plural, name(o), '-n', NS, '--wait=true');
+      for (const [plural, o] of objs) await env.lab.kubectl('delete', plural, name(o), '-n', NS, '--wait=true');
       await apply(...objs.map(([, o]) => o));
       for (const [plural, o] of objs) {
         const again = await current(plural, name(o), 'True', first.get(plural)!.uid);
@@ -211,23 +180,23 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
       await apply(bad);
       const first = await current('bgpadvertisements', 'b8', 'False');
       assert.equal(first.valid?.reason, 'UnknownReference');
-      await lab.kubectl('delete', 'bgpadvertisements', 'b8', '-n', NS, '--wait=true');
+      await env.lab.kubectl('delete', 'bgpadvertisements', 'b8', '-n', NS, '--wait=true');
       await apply(bad);
       const again = await current('bgpadvertisements', 'b8', 'False', first.uid);
       assert.match(again.valid?.message ?? '', /IPAddressPool "no-such-pool" does not exist/);
       await waitFor('a Warning Event on the new b8', async () => {
-        const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=b8,involvedObject.uid=${again.uid}` });
+        const list = await env.core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=b8,involvedObject.uid=${again.uid}` });
         return list.items.some((e) => e.type === 'Warning' && e.reason === 'ConfigUnknownReference') ? true : undefined;
       }, 20_000, 200);
       // Meanwhile the pools in force still serve.
       await apply(service('during-b8', 'rules-a', {}, { 'portico.dev/address-pool': 'r-manual' }));
       assert.equal((await ipsOf('rules-a', 'during-b8')).length, 1);
-      await lab.kubectl('delete', 'bgpadvertisements', 'b8', '-n', NS);
+      await env.lab.kubectl('delete', 'bgpadvertisements', 'b8', '-n', NS);
     });
 
     it('every config object in the namespace carries Valid for its current generation', async function () {
       await waitFor('every object to carry a current Valid condition', async () => {
-        const r = await lab.kubectl('get', 'ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles', '-n', NS, '-o', 'json');
+        const r = await env.lab.kubectl('get', 'ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles', '-n', NS, '-o', 'json');
         const items = (JSON.parse(r) as { items: { metadata: { name: string; generation: number }; status?: { conditions?: Cond[] } }[] }).items;
         const stale = items.filter((o) => o.status?.conditions?.find((c) => c.type === 'Valid')?.observedGeneration !== o.metadata.generation);
         return items.length >= objs.length && stale.length === 0 ? true : undefined;
@@ -239,13 +208,13 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     const adv = (name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind: 'BGPAdvertisement', metadata: { name, namespace: NS }, spec });
     const reported = (name: string, re: RegExp): Promise<string> =>
       waitFor(`bgpadvertisements/${name} Valid=False matching ${re}`, async () => {
-        const o = await lab.kubectl('get', 'bgpadvertisements', name, '-n', NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Valid")].status}|{.status.conditions[?(@.type=="Valid")].message}');
+        const o = await env.lab.kubectl('get', 'bgpadvertisements', name, '-n', NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Valid")].status}|{.status.conditions[?(@.type=="Valid")].message}');
         return o.startsWith('False|') && re.test(o) ? o : undefined;
       }, 20_000, 200);
 
     after(async function () {
-      await lab?.kubectlResult(['delete', 'bgpadvertisements', 'agg-sel', 'agg-all', '-n', NS, '--ignore-not-found']);
-      await lab?.kubectlResult(['delete', 'ipaddresspools', 'r7', '-n', NS, '--ignore-not-found']);
+      await env.lab.kubectlResult(['delete', 'bgpadvertisements', 'agg-sel', 'agg-all', '-n', NS, '--ignore-not-found']);
+      await env.lab.kubectlResult(['delete', 'ipaddresspools', 'r7', '-n', NS, '--ignore-not-found']);
     });
 
     it('an advertisement selecting a /28 pool by label with aggregationLength 24 is reported', async function () {
@@ -264,17 +233,17 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
     const l2 = (name: string, spec: Obj): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind: 'L2Advertisement', metadata: { name, namespace: NS }, spec });
     it('are accepted and applied (Valid=True); a weight outside 1-100 is refused, field named', async function () {
       await apply(l2('l9', { serviceSelectors: [{ matchLabels: { app: 'web' } }], preferredNodeSelectors: [{ weight: 100, preference: { matchLabels: { zone: 'b' } } }] }));
-      await waitFor('l9 Valid=True', async () => ((await lab.kubectl('get', 'l2advertisements', 'l9', '-n', NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Valid")].status}')) === 'True' ? true : undefined), 20_000, 200);
-      const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(l2('l9-bad', { preferredNodeSelectors: [{ weight: 101, preference: {} }] })));
+      await waitFor('l9 Valid=True', async () => ((await env.lab.kubectl('get', 'l2advertisements', 'l9', '-n', NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Valid")].status}')) === 'True' ? true : undefined), 20_000, 200);
+      const r = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(l2('l9-bad', { preferredNodeSelectors: [{ weight: 101, preference: {} }] })));
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /spec\.preferredNodeSelectors\[0\]\.weight: Invalid value: 101: spec\.preferredNodeSelectors\[0\]\.weight in body should be less than or equal to 100/);
-      await lab.kubectl('delete', 'l2advertisements', 'l9', '-n', NS);
+      await env.lab.kubectl('delete', 'l2advertisements', 'l9', '-n', NS);
     });
   });
 
   describe('12: the controller serves the standard process metrics', function () {
     it('process_resident_memory_bytes, not portico_process_process_*', async function () {
-      const text = await install!.replicas[0]!.metrics();
+      const text = await env.install.replicas[0]!.metrics();
       assert.match(text, /^process_resident_memory_bytes \d+/m);
       assert.match(text, /^nodejs_eventloop_lag_seconds /m);
       assert.doesNotMatch(text, /portico_process_/);
@@ -286,12 +255,12 @@ describe('controller rules (e2e, root): issue 16 on the real API server', functi
       const o = { ...pool('elsewhere', { addresses: ['203.0.113.240/28'] }), metadata: { name: 'elsewhere', namespace: 'rules-a' } };
       // The policy came with the install; the API server may take a moment to load it.
       const r = await waitFor('the namespace policy to refuse', async () => {
-        const res = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
+        const res = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(o));
         return res.code !== 0 ? res : undefined;
       }, 20_000, 250);
       assert.match(r.stderr, /metadata\.namespace: Portico reads IPAddressPool objects only in the namespace portico-system, so one in rules-a would be ignored/);
       const peer = { apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name: 'elsewhere', namespace: 'rules-a' }, spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.1' } };
-      const r2 = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(peer));
+      const r2 = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(peer));
       assert.match(r2.stderr, /Portico reads BGPPeer objects only in the namespace portico-system/);
     });
   });

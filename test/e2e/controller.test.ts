@@ -5,58 +5,33 @@
 // manifests/portico.yaml and run as its ServiceAccount, under its RBAC.
 import { strict as assert } from 'node:assert';
 import * as k8s from '@kubernetes/client-node';
-import { PORTICO_NAMESPACE as NS, installPortico, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
-import { FAST_LEASE, type ControllerReplica } from '../lab/portico.ts';
-import { apply as applyTo, pool, service, type Obj } from './objects.ts';
-import { requireE2e, sharedLab } from './shared-lab.ts';
+import { PORTICO_NAMESPACE as NS, waitFor } from '../lab/index.ts';
+import { type ControllerReplica } from '../lab/portico.ts';
+import { controllerEnv } from './controller-env.ts';
+import { pool, service, type Obj } from './objects.ts';
 
 describe('controller (e2e, root): pools and allocation on the real API server', function () {
   this.timeout(240_000);
-  let lab: Lab;
-  let core: k8s.CoreV1Api;
-  let install: PorticoInstall | undefined;
-
-  const apply = (...objs: Obj[]): Promise<void> => applyTo(lab, ...objs);
-  const ips = async (namespace: string, name: string): Promise<string[]> => {
-    const s = await core.readNamespacedService({ name, namespace });
-    return (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '');
-  };
-  const ipsOf = async (namespace: string, name: string, count = 1): Promise<string[]> =>
-    waitFor(`${namespace}/${name} to get ${count} IP(s)`, async () => { const got = await ips(namespace, name); return got.length === count ? got : undefined; }, 30_000, 100);
+  const env = controllerEnv({ namespaces: ['ctl-a', 'ctl-team', 'ctl-other', 'ctl-many'], replicas: 2 });
+  const { apply, ips, ipsOf, events } = env;
   const allIPs = async (namespace: string): Promise<Map<string, string>> => {
-    const list = await core.listNamespacedService({ namespace });
+    const list = await env.core.listNamespacedService({ namespace });
     return new Map(list.items.map((s) => [s.metadata!.name!, (s.status?.loadBalancer?.ingress ?? []).map((i) => `${i.ip}/${i.ipMode}`).join(',')]));
   };
-  const events = async (namespace: string, name: string): Promise<string[]> => {
-    const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
-    return list.items.map((e) => `${e.reason}: ${e.message}`);
-  };
   const replica = (identity: string): ControllerReplica => {
-    const r = install!.replicas.find((x) => x.identity === identity);
-    assert.ok(r, `no controller replica has the identity ${JSON.stringify(identity)} (replicas: ${install!.replicas.map((x) => x.identity).join(', ')})`);
+    const r = env.install.replicas.find((x) => x.identity === identity);
+    assert.ok(r, `no controller replica has the identity ${JSON.stringify(identity)} (replicas: ${env.install.replicas.map((x) => x.identity).join(', ')})`);
     return r;
   };
   const holder = async (): Promise<string> => {
-    const l = await lab.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'portico-controller', namespace: NS });
+    const l = await env.lab.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'portico-controller', namespace: NS });
     return l.spec?.holderIdentity ?? '';
   };
 
   before(async function () {
-    requireE2e(this);
-    lab = await sharedLab();
-    core = lab.kc.makeApiClient(k8s.CoreV1Api);
-    for (const ns of ['ctl-a', 'ctl-team', 'ctl-other', 'ctl-many']) await lab.kubectlResult(['create', 'namespace', ns]);
     // The Deployment's two replicas (no speakers: nothing here is announced).
-    install = await installPortico(lab, { speakers: false, replicas: 2, controllerArgs: FAST_LEASE });
-    const ids = install.replicas.map((r) => r.identity);
+    const ids = env.install.replicas.map((r) => r.identity);
     await waitFor('one replica to lead', async () => ids.includes(await holder().catch(() => '')), 30_000, 200);
-  });
-
-  after(async function () {
-    await install?.stop();
-    await lab?.kubectlResult(['delete', 'namespace', 'ctl-a', 'ctl-team', 'ctl-other', 'ctl-many', '--wait=false']);
-    await lab?.kubectlResult(['delete', 'ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles', '--all', '-n', NS, '--wait=false']);
-    await lab?.kubectlResult(['delete', 'configmap', 'config', '-n', NS, '--ignore-not-found']);
   });
 
   describe('kubectl apply refuses invalid objects and names the field', function () {
@@ -73,13 +48,13 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
     ];
     for (const [what, obj, want] of cases) {
       it(`refuses ${what}`, async function () {
-        const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(obj));
+        const r = await env.lab.kubectlResult(['apply', '-f', '-'], JSON.stringify(obj));
         assert.notEqual(r.code, 0, `accepted: ${r.stdout}`);
         assert.match(r.stderr, want);
       });
     }
     it('accepts a valid pool', async function () {
-      const r = await lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(pool('good', { addresses: ['203.0.113.0/28', '203.0.113.20 - 203.0.113.30', '2001:db8:1::/64'] })));
+      const r = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(pool('good', { addresses: ['203.0.113.0/28', '203.0.113.20 - 203.0.113.30', '2001:db8:1::/64'] })));
       assert.equal(r.code, 0, r.stderr);
     });
   });
@@ -98,7 +73,7 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
     it('gives a plain Service the first address, with ipMode VIP, the pool annotation and an Event', async function () {
       await apply(service('plain', 'ctl-a'));
       assert.deepEqual(await ipsOf('ctl-a', 'plain'), ['203.0.113.0']);
-      const s = await core.readNamespacedService({ name: 'plain', namespace: 'ctl-a' });
+      const s = await env.core.readNamespacedService({ name: 'plain', namespace: 'ctl-a' });
       assert.equal(s.status?.loadBalancer?.ingress?.[0]?.ipMode, 'VIP');
       assert.equal(s.metadata?.annotations?.['portico.dev/ip-allocated-from-pool'], 'general');
       await waitFor('an IPAllocated Event', async () => (await events('ctl-a', 'plain')).some((e) => /IPAllocated: assigned 203\.0\.113\.0 from pool general/.test(e)), 10_000, 200);
@@ -147,28 +122,28 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
     it('frees the IP when the Service is deleted and shows counts on the pool', async function () {
       await apply(service('temp', 'ctl-a', {}, { 'portico.dev/address-pool': 'manual' }));
       const [ip] = await ipsOf('ctl-a', 'temp');
-      await lab.kubectl('delete', 'service', 'temp', '-n', 'ctl-a');
+      await env.lab.kubectl('delete', 'service', 'temp', '-n', 'ctl-a');
       await apply(service('temp2', 'ctl-a', {}, { 'portico.dev/address-pool': 'manual' }));
       assert.deepEqual(await ipsOf('ctl-a', 'temp2'), [ip], 'the freed address is the first free one again');
       const out = await waitFor('pool status', async () => {
-        const o = await lab.kubectl('get', 'ipaddresspools', 'manual', '-n', NS, '-o', 'jsonpath={.status.assignedIPv4}/{.status.availableIPv4}');
+        const o = await env.lab.kubectl('get', 'ipaddresspools', 'manual', '-n', NS, '-o', 'jsonpath={.status.assignedIPv4}/{.status.availableIPv4}');
         return o === '3/1' ? o : undefined;
       }, 15_000, 200);
       assert.equal(out, '3/1', 'by-pool, the shared IP and temp2 of 4 addresses');
-      const table = await lab.kubectl('get', 'ipaddresspools', '-n', NS);
+      const table = await env.lab.kubectl('get', 'ipaddresspools', '-n', NS);
       assert.match(table, /ASSIGNED IPV4\s+AVAILABLE IPV4/);
     });
 
     it('reports an overlapping pool and keeps the last good configuration', async function () {
       await apply(pool('overlap', { addresses: ['203.0.113.8/29'] }));
       await waitFor('the Valid=False condition', async () => {
-        const o = await lab.kubectl('get', 'ipaddresspools', 'overlap', '-n', NS, '-o', 'jsonpath={.status.conditions[0].reason}:{.status.conditions[0].message}');
+        const o = await env.lab.kubectl('get', 'ipaddresspools', 'overlap', '-n', NS, '-o', 'jsonpath={.status.conditions[0].reason}:{.status.conditions[0].message}');
         return /^Overlap:.*overlaps/.test(o) ? o : undefined;
       }, 15_000, 200);
       await apply(service('during-problem', 'ctl-a'));
       const got = await ipsOf('ctl-a', 'during-problem');
       assert.ok(got[0]!.startsWith('203.0.113.'), 'the last good pools still serve');
-      await lab.kubectl('delete', 'ipaddresspools', 'overlap', '-n', NS);
+      await env.lab.kubectl('delete', 'ipaddresspools', 'overlap', '-n', NS);
     });
   });
 
@@ -178,7 +153,7 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
       const leader = replica(await holder());
       // SIGKILL: no release, so the standby must wait out the lease.
       await leader.kill();
-      const other = install!.replicas.find((r) => r !== leader)!.identity;
+      const other = env.install.replicas.find((r) => r !== leader)!.identity;
       await waitFor(`${other} to lead`, async () => (await holder()) === other, 20_000, 200);
       await apply(service('after-failover', 'ctl-a', {}, { 'portico.dev/address-pool': 'legacy' }));
       await ipsOf('ctl-a', 'after-failover');
@@ -188,7 +163,7 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
     });
 
     it('a replica whose process exits on its own is started again, as the kubelet restarts a container', async function () {
-      const r = install!.replicas[0]!;
+      const r = env.install.replicas[0]!;
       const pid = r.pid();
       assert.ok(pid !== undefined && r.running());
       process.kill(pid, 'SIGKILL'); // behind the lab's back: not through stop() or kill()
@@ -208,11 +183,11 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
       }, 60_000, 500);
       const distinct = new Set([...before.values()].flatMap((v) => v.split(',')));
       assert.equal(distinct.size, 250, 'no IP handed out twice');
-      for (const r of install!.replicas) await r.stop();
+      for (const r of env.install.replicas) await r.stop();
       // Delete one Service while no controller runs: its IP must be the first handed out later.
-      await lab.kubectl('delete', 'service', 's1', '-n', 'ctl-many');
-      await Promise.all(install!.replicas.map((r) => r.start()));
-      const ids = install!.replicas.map((r) => r.identity);
+      await env.lab.kubectl('delete', 'service', 's1', '-n', 'ctl-many');
+      await Promise.all(env.install.replicas.map((r) => r.start()));
+      const ids = env.install.replicas.map((r) => r.identity);
       await waitFor('a new leader', async () => ids.includes(await holder()), 30_000, 200);
       await apply(service('late', 'ctl-many', v6only));
       const late = await ipsOf('ctl-many', 'late');
@@ -224,7 +199,7 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
 
   describe('RBAC', function () {
     it('no replica was refused by the API server: the manifests\' roles cover what the controller did here', async function () {
-      assert.deepEqual(await install!.refusals(), []);
+      assert.deepEqual(await env.install.refusals(), []);
     });
   });
 });
