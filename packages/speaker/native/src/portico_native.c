@@ -581,6 +581,44 @@ static napi_value js_netlink_port_id(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------- send / receive */
 
+/* The result of a non-blocking read or write: the byte count, -1 when the
+ * socket has nothing queued (or no room), or a thrown error. */
+static napi_value io_result(napi_env env, ssize_t n, const char *syscall, const char *subject) {
+  if (n >= 0) return num(env, (double)n);
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return num(env, -1);
+  return throw_errno(env, errno, syscall, subject);
+}
+
+/* One datagram into buf without blocking, retried on EINTR; MSG_TRUNC makes
+ * the result the datagram's real size. `from` and `control` receive the
+ * sender's address and the ancillary data. */
+static ssize_t recv_datagram(int fd, struct msghdr *msg, struct iovec *iov, uint8_t *buf, size_t len,
+                             struct sockaddr_storage *from, void *control, size_t control_len) {
+  iov->iov_base = buf;
+  iov->iov_len = len;
+  memset(msg, 0, sizeof *msg);
+  msg->msg_name = from;
+  msg->msg_namelen = sizeof *from;
+  msg->msg_iov = iov;
+  msg->msg_iovlen = 1;
+  msg->msg_control = control;
+  msg->msg_controllen = control_len;
+  ssize_t n;
+  do {
+    n = recvmsg(fd, msg, MSG_DONTWAIT | MSG_TRUNC);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+/* sendto() without blocking or SIGPIPE, retried on EINTR (to == NULL: send). */
+static ssize_t send_datagram(int fd, const uint8_t *buf, size_t len, const struct sockaddr *to, socklen_t tolen) {
+  ssize_t n;
+  do {
+    n = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
 /* recv(fd, buf, meta|null) -> length, or -1 when nothing is queued.
  * The length is the datagram's real size (MSG_TRUNC): larger than buf means
  * it was cut. meta (Int32Array, >= 6) gets the sender:
@@ -603,20 +641,10 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
   } control;
-  struct iovec iov = { .iov_base = buf, .iov_len = len };
-  struct msghdr msg = {
-    .msg_name = &from, .msg_namelen = sizeof from,
-    .msg_iov = &iov, .msg_iovlen = 1,
-    .msg_control = control.buf, .msg_controllen = sizeof control.buf,
-  };
-  ssize_t n;
-  do {
-    n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return num(env, -1);
-    return throw_errno(env, errno, "recvmsg", NULL);
-  }
+  struct iovec iov;
+  struct msghdr msg;
+  ssize_t n = recv_datagram(fd, &msg, &iov, buf, len, &from, control.buf, sizeof control.buf);
+  if (n < 0) return io_result(env, n, "recvmsg", NULL);
   if (metap != NULL) {
     int32_t m[6] = { 0, 0, 0, 0, -1, 0 };
     if (msg.msg_namelen > 0) m[0] = from.ss_family;
@@ -653,15 +681,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   uint8_t *buf;
   size_t len;
   if (!arg_fd(env, argv[0], &fd) || !arg_bytes(env, argv[1], &buf, &len, "buffer")) return NULL;
-  ssize_t n;
-  do {
-    n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return num(env, -1);
-    return throw_errno(env, errno, "send", NULL);
-  }
-  return num(env, (double)n);
+  return io_result(env, send_datagram(fd, buf, len, NULL, 0), "send", NULL);
 }
 
 /* ------------------------------------------------------ socket options */
@@ -700,16 +720,26 @@ static napi_value js_get_int_option(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------------ TCP */
 
+/* A non-blocking, close-on-exec AF_INET/AF_INET6 socket of `type` for the
+ * family argument (4|6, stored in *family); -1 after throwing. */
+static int inet_socket(napi_env env, napi_value arg, int type, const char *fn, int32_t *family) {
+  if (!arg_int(env, arg, family, "family")) return -1;
+  if (*family != 4 && *family != 6) {
+    throw_errno(env, EAFNOSUPPORT, fn, "family must be 4 or 6");
+    return -1;
+  }
+  int fd = socket(*family == 4 ? AF_INET : AF_INET6, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw_errno(env, errno, "socket", *family == 4 ? "AF_INET" : "AF_INET6");
+  return fd;
+}
+
 /* tcpSocket(family 4|6) -> a non-blocking TCP socket fd, for `new
  * net.Socket({fd})` or `server.listen({fd})` once options are set. */
 static napi_value js_tcp_socket(napi_env env, napi_callback_info info) {
   ARGS(1);
   int32_t family;
-  if (!arg_int(env, argv[0], &family, "family")) return NULL;
-  if (family != 4 && family != 6) return throw_errno(env, EAFNOSUPPORT, "tcpSocket", "family must be 4 or 6");
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket", family == 4 ? "AF_INET" : "AF_INET6");
-  return num(env, fd);
+  int fd = inet_socket(env, argv[0], SOCK_STREAM, "tcpSocket", &family);
+  return fd < 0 ? NULL : num(env, fd);
 }
 
 static int socket_domain(int fd) {
@@ -749,10 +779,8 @@ static napi_value js_bind_address(napi_env env, napi_callback_info info) {
 static napi_value js_udp_socket(napi_env env, napi_callback_info info) {
   ARGS(1);
   int32_t family;
-  if (!arg_int(env, argv[0], &family, "family")) return NULL;
-  if (family != 4 && family != 6) return throw_errno(env, EAFNOSUPPORT, "udpSocket", "family must be 4 or 6");
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket", family == 4 ? "AF_INET" : "AF_INET6");
+  int fd = inet_socket(env, argv[0], SOCK_DGRAM, "udpSocket", &family);
+  if (fd < 0) return NULL;
   int one = 1;
   int ok = family == 4
     ? setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one) == 0 && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) == 0
@@ -787,20 +815,10 @@ static napi_value js_udp_recv(napi_env env, napi_callback_info info) {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + 64];
   } control;
-  struct iovec iov = { .iov_base = buf, .iov_len = len };
-  struct msghdr msg = {
-    .msg_name = &from, .msg_namelen = sizeof from,
-    .msg_iov = &iov, .msg_iovlen = 1,
-    .msg_control = control.buf, .msg_controllen = sizeof control.buf,
-  };
-  ssize_t n;
-  do {
-    n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return num(env, -1);
-    return throw_errno(env, errno, "recvmsg", NULL);
-  }
+  struct iovec iov;
+  struct msghdr msg;
+  ssize_t n = recv_datagram(fd, &msg, &iov, buf, len, &from, control.buf, sizeof control.buf);
+  if (n < 0) return io_result(env, n, "recvmsg", NULL);
   int32_t m[4] = { 0, 0, -1, 0 };
   memset(addrs, 0, 32);
   if (from.ss_family == AF_INET) {
@@ -864,15 +882,7 @@ static napi_value js_udp_send_to(napi_env env, napi_callback_info info) {
   socklen_t sslen;
   if (port < 0 || port > 65535 || parse_addr(addr, port, domain, &ss, &sslen) < 0) return throw_errno(env, EINVAL, "sendto", addr);
   if (ss.ss_family == AF_INET6) ((struct sockaddr_in6 *)&ss)->sin6_scope_id = scope;
-  ssize_t n;
-  do {
-    n = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&ss, sslen);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return num(env, -1);
-    return throw_errno(env, errno, "sendto", addr);
-  }
-  return num(env, (double)n);
+  return io_result(env, send_datagram(fd, buf, len, (struct sockaddr *)&ss, sslen), "sendto", addr);
 }
 
 /* tcpMd5Sig(fd, address, prefixLength, key, ifindex): RFC 2385 key for a peer
