@@ -1,6 +1,7 @@
 // docs/ stays true to the code: the Grafana dashboard only queries metrics the
 // code exports, the configuration reference names every CRD field and every
-// annotation, and relative links point at files that exist.
+// annotation, relative links point at files that exist, and the layouts in
+// README.md and docs/architecture.md name the tree as it is.
 import { strict as assert } from 'node:assert';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -60,6 +61,25 @@ describe('docs', function () {
     for (const f of readdirSync(docs).filter((x) => x.endsWith('.md'))) {
       const text = readFileSync(path.join(docs, f), 'utf8');
       for (const m of text.matchAll(/\]\(([^)#:]+)(#[^)]*)?\)/g)) assert.ok(existsSync(path.join(docs, m[1]!)), `${f} links to ${m[1]}`);
+    }
+  });
+
+  it('the layouts in README.md and docs/architecture.md name paths that exist, and every package and top-level directory', function () {
+    const layouts: [string, string][] = [
+      ['README.md', readFileSync(path.join(repoRoot, 'README.md'), 'utf8').split('## Layout')[1]!.split('```')[1]!],
+      ['docs/architecture.md', readFileSync(path.join(docs, 'architecture.md'), 'utf8').split('## The tree')[1]!.split('```')[1]!],
+    ];
+    const tracked = readdirSync(repoRoot, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules')
+      .map((e) => `${e.name}/`);
+    const packages = readdirSync(path.join(repoRoot, 'packages')).map((p) => `packages/${p}`);
+    for (const [file, block] of layouts) {
+      // A path is a word with a slash or a dot in it at the start of a line, or after two spaces.
+      const named = [...block.matchAll(/(?:^|\s{2,})([\w.-]+(?:\/[\w.*-]*)+|[\w-]+\.(?:ts|md|yaml)|Dockerfile)(?=\s|$)/gm)].map((m) => m[1]!);
+      for (const p of named) assert.ok(existsSync(path.join(repoRoot, p.replace(/\*.*$/, ''))), `${file} names ${p}, which does not exist`);
+      for (const want of [...tracked, ...packages]) {
+        assert.ok(named.some((p) => p === want || p.startsWith(want.endsWith('/') ? want : `${want}/`) || `${p}/` === want || p === want.replace(/\/$/, '')), `${file}'s layout does not name ${want}`);
+      }
     }
   });
 });
