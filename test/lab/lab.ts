@@ -52,8 +52,21 @@ export interface LabOptions {
   realNodes?: boolean;
   /** Real nodes only: kube-proxy's mode, or 'none' for no kube-proxy (default 'nftables'). */
   kubeProxy?: KubeProxyMode;
+  /**
+   * The API server writes an audit log (metadata of every request, JSON lines)
+   * to `auditLog`, so a test can say who sent which requests (default false).
+   */
+  audit?: boolean;
   log?: (msg: string) => void;
 }
+
+/** Metadata of every request once it completed (watches when they start), nothing of the bodies. */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+`;
 
 /** The pod networks of the whole lab (kube-proxy's clusterCIDR on real nodes). */
 export const CLUSTER_CIDRS = ['100.64.0.0/17', '2001:db8:64::/48'] as const;
@@ -130,6 +143,7 @@ export class Lab {
       nodeGraceSeconds: opts.nodeGraceSeconds ?? 5,
       realNodes: opts.realNodes ?? false,
       kubeProxy: opts.kubeProxy ?? 'nftables',
+      audit: opts.audit ?? false,
       log: opts.log,
     };
     this.prefix = this.opts.prefix;
@@ -351,6 +365,23 @@ export class Lab {
     });
   }
 
+  /** The API server's audit log (JSON lines), when the lab was started with `audit`. */
+  get auditLog(): string {
+    return path.join(this.dir, 'audit.log');
+  }
+
+  private auditArgs(): string[] {
+    const policy = path.join(this.dir, 'audit-policy.yaml');
+    writeFileSync(policy, AUDIT_POLICY);
+    return [`--audit-policy-file=${policy}`, `--audit-log-path=${this.auditLog}`, '--audit-log-format=json', '--audit-log-maxsize=0'];
+  }
+
+  /** The PID of a process the lab started, by its key (e.g. `portico-speaker-node-1`), if it runs. */
+  pidOf(key: string): number | undefined {
+    const rec = this.daemons.get(key);
+    return rec && isAlive(rec) ? rec.pid : undefined;
+  }
+
   private async startControlPlane(): Promise<void> {
     const cp = this.nsName('cp');
     const p = this.pki;
@@ -375,6 +406,7 @@ export class Lab {
       '--event-ttl=1h', '--v=1',
       // Real kubelets: `kubectl logs/exec` reach them at their InternalIP, as the lab admin.
       ...(this.opts.realNodes ? ['--kubelet-preferred-address-types=InternalIP,Hostname', `--kubelet-client-certificate=${p.adminCert}`, `--kubelet-client-key=${p.adminKey}`] : []),
+      ...(this.opts.audit ? this.auditArgs() : []),
     ];
     this.startTracked('kube-apiserver', this.apiserverArgv, cp);
     // The root namespace reaches the API server through a Unix socket (socket
