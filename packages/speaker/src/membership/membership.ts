@@ -199,7 +199,7 @@ export function stalledWithin(from: number, to: number, stalls: readonly Stall[]
 export class Membership {
   readonly counters: MembershipCounters;
   startedAt: number;
-  private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'onDrop'>> & MembershipOptions;
+  private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'onDrop' | 'onSilent'>> & MembershipOptions;
   private readonly peers = new Map<string, PeerState>();
   private replay: ReplayState = new Map();
   private readonly incarnation: number;
