@@ -70,6 +70,11 @@ try {
       results[policy].push(r.figures);
       loads.push(load());
       process.stderr.write(`trial ${i + 1}/${trials} ${policy}: killed ${owner}; ${r.figures.map((f) => `${f.url.includes('[') ? 'IPv6' : 'IPv4'} last failure +${f.lastFailureMs} ms, ${f.failed} failed, gap ${f.maxGapMs} ms${f.failedBefore ? `, ${f.failedBefore} failed before the kill` : ''}${f.skipped ? `, ${f.skipped} starts skipped` : ''}`).join('; ')}\n`);
+      // A late failure (after the first second) says more with its neighbours: when each failed, and how.
+      for (const s of r.samples) {
+        const late = s.at.map((at, k) => (s.ok[k] ? undefined : Math.round(at - r.from))).filter((x): x is number => x !== undefined && x > 1000);
+        if (late.length > 0) process.stderr.write(`  ${s.url}: failures after +1 s at ${late.join(',')} ms; errors ${JSON.stringify(s.errors)}\n`);
+      }
     }
   }
 } finally {

@@ -119,23 +119,26 @@ describe('layer-2 announcer', () => {
   const owner = best(IP, NODES);
   const other = NODES.find((n) => n !== owner)!;
 
-  it('the elected node answers on the default interface, announces at once, once more quickly, then twice spaced beyond locktime; sets strict ARP, reports once', () => {
+  it('the elected node answers on the default interface, announces at once, once more quickly (IPv6: five more NAs within 750 ms), then twice spaced beyond locktime; sets strict ARP, reports once', () => {
     const { a, timers, links, events, annotations, sysctls } = setup(owner);
     a.update(world(owner, [service('web', [IP, '2001:db8:10::7'])]));
     assert.deepEqual([...a.owned()], [['eth0', ['2001:db8:10::7', IP]]]);
     assert.deepEqual(sysctls, ['net.ipv4.conf.eth0.arp_ignore=1', 'net.ipv4.conf.eth0.arp_announce=2']);
     const link = links.get('eth0')!;
     assert.equal(link.sent.length, 3, 'gratuitous request + reply for IPv4, one unsolicited NA');
-    timers.advance(300);
-    assert.equal(link.sent.length, 6, 'the quick repeat');
+    const nas = (): number => link.sent.filter((f) => ethernet.decode(f).etherType === 0x86dd).length;
+    timers.advance(150);
+    assert.deepEqual([link.sent.length, nas()], [5, 3], 'NDP has no locktime: two more NAs by 150 ms');
+    timers.advance(150);
+    assert.deepEqual([link.sent.length, nas()], [8, 4], 'the quick repeat (ARP request + reply, one NA)');
     timers.advance(799);
-    assert.equal(link.sent.length, 6, 'nothing more within the receivers\' locktime of the first');
+    assert.deepEqual([link.sent.length, nas()], [10, 6], 'only NAs (at 500 and 750 ms) within the receivers\' ARP locktime of the first');
     timers.advance(1);
-    assert.equal(link.sent.length, 9);
+    assert.equal(link.sent.length, 13);
     timers.advance(1100);
-    assert.equal(link.sent.length, 12);
+    assert.equal(link.sent.length, 16);
     timers.advance(10_000);
-    assert.equal(link.sent.length, 12, 'four rounds, then quiet');
+    assert.equal(link.sent.length, 16, 'three rounds and the quick repeats, then quiet');
     assert.deepEqual(arpOps(link.sent.filter((f) => ethernet.decode(f).etherType === 0x0806)).slice(0, 2), [`request ${IP}`, `reply ${IP}`]);
     assert.deepEqual(events, [`web nodeAssigned: announcing from node "${owner}" with protocol "layer2" on eth0`]);
     assert.deepEqual(annotations, [{ [ANNOUNCED_BY]: owner, 'portico.dev/layer2-interfaces': 'eth0' }]);

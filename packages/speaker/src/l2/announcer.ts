@@ -99,6 +99,13 @@ export interface L2AnnouncerOptions {
    * within locktime, NDP sees the same address.
    */
   quickRepeatMs?: number;
+  /**
+   * For an IPv6 VIP, extra unsolicited NAs at these times after the first
+   * (ms, ascending; quickRepeatMs is not used then). NDP has no locktime, so
+   * a dense start costs nothing; an NA that did not take (a client whose
+   * entry was mid-transition) otherwise waits for the next round, 1.1 s on.
+   */
+  ndpQuickRepeatsMs?: readonly number[];
   /** Re-announce every owned IP this often (switches whose tables age out); 0 = never. */
   refreshMs?: number;
   /** Least time between two status writes for one Service while its annotations disagree with this owner. */
@@ -209,7 +216,7 @@ export class L2Announcer implements Announcer {
   constructor(opts: L2AnnouncerOptions) {
     this.o = {
       interfaces: systemInterfaces, sysctl: writeSysctl, linkUp: kernelLinkUp, timers: realTimers, strictArp: 'auto', nft: runNft, sysctlWritable: procSysWritable,
-      announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, maxAnnotateEveryMs: 300_000,
+      announceCount: 3, announceSpacingMs: 1100, quickRepeatMs: 300, ndpQuickRepeatsMs: [50, 150, 300, 500, 750], refreshMs: 0, stopMode: 'restart', annotateEveryMs: 5000, maxAnnotateEveryMs: 300_000,
       ...STATUS_DEFAULTS,
       now: () => performance.now(),
       ...opts,
@@ -279,7 +286,7 @@ export class L2Announcer implements Announcer {
       for (const ip of removed) this.cancelRepeats(ifname, ip);
       for (const ip of added) {
         this.announce(ifname, ip, this.o.announceCount);
-        if (this.o.quickRepeatMs > 0) this.quickRepeat(ifname, ip);
+        this.quickRepeat(ifname, ip, ip.includes(':') ? this.o.ndpQuickRepeatsMs : this.o.quickRepeatMs > 0 ? [this.o.quickRepeatMs] : []);
       }
       this.o.metrics.ownedIPs.set({ interface: ifname }, r.owned().length);
       if (added.length || removed.length) this.o.log.debug('owned IPs changed', { interface: ifname, added, removed, cause });
@@ -505,13 +512,19 @@ export class L2Announcer implements Announcer {
     }
   }
 
-  private quickRepeat(ifname: string, ip: string): void {
+  /** Extra single announcements at `atMs` after the first (one timer at a time, each setting the next). */
+  private quickRepeat(ifname: string, ip: string, atMs: readonly number[], sinceMs = 0): void {
     const key = `quick ${ifname} ${ip}`;
     this.o.timers.clearTimeout(this.repeats.get(key));
+    this.repeats.delete(key);
+    const [next, ...rest] = atMs;
+    if (next === undefined) return;
     this.repeats.set(key, this.o.timers.setTimeout(() => {
       this.repeats.delete(key);
-      if (!this.stopped) this.responders.get(ifname)?.announce(ip);
-    }, this.o.quickRepeatMs));
+      if (this.stopped) return;
+      this.responders.get(ifname)?.announce(ip);
+      this.quickRepeat(ifname, ip, rest, next);
+    }, Math.max(0, next - sinceMs)));
   }
 
   private cancelRepeats(ifname: string, ip: string): void {

@@ -111,6 +111,7 @@ export async function createLayer2Announcer(ctx: SpeakerContext, settings: Layer
       metrics.heartbeatsDropped.inc({ reason });
       log.debug('heartbeat dropped', { reason, detail, from });
     },
+    onSilent: (v) => log.info('peer judged silent', { peer: v.node, sinceHeardMs: v.sinceHeardMs, selfStalledMs: v.selfStalledMs, allowedMs: v.allowedMs, worstLateMs: v.worstLateMs }),
     onFailure: (err) => {
       // Without heartbeats the peers take this node for dead while it keeps answering: stop answering, let the DaemonSet restart it.
       log.error('heartbeat thread failed; exiting', { err });

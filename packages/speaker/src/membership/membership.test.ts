@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { sealHeartbeat } from './heartbeat.ts';
-import { Membership, starvedDeadAfter, type HeartbeatTransport, type MembershipClock } from './membership.ts';
+import { Membership, silenceMs, starvedDeadAfter, type HeartbeatTransport, type MembershipClock, type SilentVerdict } from './membership.ts';
 
 /** A clock whose time moves only when the test says so; timers fire in order. */
 class FakeClock implements MembershipClock {
@@ -27,7 +27,8 @@ class FakeClock implements MembershipClock {
       const next = this.timers[0];
       if (!next || next.at > end) break;
       this.timers.shift();
-      this.t = next.at;
+      // An overdue timer (after `t += ms`, a stall) runs late, at the present time.
+      this.t = Math.max(this.t, next.at);
       next.fn();
     }
     this.t = end;
@@ -340,3 +341,84 @@ describe('membership: a starved sender is told from a crashed one by its own hea
     assert.equal(reason(), 'silent', 'what was learnt of the old incarnation went with it');
   });
 });
+
+describe('membership: the time this speaker itself stalled is not the peers\' silence', () => {
+  const table: { name: string; heardAt: number; now: number; stalls: { at: number; ms: number }[]; want: number }[] = [
+    { name: 'no stall: the plain time since heard', heardAt: 1_000, now: 1_500, stalls: [], want: 500 },
+    { name: 'a stall inside the silence is not counted', heardAt: 1_000, now: 2_000, stalls: [{ at: 1_900, ms: 800 }], want: 200 },
+    { name: 'a stall that began before the heartbeat counts from the heartbeat on', heardAt: 1_000, now: 1_500, stalls: [{ at: 1_100, ms: 600 }], want: 400 },
+    { name: 'a stall before the heartbeat does not count', heardAt: 1_000, now: 1_500, stalls: [{ at: 900, ms: 600 }], want: 500 },
+    { name: 'several stalls add up', heardAt: 1_000, now: 2_000, stalls: [{ at: 1_300, ms: 200 }, { at: 1_800, ms: 300 }], want: 500 },
+    { name: 'an ongoing stall (ending now) is not counted', heardAt: 1_000, now: 1_700, stalls: [{ at: 1_700, ms: 650 }], want: 50 },
+  ];
+  for (const t of table) it(`${t.name}: ${t.want} ms`, () => assert.equal(silenceMs(t.heardAt, t.now, t.stalls), t.want));
+
+  /** node-1 alone, hearing node-2 through `beat`; its silent verdicts recorded. */
+  function listener() {
+    const clock = new FakeClock();
+    const bus = new Bus();
+    const verdicts: SilentVerdict[] = [];
+    const m = new Membership({ self: 'node-1', transport: bus.transport(ADDR['node-1']!), keys: () => [KEY], clock, onSilent: (v) => verdicts.push(v) });
+    m.setPeers(peersOf());
+    m.start();
+    const deliver = bus.handlers.get(ADDR['node-1']!)!;
+    let seq = 0;
+    const beat = (): void => { deliver(sealHeartbeat({ node: 'node-2', incarnation: 3, sequence: ++seq, timestamp: clock.wallNow(), leaving: false }, KEY), ADDR['node-2']!); };
+    const steady = (ms: number): void => { for (let t = 0; t < ms; t += 100) { beat(); clock.advance(100); } };
+    return { clock, m, beat, steady, verdicts, reason: () => m.reasons().get('node-2') };
+  }
+
+  it('scenario: the whole machine stalls 900 ms (sender and listener alike): the peer stays alive, its overdue heartbeat arrives after the listener woke', () => {
+    const { clock, m, beat, steady, verdicts, reason } = listener();
+    steady(1000);
+    clock.t += 900; // nobody runs: no timer fires, nothing is sent
+    clock.advance(0); // the listener wakes first: its overdue tick judges ...
+    assert.equal(reason(), 'alive', 'its own 900 ms stall is not the peer\'s silence');
+    clock.advance(30);
+    beat(); // ... the peer wakes 30 ms later and sends its overdue heartbeat
+    clock.advance(100);
+    assert.equal(reason(), 'alive');
+    assert.deepEqual(verdicts, []);
+    assert.ok(m.counters.selfStalls >= 1);
+  });
+
+  it('scenario: a crash is still found after dead-after of the listener\'s own running time, with the stall reported', () => {
+    const { clock, beat, steady, verdicts, reason } = listener();
+    steady(1000);
+    beat(); // the last heartbeat, then node-2 crashes
+    clock.advance(200);
+    clock.t += 700; // the listener stalls: its tick due 100 ms after the last runs 600 ms late
+    clock.advance(0);
+    assert.equal(reason(), 'alive', '300 ms of running time: not yet');
+    clock.advance(90);
+    assert.equal(reason(), 'alive', '390 ms');
+    clock.advance(20); // 410 ms of running time since the last heartbeat
+    assert.equal(reason(), 'silent');
+    assert.deepEqual(verdicts, [{ node: 'node-2', sinceHeardMs: 1000, selfStalledMs: 600, allowedMs: 400, worstLateMs: 0 }]);
+  });
+
+  it('scenario: a peer that crashes while the listener runs on time is silent after 400 ms, as before', () => {
+    const { clock, beat, steady, reason } = listener();
+    steady(1000);
+    beat();
+    clock.advance(399);
+    assert.equal(reason(), 'alive');
+    clock.advance(2);
+    assert.equal(reason(), 'silent');
+  });
+
+  it('scenario: a World that arrives right after a stall is judged only once the queued heartbeats are read', () => {
+    const { clock, m, beat, steady, verdicts } = listener();
+    steady(1000);
+    clock.t += 600;
+    clock.stallIO = true;
+    m.setPeers(peersOf()); // the peers' message is handled before the socket is read
+    assert.equal(m.verdict().get('node-2'), 'alive', 'not judged yet');
+    beat();
+    clock.flushIO();
+    clock.stallIO = false;
+    assert.equal(m.verdict().get('node-2'), 'alive');
+    assert.deepEqual(verdicts, []);
+  });
+});
+

@@ -72,6 +72,21 @@ export interface MembershipCounters {
   lateReceived: number;
   /** Accepted heartbeats their sender sent late (consecutive sequence numbers far apart on its clock): that peer gets a longer grace for a while. */
   starvedPeer: number;
+  /** Times this speaker's own heartbeat thread ran late (its tick overdue): that time is not counted as the peers' silence. */
+  selfStalls: number;
+}
+
+/** Why a peer was just judged dead: what the rule saw (for the log, to tell a crash from a starved machine). */
+export interface SilentVerdict {
+  node: string;
+  /** Monotonic time since its last accepted heartbeat. */
+  sinceHeardMs: number;
+  /** Of that, time this speaker's own thread was stalled (not counted). */
+  selfStalledMs: number;
+  /** The silence it was allowed (dead-after, or its grace as a starved sender). */
+  allowedMs: number;
+  /** Its worst recent send gap on its own clock (0: never seen late). */
+  worstLateMs: number;
 }
 
 export interface MembershipOptions {
@@ -97,6 +112,8 @@ export interface MembershipOptions {
   /** Called when the live set or any node's reason changes (not for every heartbeat). */
   onChange?: (live: ReadonlySet<string>) => void;
   onDrop?: (reason: DropReason, detail: string, from: string) => void;
+  /** Called when a peer that was alive is judged silent, with what the rule saw. */
+  onSilent?: (v: SilentVerdict) => void;
 }
 
 interface PeerState {
@@ -148,10 +165,41 @@ export function starvedDeadAfter(late: readonly LateSend[], now: number, r: Star
   return worst === 0 ? r.deadAfterMs : Math.max(r.deadAfterMs, Math.min(r.maxDeadAfterMs, worst + r.intervalMs));
 }
 
+/** A stretch this speaker's own heartbeat thread did not run when due: [at - ms, at] on the monotonic clock. */
+export interface Stall {
+  at: number;
+  ms: number;
+}
+
+/**
+ * How long a peer heard at `heardAt` has been silent at `now`, counting only
+ * the time this speaker was running on time. When the machine is starved (or
+ * the VM not scheduled) the peers' threads usually wait too: a speaker that
+ * wakes from a 1 s stall has not yet had a chance to hear them, and their
+ * overdue heartbeats leave only once they run. The stretches this speaker's
+ * own tick came late are not counted as silence (an ongoing one, a tick
+ * overdue at `now`, included); a crash is still found after deadAfterMs of
+ * this speaker's own running time. Pure.
+ */
+export function silenceMs(heardAt: number, now: number, stalls: readonly Stall[]): number {
+  return now - heardAt - stalledWithin(heardAt, now, stalls);
+}
+
+/** The time of `stalls` inside [from, to]. Pure. */
+export function stalledWithin(from: number, to: number, stalls: readonly Stall[]): number {
+  let credit = 0;
+  for (const s of stalls) {
+    const start = Math.max(s.at - s.ms, from);
+    const end = Math.min(s.at, to);
+    if (end > start) credit += end - start;
+  }
+  return credit;
+}
+
 export class Membership {
   readonly counters: MembershipCounters;
   startedAt: number;
-  private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'onDrop'>> & MembershipOptions;
+  private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'onDrop' | 'onSilent'>> & MembershipOptions;
   private readonly peers = new Map<string, PeerState>();
   private replay: ReplayState = new Map();
   private readonly incarnation: number;
@@ -165,7 +213,7 @@ export class Membership {
     const intervalMs = opts.intervalMs ?? 100;
     const deadAfterMs = opts.deadAfterMs ?? intervalMs * 4;
     this.o = { clock: realMembershipClock, intervalMs, deadAfterMs, restartHoldMs: 15_000, maxSkewMs: 30_000, maxDeadAfterMs: deadAfterMs * 4, lateMemoryMs: 60_000, ...opts };
-    this.counters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
+    this.counters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0, selfStalls: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
     this.startedAt = this.o.clock.now();
     // The wall clock at start identifies this run, so a restarted speaker's sequence may begin again at 1.
     this.incarnation = this.o.clock.wallNow();
@@ -192,7 +240,8 @@ export class Membership {
       if (p) p.addresses = addresses;
       else this.peers.set(name, { addresses, addedAt: this.o.clock.now(), heardAt: undefined, incarnation: 0, sequence: 0, left: false, holdUntil: undefined, timestamp: 0, late: [] });
     }
-    this.evaluate();
+    // A World can arrive right after this thread stalled: judge once the queued heartbeats are read.
+    this.evaluateAfterIO();
   }
 
   /**
@@ -202,6 +251,14 @@ export class Membership {
    */
   settled(): boolean {
     return this.o.clock.now() - this.startedAt >= this.o.deadAfterMs;
+  }
+
+  /**
+   * Each node's reason as last judged (after the queued heartbeats were
+   * read): what onChange reported. reasons() judges again now.
+   */
+  verdict(): ReadonlyMap<string, NodeLiveness> {
+    return this.lastReasons;
   }
 
   /** Each known node (this one included) with its liveness reason, sorted by name. */
@@ -231,11 +288,31 @@ export class Membership {
   }
 
   private nextTickAt: number | undefined;
+  /** This thread's own late ticks, newest last (see silenceMs). */
+  private stalls: Stall[] = [];
+
+  /** The own stalls, with the ongoing one (a tick overdue at `now`) as if it ended now. */
+  private stallsAt(now: number): readonly Stall[] {
+    const overdue = this.nextTickAt === undefined ? 0 : now - this.nextTickAt;
+    return overdue > this.stallThresholdMs() ? [...this.stalls, { at: now, ms: overdue }] : this.stalls;
+  }
+
+  /** Timer jitter below this is not a stall (a tenth of an interval). */
+  private stallThresholdMs(): number {
+    return this.o.intervalMs / 10;
+  }
 
   private tick(): void {
     if (this.stopped) return;
     const now = this.o.clock.now();
-    if (this.nextTickAt !== undefined && now - this.nextTickAt > this.o.intervalMs) this.counters.lateSent++;
+    const overdue = this.nextTickAt === undefined ? 0 : now - this.nextTickAt;
+    if (overdue > this.o.intervalMs) this.counters.lateSent++;
+    if (overdue > this.stallThresholdMs()) {
+      this.counters.selfStalls++;
+      // Only stalls since the oldest heartbeat that still matters are needed: the longest grace back.
+      const keepFrom = now - this.o.maxDeadAfterMs - overdue;
+      this.stalls = [...this.stalls.filter((s) => s.at >= keepFrom), { at: now, ms: overdue }].slice(-64);
+    }
     this.nextTickAt = now + this.o.intervalMs;
     this.broadcast({ leaving: false, restarting: false });
     // Timers run before I/O in Node's loop: after this process stalled (GC, a
@@ -322,8 +399,8 @@ export class Membership {
     this.evaluateAfterIO();
   }
 
-  private reasonOf(p: PeerState, now: number): NodeLiveness {
-    if (p.heardAt !== undefined && now - p.heardAt < starvedDeadAfter(p.late, now, this.o)) return 'alive';
+  private reasonOf(p: PeerState, now: number, stalls = this.stallsAt(now)): NodeLiveness {
+    if (p.heardAt !== undefined && silenceMs(p.heardAt, now, stalls) < starvedDeadAfter(p.late, now, this.o)) return 'alive';
     if (p.holdUntil !== undefined && now < p.holdUntil) return 'restarting';
     if (p.left) return 'left';
     if (p.addresses.length === 0) return 'no-address';
@@ -334,6 +411,7 @@ export class Membership {
   /** Recomputes the live set and tells the listener when it or any reason changed. */
   private evaluate(): void {
     const reasons = this.reasons();
+    if (this.o.onSilent) this.explainSilent(reasons);
     const live = new Set([...reasons].filter(([, r]) => LIVE.has(r)).map(([n]) => n));
     const changed = reasons.size !== this.lastReasons.size || [...reasons].some(([n, r]) => this.lastReasons.get(n) !== r);
     this.lastReasons = reasons;
@@ -341,5 +419,17 @@ export class Membership {
     const liveChanged = live.size !== this.lastLive.size || [...live].some((n) => !this.lastLive.has(n));
     this.lastLive = live;
     if (liveChanged || changed) this.o.onChange?.(live);
+  }
+
+  /** Tells onSilent why each peer that was alive at the last judgement is silent now. */
+  private explainSilent(reasons: ReadonlyMap<string, NodeLiveness>): void {
+    const now = this.o.clock.now();
+    const stalls = this.stallsAt(now);
+    for (const [node, r] of reasons) {
+      const p = this.peers.get(node);
+      if (r !== 'silent' || this.lastReasons.get(node) !== 'alive' || !p || p.heardAt === undefined) continue;
+      const worstLateMs = p.late.filter((l) => now - l.at < this.o.lateMemoryMs).reduce((w, l) => Math.max(w, l.gapMs), 0);
+      this.o.onSilent!({ node, sinceHeardMs: Math.round(now - p.heardAt), selfStalledMs: Math.round(stalledWithin(p.heardAt, now, stalls)), allowedMs: starvedDeadAfter(p.late, now, this.o), worstLateMs });
+    }
   }
 }

@@ -2,7 +2,7 @@
 // (thread.ts <-> worker.ts). The main thread owns what comes from the API
 // server (the key, the peers); the heartbeat thread owns the sockets, the
 // timers and the table of who is alive, and reports every change of it.
-import type { DropReason, NodeLiveness } from './membership.ts';
+import type { DropReason, NodeLiveness, SilentVerdict } from './membership.ts';
 
 export interface WorkerSettings {
   self: string;
@@ -39,6 +39,7 @@ export type FromWorker =
   | { type: 'ready'; port: number; priority: { tid: number; nice: number } | { error: string } | undefined }
   | { type: 'failed'; message: string; code: string | undefined }
   | ({ type: 'state' } & MembershipSnapshot)
-  | { type: 'counters'; sent: number; sendErrors: number; accepted: number; lost: number; lateSent: number; lateReceived: number; starvedPeer: number; dropped: Record<DropReason, number> }
+  | { type: 'counters'; sent: number; sendErrors: number; accepted: number; lost: number; lateSent: number; lateReceived: number; starvedPeer: number; selfStalls: number; dropped: Record<DropReason, number> }
+  | ({ type: 'silent' } & SilentVerdict)
   | { type: 'drop'; reason: DropReason; detail: string; from: string }
   | { type: 'stopped' };

@@ -4,13 +4,15 @@
 // Heartbeats go on while this thread is busy; only acting on a change waits
 // for it.
 import { Worker } from 'node:worker_threads';
-import type { DropReason, MembershipCounters, NodeLiveness } from './membership.ts';
+import type { DropReason, MembershipCounters, NodeLiveness, SilentVerdict } from './membership.ts';
 import type { FromWorker, ToWorker, WorkerSettings } from './protocol.ts';
 
 export interface MembershipThreadOptions extends WorkerSettings {
   /** Called when the live set, a node's reason or settled() changed. */
   onChange?: () => void;
   onDrop?: (reason: DropReason, detail: string, from: string) => void;
+  /** A peer that was alive was judged silent (what the rule saw). */
+  onSilent?: (v: SilentVerdict) => void;
   /** The thread failed after it started (it is not restarted: the speaker exits). */
   onFailure?: (err: Error) => void;
 }
@@ -19,7 +21,7 @@ export class MembershipThread {
   readonly port: number;
   /** What raising the thread's priority gave (WorkerSettings.nice). */
   readonly priority: { tid: number; nice: number } | { error: string } | undefined;
-  readonly counters: MembershipCounters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
+  readonly counters: MembershipCounters = { sent: 0, sendErrors: 0, accepted: 0, lost: 0, lateSent: 0, lateReceived: 0, starvedPeer: 0, selfStalls: 0, dropped: { malformed: 0, 'bad-mac': 0, replay: 0, stale: 0, 'unknown-node': 0, self: 0, 'no-key': 0 } };
   private readonly worker: Worker;
   private readonly o: MembershipThreadOptions;
   private liveSet: ReadonlySet<string>;
@@ -41,7 +43,7 @@ export class MembershipThread {
 
   /** Starts the thread and waits until its sockets are bound. */
   static async start(o: MembershipThreadOptions): Promise<MembershipThread> {
-    const { onChange: _c, onDrop: _d, onFailure: _f, ...settings } = o;
+    const { onChange: _c, onDrop: _d, onSilent: _s, onFailure: _f, ...settings } = o;
     const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: settings });
     const ready = await new Promise<{ port: number; priority: MembershipThread['priority'] }>((resolve, reject) => {
       const onMessage = (m: FromWorker): void => {
@@ -111,11 +113,16 @@ export class MembershipThread {
         break;
       }
       case 'counters':
-        Object.assign(this.counters, { sent: m.sent, sendErrors: m.sendErrors, accepted: m.accepted, lost: m.lost, lateSent: m.lateSent, lateReceived: m.lateReceived, starvedPeer: m.starvedPeer, dropped: m.dropped });
+        Object.assign(this.counters, { sent: m.sent, sendErrors: m.sendErrors, accepted: m.accepted, lost: m.lost, lateSent: m.lateSent, lateReceived: m.lateReceived, starvedPeer: m.starvedPeer, selfStalls: m.selfStalls, dropped: m.dropped });
         break;
       case 'drop':
         this.o.onDrop?.(m.reason, m.detail, m.from);
         break;
+      case 'silent': {
+        const { type: _t, ...v } = m;
+        this.o.onSilent?.(v);
+        break;
+      }
       default:
         break;
     }

@@ -46,9 +46,11 @@ try {
     ...(settings.maxSkewMs !== undefined ? { maxSkewMs: settings.maxSkewMs } : {}),
     onChange: () => report(),
     onDrop: (reason, detail, from) => post({ type: 'drop', reason, detail, from }),
+    onSilent: (v) => post({ type: 'silent', ...v }),
   });
   const report = (): void => {
-    const snapshot = { live: [...m.live()].sort(), reasons: [...m.reasons()], settled: m.settled() };
+    // The last judgement, made after the queued heartbeats were read (not a fresh one before they are).
+    const snapshot = { live: [...m.live()].sort(), reasons: [...m.verdict()], settled: m.settled() };
     const text = JSON.stringify(snapshot);
     if (text === lastState) return;
     lastState = text;
