@@ -16,7 +16,7 @@ import { type Lab, type LabImage, repoRoot, run, waitFor } from '../../lab/index
 import { PORTICO_NAMESPACE } from '../../lab/portico.ts';
 import { waitRolledOut } from '../../lab/realnode-portico.ts';
 import { requireE2e } from '../shared-lab.ts';
-import { imageOrSkip } from './image.ts';
+import { imageOrSkip } from './install.ts';
 import { answerers, exposeWeb, nodeMac, reach, waitNodesClean } from './layer2.ts';
 import { realLab } from './real-lab.ts';
 

@@ -9,31 +9,18 @@ import { strict as assert } from 'node:assert';
 import * as k8s from '@kubernetes/client-node';
 import { Lab, waitFor } from '../../lab/index.ts';
 import { manifestWorkload, PORTICO_NAMESPACE } from '../../lab/portico.ts';
-import { installPorticoReal, type RealInstall } from '../../lab/realnode-portico.ts';
-import { requireE2e } from '../shared-lab.ts';
-import { imageOrSkip } from './image.ts';
+import { manifestInstall } from './install.ts';
 import { answerers, exposeWeb, nodeMac, reach, waitNodesClean, type WebAnswer } from './layer2.ts';
-import { realLab } from './real-lab.ts';
 
 describe('Portico on real nodes (e2e, root): installed from the manifest, as real pods', function () {
   this.timeout(240_000);
+  const portico = manifestInstall(['service/lb', 'deployment/lb']);
   let lab: Lab;
-  let install: RealInstall | undefined;
   let vip4 = '';
   let vip6 = '';
   const core = (): k8s.CoreV1Api => lab.kc.makeApiClient(k8s.CoreV1Api);
 
-  before(async function () {
-    requireE2e(this);
-    lab = await realLab();
-    install = await installPorticoReal(lab, { image: await imageOrSkip(this) });
-  });
-
-  after(async function () {
-    if (!lab) return;
-    await lab.kubectlResult(['delete', 'service/lb', 'deployment/lb', '--ignore-not-found']);
-    if (install) await install.uninstall().catch(() => undefined);
-  });
+  before(function () { lab = portico.lab; });
 
   it('runs the controller Deployment and the speaker DaemonSet as pods from the image, with the manifest\'s securityContext', async function () {
     const pods = (await core().listNamespacedPod({ namespace: PORTICO_NAMESPACE })).items;
@@ -48,7 +35,7 @@ describe('Portico on real nodes (e2e, root): installed from the manifest, as rea
     for (const p of [...speakers, ...controllers]) {
       const c = p.spec!.containers[0]!;
       const kind = p.metadata?.labels?.['app.kubernetes.io/component'] as 'speaker' | 'controller';
-      assert.equal(c.image, install!.image.name);
+      assert.equal(c.image, portico.install!.image.name);
       assert.deepEqual(JSON.parse(JSON.stringify(c.securityContext)), shipped[kind].securityContext, `${p.metadata?.name}'s securityContext is the manifest's`);
       assert.ok(p.status?.containerStatuses?.[0]?.ready, `${p.metadata?.name} is ready`);
       assert.ok(p.status?.containerStatuses?.[0]?.imageID, `${p.metadata?.name} runs from an image in containerd`);
@@ -96,8 +83,7 @@ describe('Portico on real nodes (e2e, root): installed from the manifest, as rea
 
   it('leaves nothing on the nodes once uninstalled: no portico0, no table inet portico, no table arp portico (each speaker saw its namespace being deleted and left)', async function () {
     await lab.kubectlResult(['delete', 'service/lb', 'deployment/lb', '--ignore-not-found', '--wait=true']);
-    await install!.uninstall();
-    install = undefined;
+    await portico.uninstall();
     await waitNodesClean(lab);
   });
 });

@@ -20,12 +20,9 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { type Lab, repoRoot, sleep, waitFor } from '../../lab/index.ts';
 import { manifestWorkload, PORTICO_NAMESPACE } from '../../lab/portico.ts';
-import { installPorticoReal, type RealInstall } from '../../lab/realnode-portico.ts';
 import type { ProbeResult } from '../l2-probe.ts';
-import { requireE2e } from '../shared-lab.ts';
-import { imageOrSkip } from './image.ts';
+import { manifestInstall } from './install.ts';
 import { exposeWeb, nodeMac, reach } from './layer2.ts';
-import { realLab } from './real-lab.ts';
 
 const PROBE = path.join(repoRoot, 'test', 'e2e', 'l2-probe.ts');
 const SPEAKERS = 'app.kubernetes.io/component=speaker';
@@ -60,21 +57,11 @@ function moves(answers: readonly ArpAnswer[], ownerMac: string): ArpAnswer[] {
 
 describe('Portico on real nodes (e2e, root): a rolling update of the speaker DaemonSet with traffic flowing', function () {
   this.timeout(480_000);
+  const portico = manifestInstall(['service/roll', 'deployment/roll']);
   let lab: Lab;
-  let install: RealInstall | undefined;
   const core = (): k8s.CoreV1Api => lab.kc.makeApiClient(k8s.CoreV1Api);
 
-  before(async function () {
-    requireE2e(this);
-    lab = await realLab();
-    install = await installPorticoReal(lab, { image: await imageOrSkip(this) });
-  });
-
-  after(async function () {
-    if (!lab) return;
-    await lab.kubectlResult(['delete', 'service/roll', 'deployment/roll', '--ignore-not-found', '--wait=true']);
-    if (install) await install.uninstall().catch(() => undefined);
-  });
+  before(function () { lab = portico.lab; });
 
   it('kubectl rollout restart: every speaker replaced, no request lost but at a move of the VIP, which goes only to nodes with a ready speaker', async function () {
     const svc = await exposeWeb(lab, 'roll');
