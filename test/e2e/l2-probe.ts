@@ -2,11 +2,12 @@
 // on a fixed period, every request on a new connection with a short timeout,
 // and prints one JSON line with the longest gap between good answers per URL.
 // Run inside the client's namespace by the layer-2 test and bench/l2-failover.
-//   node l2-probe.ts --duration-ms N --interval-ms N --timeout-ms N [--ready-file F] URL...
+//   node l2-probe.ts --duration-ms N --interval-ms N --timeout-ms N [--ready-file F] [--stop-file F] URL...
 // With --ready-file it first waits (up to 10 s) for every URL to answer once,
 // writes the file, and only then starts the measured period: the starter
-// knows when to break things.
-import { writeFileSync } from 'node:fs';
+// knows when to break things. With --stop-file the period ends as soon as that
+// file exists (--duration-ms is then the longest it may last).
+import { existsSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -22,6 +23,9 @@ export interface ProbeResult {
   /** Which pods answered, in order of first answer. */
   pods: string[];
   lastError: string | undefined;
+  /** The wall clock (ms since the epoch) at the start, and the failed requests' times since then (the first 50). */
+  startedAtMs: number;
+  failedAtMs: number[];
 }
 
 /** One GET on its own connection: whether it answered 200, and which pod said so. */
@@ -46,11 +50,11 @@ export function get(url: string, timeoutMs: number): Promise<{ ok: boolean; pod?
   });
 }
 
-export async function probe(url: string, durationMs: number, intervalMs: number, timeoutMs: number): Promise<ProbeResult> {
+export async function probe(url: string, durationMs: number, intervalMs: number, timeoutMs: number, stop: () => boolean = () => false): Promise<ProbeResult> {
   const t0 = performance.now();
-  const r: ProbeResult = { url, ok: 0, failed: 0, maxGapMs: 0, gapFromMs: 0, gapToMs: 0, pods: [], lastError: undefined };
+  const r: ProbeResult = { url, ok: 0, failed: 0, maxGapMs: 0, gapFromMs: 0, gapToMs: 0, pods: [], lastError: undefined, startedAtMs: Date.now(), failedAtMs: [] };
   let lastOk = 0;
-  while (performance.now() - t0 < durationMs) {
+  while (performance.now() - t0 < durationMs && !stop()) {
     const start = performance.now();
     const res = await get(url, timeoutMs);
     const at = performance.now() - t0;
@@ -62,6 +66,7 @@ export async function probe(url: string, durationMs: number, intervalMs: number,
     } else {
       r.failed++;
       r.lastError = res.error;
+      if (r.failedAtMs.length < 50) r.failedAtMs.push(Math.round(at));
     }
     const wait = intervalMs - (performance.now() - start);
     if (wait > 0) await new Promise((done) => setTimeout(done, wait));
@@ -77,10 +82,10 @@ export async function probe(url: string, durationMs: number, intervalMs: number,
  * every URL to answer once and writes the file. Prints `run`'s results as one
  * JSON line.
  */
-export async function probeCli(run: (url: string, durationMs: number, intervalMs: number, timeoutMs: number) => Promise<unknown>): Promise<void> {
+export async function probeCli(run: (url: string, durationMs: number, intervalMs: number, timeoutMs: number, stop: () => boolean) => Promise<unknown>): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' }, 'ready-file': { type: 'string' } },
+    options: { 'duration-ms': { type: 'string', default: '5000' }, 'interval-ms': { type: 'string', default: '10' }, 'timeout-ms': { type: 'string', default: '150' }, 'ready-file': { type: 'string' }, 'stop-file': { type: 'string' } },
   });
   if (values['ready-file']) {
     const deadline = performance.now() + 10_000;
@@ -89,7 +94,9 @@ export async function probeCli(run: (url: string, durationMs: number, intervalMs
     }
     writeFileSync(values['ready-file'], 'ready\n');
   }
-  const results = await Promise.all(positionals.map((u) => run(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']))));
+  const stopFile = values['stop-file'];
+  const stop = (): boolean => stopFile !== undefined && existsSync(stopFile);
+  const results = await Promise.all(positionals.map((u) => run(u, Number(values['duration-ms']), Number(values['interval-ms']), Number(values['timeout-ms']), stop)));
   process.stdout.write(`${JSON.stringify(results)}\n`);
 }
 

@@ -12,6 +12,7 @@ import { Dispatcher } from './dispatch.ts';
 import { LivenessFeed } from './membership/liveness.ts';
 import { STRICT_ARP_MODES, type StrictArpMode } from './l2/arp-filter.ts';
 import { createSpeakerMetrics } from './metrics.ts';
+import { InstallWatch } from './uninstall/watch.ts';
 import { WorldWatcher } from './world/watcher.ts';
 
 const USAGE = `portico-speaker [flags]
@@ -25,6 +26,10 @@ const USAGE = `portico-speaker [flags]
   --strict-arp MODE           sysctl, nftables or auto: how other nodes' kernels are kept from answering ARP
                               for a VIP (default auto: the arp_ignore/arp_announce sysctls where /proc/sys is
                               writable, else the nftables table arp portico)
+  --daemonset NAME            the DaemonSet this speaker runs in (default portico-speaker): on SIGTERM,
+                              when it or the namespace is being deleted (an uninstall), the speaker
+                              removes what it put on the node; otherwise it stops as for a restart.
+                              Empty: every stop is a restart
   --debug                     debug logs`;
 
 export class UsageError extends Error {
@@ -68,6 +73,7 @@ async function main(): Promise<void> {
       namespace: { type: 'string', default: NAMESPACE }, 'load-balancer-class': { type: 'string' },
       'state-dir': { type: 'string', default: '/run/portico' }, listen: { type: 'string', default: '0.0.0.0:7473' },
       dataplane: { type: 'string', default: 'auto' }, 'strict-arp': { type: 'string', default: 'auto' },
+      daemonset: { type: 'string', default: 'portico-speaker' },
       debug: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
     },
   });
@@ -109,6 +115,8 @@ async function main(): Promise<void> {
       dispatcher.push(world);
     },
   });
+  const install = new InstallWatch({ kc, namespace: values.namespace, daemonSet: values.daemonset, log, metrics: sharedMetrics });
+  install.start();
   const server = await startHttpServer(listen.port, listen.host, { registry, ready: () => watcher.synced });
   const world = await watcher.start();
   log.info('caches synced', { services: world.services.size, nodes: world.nodes.size, config: world.config !== undefined });
@@ -117,11 +125,13 @@ async function main(): Promise<void> {
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info('speaker stopping', { signal });
     void (async () => {
-      await watcher.stop();
+      // An uninstall removes everything from the node; a restart keeps what the next speaker needs (uninstall/decide.ts).
+      const { reason, cause, daemonSet, namespace } = await install.decide();
+      log.info('speaker stopping', { signal, reason, cause, daemonSet, namespace });
+      await Promise.all([watcher.stop(), install.stop()]);
       await dispatcher.idle();
-      await Promise.all(announcers.map((a) => a.stop().catch((err: unknown) => log.error('announcer stop failed', { announcer: a.name, err }))));
+      await Promise.all(announcers.map((a) => a.stop(reason).catch((err: unknown) => log.error('announcer stop failed', { announcer: a.name, err }))));
       server.close();
       process.exit(0);
     })();

@@ -22,6 +22,8 @@ export interface InformerOptions {
   /** Short name for logs and metrics (`services`). */
   resource: string;
   labelSelector?: string;
+  /** For the watch; `list` must apply the same (e.g. `metadata.name=x`, which RBAC resourceNames can then allow). */
+  fieldSelector?: string;
   log?: Logger;
   metrics?: SharedMetrics;
   initialBackoffMs?: number;
@@ -76,7 +78,7 @@ const meta = (o: Obj): { name: string; namespace: string; resourceVersion: strin
 const QUICK_END_MS = 1_000;
 
 export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
-  private readonly o: Required<Omit<InformerOptions, 'labelSelector' | 'metrics' | 'plain' | 'trim' | 'watchTimeoutSeconds'>> & InformerOptions;
+  private readonly o: Required<Omit<InformerOptions, 'labelSelector' | 'fieldSelector' | 'metrics' | 'plain' | 'trim' | 'watchTimeoutSeconds'>> & InformerOptions;
   private readonly conn: KubeConnection;
   /** namespace ('' when cluster-scoped) -> name -> object, in arrival order. */
   private readonly cache = new Map<string, Map<string, Obj>>();
@@ -172,6 +174,7 @@ export class Informer<T extends ObjectMetaLike = ObjectMetaLike> {
             allowWatchBookmarks: 'true', timeoutSeconds: String(timeout),
             ...(this.resourceVersion ? { resourceVersion: this.resourceVersion } : {}),
             ...(this.o.labelSelector ? { labelSelector: this.o.labelSelector } : {}),
+            ...(this.o.fieldSelector ? { fieldSelector: this.o.fieldSelector } : {}),
           },
           idleTimeoutMs: (timeout + 30) * 1000,
           onConnect: () => { this.backoffMs = this.o.initialBackoffMs; },

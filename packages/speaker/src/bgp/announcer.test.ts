@@ -3,7 +3,7 @@
 // router holds (prefixes, next hops, AS path, local-pref, communities), the
 // metrics and the Events, not the calls made.
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net, { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -398,5 +398,19 @@ describe('bgp announcer (loopback router)', function () {
     await second.update(world([peer(r.port)], [svc('web', ['203.0.113.10'])]));
     await until(() => r.opens.length === 4, 'session without graceful restart');
     assert.equal(JSON.parse(readFileSync(path.join(dir, 'bgp-graceful-restart.json'), 'utf8')).announcing.length, 0);
+  });
+
+  it('graceful restart, but leaving (an uninstall): Cease, so the peer withdraws at once, and no memory left in the state directory', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pbgp-gr-'));
+    dirs.push(dir);
+    const r = await router({ asn: 64513, peerAsn: 64512 });
+    const a = announcer({ stateDir: dir });
+    await a.update(world([peer(r.port, { enableGracefulRestart: true })], [svc('web', ['203.0.113.10'])]));
+    await until(() => r.rib.size === 1, 'the route');
+    assert.ok(existsSync(path.join(dir, 'bgp-graceful-restart.json')));
+    await a.stop('leave');
+    await until(() => r.downs.length === 1, 'the router to see the session end');
+    assert.match(r.downs[0]!, /Cease/);
+    assert.ok(!existsSync(path.join(dir, 'bgp-graceful-restart.json')), 'the graceful-restart memory is removed');
   });
 });

@@ -4,12 +4,12 @@
 // set of advertisements, and reports what users must see: metrics, Events with
 // the NOTIFICATION in words, and the graceful-restart memory across restarts.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, formatIP, nullLogger, tryParseIP, type EventTarget, type Logger, type Registry } from '@portico/shared';
-import type { Announcer, World } from '../world/types.ts';
+import type { Announcer, StopReason, World } from '../world/types.ts';
 import { Damper, DEFAULT_DAMPING, type DampingConfig } from '../bfd/damping.ts';
 import type { BfdConfig } from '../bfd/fsm.ts';
 import { BfdManager, type BfdPeerSpec } from '../bfd/manager.ts';
@@ -183,12 +183,14 @@ export class BgpAnnouncer implements Announcer {
   }
 
   /**
-   * Stops every session. A session with graceful restart is dropped without a
-   * NOTIFICATION, so the peer keeps forwarding to this node until the
-   * restarted speaker re-sends its routes (RFC 4724 §4.2); the others end
-   * with Cease / Administrative Shutdown and the peer withdraws at once.
+   * Stops every session. On a restart a session with graceful restart is
+   * dropped without a NOTIFICATION, so the peer keeps forwarding to this node
+   * until the restarted speaker re-sends its routes (RFC 4724 §4.2); the
+   * others, and every session when leaving (no speaker follows), end with
+   * Cease / Administrative Shutdown and the peer withdraws at once. Leaving
+   * also removes the graceful-restart memory from the state directory.
    */
-  async stop(): Promise<void> {
+  async stop(reason: StopReason = 'restart'): Promise<void> {
     await this.#queue;
     this.#stopped = true;
     const server = this.#server;
@@ -196,7 +198,7 @@ export class BgpAnnouncer implements Announcer {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     const closing: Promise<void>[] = [];
     for (const e of this.#sessions.values()) {
-      if (e.gracefulRestart && e.session.state === 'Established') {
+      if (reason === 'restart' && e.gracefulRestart && e.session.state === 'Established') {
         e.session.abandon();
       } else {
         closing.push(this.#stopSession(e, 'Portico speaker stopping'));
@@ -213,6 +215,8 @@ export class BgpAnnouncer implements Announcer {
     this.#bfd?.close();
     this.#bfd = undefined;
     await this.#o.statuses?.stop();
+    const gr = this.#grPath();
+    if (reason === 'leave' && gr) rmSync(gr, { force: true });
   }
 
   async #apply(world: World): Promise<void> {

@@ -6,7 +6,7 @@
 import { IP_VS_SVC_F, IPVS_CMD } from '../netlink/constants.ts';
 import { ipvsRequest, parseIpvsMessage, type IpvsDest, type IpvsService } from '../netlink/ipvs.ts';
 import type { NlMessage } from '../netlink/message.ts';
-import { addrRequest, dumpAddrsRequest, getLinkRequest, newLinkRequest, parseAddr, parseLink, PORTICO_LINK, setLinkUpRequest, type Address } from '../netlink/rtnl.ts';
+import { addrRequest, delLinkRequest, dumpAddrsRequest, getLinkRequest, newLinkRequest, parseAddr, parseLink, PORTICO_LINK, setLinkUpRequest, type Address } from '../netlink/rtnl.ts';
 import { NetlinkError, openIpvsClient, openRouteClient, type NetlinkClient } from '../netlink/socket.ts';
 import { serviceKey } from './desired.ts';
 import type { KernelReal, KernelService, Op, ServiceSpec } from './diff.ts';
@@ -226,6 +226,15 @@ export class VipLink {
       await this.client.request(addrRequest('del', { index: this.index, address }, { seq: 0 }), `remove ${address} from ${this.name}`);
     } catch (err) {
       if (!(err instanceof NetlinkError && err.errnoName === 'EADDRNOTAVAIL')) throw err;
+    }
+  }
+
+  /** Deletes the link (and so its addresses); gone already is fine. */
+  async delete(): Promise<void> {
+    try {
+      await this.client.request(delLinkRequest({ name: this.name }, { seq: 0 }), `delete ${this.name}`);
+    } catch (err) {
+      if (!(err instanceof NetlinkError && err.errnoName === 'ENODEV')) throw err;
     }
   }
 

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '@portico/shared';
 import { NetlinkError } from '../netlink/socket.ts';
 import type { LivenessFeed } from '../membership/liveness.ts';
-import type { World } from '../world/types.ts';
+import type { StopReason, World } from '../world/types.ts';
 import { DesiredBuilder, type DesiredState, type VirtualService } from './desired.ts';
 import { applyOps, diff, type KernelService, type Op } from './diff.ts';
 import { IpvsKernel, VipLink, type OpFailure } from './ipvs-kernel.ts';
@@ -35,7 +35,7 @@ export interface IpvsDataplaneOptions {
   nft?: NftRunner;
   /** Set the sysctls the dataplane relies on (default true). */
   sysctls?: boolean;
-  /** Remove Portico's services, VIPs and nftables table on stop (default false: a restarting speaker keeps traffic flowing). */
+  /** Remove Portico's services, portico0 and the nftables table on every stop (default false: only stop('leave') does; a restarting speaker keeps traffic flowing). */
   cleanupOnStop?: boolean;
   now?: () => number;
   /** Membership's verdicts: the endpoints of nodes it saw die are drained at once (prune.ts). */
@@ -425,16 +425,17 @@ export class IpvsDataplane {
     return this.#draining;
   }
 
-  async stop(): Promise<void> {
+  async stop(reason: StopReason = 'restart'): Promise<void> {
     // Stopped first, so a sync in flight does not schedule another; then wait for it.
     this.#stopped = true;
     this.#pruner.stop();
     clearTimeout(this.#timer);
     await this.#chain;
-    if (this.#o.cleanupOnStop) {
+    if (this.#o.cleanupOnStop || reason === 'leave') {
       const ops = [...this.#kernel.values()].map((s): Op => ({ op: 'delete-service', service: { ...s, scheduler: s.scheduler as VirtualService['scheduler'] } }));
       await this.kernel.apply(ops);
-      if (this.link) for (const vip of this.#vips) if (!vip.startsWith('fe80:')) await this.link.remove(vip).catch(() => undefined);
+      // Deleting the link takes its VIPs with it.
+      if (this.link) await this.link.delete().catch((err: unknown) => this.#o.log.error('cannot delete portico0', { dataplane: 'ipvs', err }));
       await this.#o.nft(renderDelete()).catch(() => undefined);
     }
     this.kernel.close();

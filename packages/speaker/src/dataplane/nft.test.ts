@@ -48,6 +48,19 @@ describe('nftables rendering', () => {
     assert.deepEqual([dp.restAfter(0.005), dp.restAfter(0.3), dp.restAfter(10)], [0, 300, 2000]);
   });
 
+  it('a restart keeps table inet portico (traffic flows on); leaving (an uninstall) deletes it', async () => {
+    const scripts: string[] = [];
+    const nft = async (s: string): Promise<void> => { scripts.push(s); };
+    const kept = new NftDataplane({ nft });
+    await kept.update(world('node-1', [service('web', { endpoints: EPS })]));
+    await kept.stop();
+    assert.equal(scripts.length, 1, 'the table as written, nothing more');
+    const left = new NftDataplane({ nft });
+    await left.update(world('node-1', [service('web', { endpoints: EPS })]));
+    await left.stop('leave');
+    assert.equal(scripts.at(-1), 'table inet portico\ndelete table inet portico\n');
+  });
+
   it('the IPVS dataplane\'s table holds the masquerade only', () => {
     const text = renderIpvsMasquerade(desiredState(world('node-1', [service('web', { endpoints: EPS })])));
     assert.doesNotMatch(text, /dnat|prerouting/);

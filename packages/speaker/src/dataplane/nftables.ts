@@ -5,7 +5,7 @@
 // IPVS mode.
 import type { Logger } from '@portico/shared';
 import type { LivenessFeed } from '../membership/liveness.ts';
-import type { World } from '../world/types.ts';
+import type { StopReason, World } from '../world/types.ts';
 import { desiredState } from './desired.ts';
 import { quietLogger } from './log.ts';
 import type { DataplaneMetrics } from './metrics.ts';
@@ -18,7 +18,7 @@ export interface NftDataplaneOptions {
   metrics?: DataplaneMetrics;
   events?: EventSink;
   nft?: NftRunner;
-  /** Remove table portico on stop (default false: a restarting speaker keeps traffic flowing). */
+  /** Remove table portico on every stop (default false: only stop('leave') does; a restarting speaker keeps traffic flowing). */
   cleanupOnStop?: boolean;
   /** Membership's verdicts: the endpoints of nodes it saw die are left out (prune.ts). */
   liveness?: LivenessFeed;
@@ -112,9 +112,9 @@ export class NftDataplane {
     }
   }
 
-  async stop(): Promise<void> {
+  async stop(reason: StopReason = 'restart'): Promise<void> {
     this.#pruner.stop();
     await this.#chain;
-    if (this.#cleanup) await this.#nft(renderDelete());
+    if (this.#cleanup || reason === 'leave') await this.#nft(renderDelete()).catch((err: unknown) => this.#log.error('cannot remove nftables table portico', { dataplane: 'nftables', err }));
   }
 }

@@ -468,6 +468,31 @@ describe('layer-2 announcer', () => {
       assert.equal(rec.scripts.length, 2, 'a restart keeps the table (the VIPs stay during the hold time)');
     });
 
+    it('stop(\'leave\') (an uninstall) removes the table and tells the peers it leaves, whatever PORTICO_STOP_MODE says', async () => {
+      const rec = recorder();
+      const { a, membership } = setup(other, { sysctlWritable: () => false, nft: rec.nft, stopMode: 'restart' });
+      a.update(world(other, [service('web', [IP])]));
+      await flush();
+      assert.equal(rec.scripts.length, 1);
+      await a.stop('leave');
+      assert.equal(rec.scripts[1], 'table arp portico\ndelete table arp portico\n');
+      assert.equal(membership.stoppedWith, 'leave');
+    });
+
+    it('stop(\'leave\') removes a table an earlier speaker wrote, though this one never had a layer-2 VIP; with writable sysctls there is none to remove', async () => {
+      const rec = recorder();
+      const { a, membership } = setup(other, { sysctlWritable: () => false, nft: rec.nft });
+      a.update(world(other, []));
+      await a.stop('leave');
+      assert.deepEqual(rec.scripts, ['table arp portico\ndelete table arp portico\n']);
+      assert.equal(membership.stoppedWith, 'leave');
+      const rec2 = recorder();
+      const host = setup(other, { nft: rec2.nft });
+      host.a.update(world(other, []));
+      await host.a.stop('leave');
+      assert.deepEqual(rec2.scripts, []);
+    });
+
     it('auto: a sysctl write that fails (EROFS) switches to the table; --strict-arp=sysctl only logs', async () => {
       const rec = recorder();
       const auto = setup(owner, { sysctlFails: true, nft: rec.nft });

@@ -12,7 +12,7 @@ import { TokenBucket, type EventTarget, type Logger } from '@portico/shared';
 import type { NodeLiveness } from '../membership/membership.ts';
 import { runNft, type NftRunner } from '../dataplane/nft.ts';
 import { loadNative } from '../native/index.ts';
-import type { Announcer, World } from '../world/types.ts';
+import type { Announcer, StopReason, World } from '../world/types.ts';
 import { canonicalIP } from './address.ts';
 import { renderArpFilter, renderArpFilterDelete, type StrictArpMode } from './arp-filter.ts';
 import type { L2Metrics } from './metrics.ts';
@@ -126,7 +126,11 @@ export interface L2AnnouncerOptions {
   statusWritesPerSecond?: number;
   /** Monotonic clock (ms) of the status writes; default performance.now. */
   now?: () => number;
-  /** How the speaker tells its peers it stops: 'restart' keeps its IPs in place for the hold time. */
+  /**
+   * How the speaker tells its peers it stops when stop() is not told why:
+   * 'restart' keeps its IPs in place for the hold time. stop('leave') (an
+   * uninstall) always leaves.
+   */
   stopMode?: 'leave' | 'restart';
 }
 
@@ -559,9 +563,10 @@ export class L2Announcer implements Announcer {
     }
   }
 
-  async stop(): Promise<void> {
+  async stop(reason: StopReason = 'restart'): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    const mode = reason === 'leave' ? 'leave' : this.o.stopMode;
     for (const h of this.repeats.values()) this.o.timers.clearTimeout(h);
     this.repeats.clear();
     this.o.timers.clearTimeout(this.refreshTimer);
@@ -578,10 +583,20 @@ export class L2Announcer implements Announcer {
     await this.arpFilterBusy;
     // A restart keeps the table: the VIPs stay in place for the hold time, and
     // other nodes' kernels must still keep quiet. Leaving removes it.
-    if (this.arpFilterWritten !== undefined && this.o.stopMode === 'leave') {
+    if (mode === 'leave' && this.mayHoldArpFilter()) {
       await this.o.nft(renderArpFilterDelete()).catch((err: unknown) => this.o.log.error('cannot remove the ARP filter', { table: 'arp portico', err }));
     }
-    await this.membership.stop(this.o.stopMode);
+    await this.membership.stop(mode);
+  }
+
+  /**
+   * Whether the table arp portico may be on this node: written by this
+   * process, or by an earlier speaker under the same settings (one that had
+   * layer-2 VIPs before a restart, when this one never had any).
+   */
+  private mayHoldArpFilter(): boolean {
+    if (this.arpFilter || this.arpFilterWritten !== undefined) return true;
+    return this.o.strictArp === 'nftables' || (this.o.strictArp === 'auto' && !this.o.sysctlWritable());
   }
 
   /** The IPv4 VIPs of every layer-2 Service in the last plan (whoever owns them): the kernel answers for none of them. */

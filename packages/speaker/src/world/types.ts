@@ -88,6 +88,15 @@ export function changedSince(world: Pick<World, 'changed'>, seen: number | undef
 }
 
 /**
+ * Why the speaker stops. 'restart': a speaker follows on this node (a rolling
+ * update, a deleted pod, a probe), so what it needs at once stays in the
+ * kernel and peers hold this node's IPs. 'leave': none follows (Portico is
+ * being uninstalled, uninstall/), so everything this speaker put on the node
+ * goes and peers take over at once.
+ */
+export type StopReason = 'restart' | 'leave';
+
+/**
  * Something that turns the World into announcements or rules: the layer-2
  * responder, the BGP speaker, a dataplane. update() gets every new snapshot
  * (level-based: compute the desired state, apply the difference).
@@ -95,7 +104,8 @@ export function changedSince(world: Pick<World, 'changed'>, seen: number | undef
 export interface Announcer {
   readonly name: string;
   update(world: World): void | Promise<void>;
-  stop(): Promise<void>;
+  /** Default 'restart'. */
+  stop(reason?: StopReason): Promise<void>;
   /**
    * How long (ms) to wait after an update that took `seconds` before the next
    * one starts; snapshots arriving meanwhile are coalesced. For announcers
