@@ -6,16 +6,16 @@
 // deletes what this node no longer announces (also what a previous run left).
 import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import { API_VERSION, apiMessage, httpStatus, isConflict, isNotFound, nullLogger, type Logger } from '@portico/shared';
+import { LABELS, API_VERSION, apiMessage, httpStatus, isConflict, isNotFound, nullLogger, type Logger } from '@portico/shared';
 import { systemClock, type Clock } from './clock.ts';
 import type { BgpPlan } from './policy.ts';
 
 export const STATUS_KIND = 'ServiceBGPStatus';
 export const STATUS_PLURAL = 'servicebgpstatuses';
-export const MANAGED_BY = { key: 'app.kubernetes.io/managed-by', value: 'portico-speaker' } as const;
-export const LABEL_NODE = 'portico.dev/node';
-export const LABEL_SERVICE_NAME = 'portico.dev/service-name';
-export const LABEL_SERVICE_NAMESPACE = 'portico.dev/service-namespace';
+export const MANAGED_BY = { key: LABELS.managedBy, value: 'portico-speaker' } as const;
+export const LABEL_NODE = LABELS.statusNode;
+export const LABEL_SERVICE_NAME = LABELS.statusServiceName;
+export const LABEL_SERVICE_NAMESPACE = LABELS.statusServiceNamespace;
 
 export interface ServiceBGPStatusBody {
   node: string;
