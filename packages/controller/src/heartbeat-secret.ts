@@ -4,10 +4,10 @@
 // one that exists, so an operator can rotate or pre-seed the key.
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import { isConflict, isNotFound, kubeRequest, type KubeSource } from '@portico/shared';
+import { LABELS, SECRETS, isConflict, isNotFound, kubeRequest, type KubeSource } from '@portico/shared';
 
 /** Secret portico-system/portico-heartbeat, key `key`: the speakers' heartbeat HMAC key. */
-export const HEARTBEAT_SECRET = { name: 'portico-heartbeat', key: 'key' } as const;
+export const HEARTBEAT_SECRET = SECRETS.heartbeat;
 
 /** The two calls this needs, so tests run without an API server. */
 export interface SecretApi {
@@ -25,7 +25,7 @@ export async function ensureHeartbeatSecret(api: SecretApi, namespace: string, r
   if (data) return data[key] ? 'exists' : 'exists-without-key';
   const created = await api.create(namespace, {
     apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-    metadata: { name, namespace, labels: { 'app.kubernetes.io/part-of': 'portico', 'app.kubernetes.io/managed-by': 'portico' } },
+    metadata: { name, namespace, labels: { [LABELS.partOf]: 'portico', [LABELS.managedBy]: 'portico' } },
     data: { [key]: random(32).toString('base64') },
   });
   if (created) return 'created';

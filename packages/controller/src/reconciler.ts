@@ -1,10 +1,10 @@
 // The level-based Service reconciler: current object (or null when deleted)
 // -> allocation -> desired status and annotation -> write only the difference.
 // It returns an outcome the work queue acts on, and a reason saying why.
-import { ANNOTATIONS, formatIP, isNotFound, isPorticoError, tryParseIP, type IP, type Logger, nullLogger } from '@portico/shared';
+import { ANNOTATIONS, classifyService, formatIP, handlesExternalIPs, isNotFound, isPorticoError, tryParseIP, type IP, type Logger, nullLogger } from '@portico/shared';
 import type { Allocator } from './allocator.ts';
 import { judgeExternalIPs, parseRecorded, type ExternalIPDecision } from './external-ips.ts';
-import { classify, handlesExternalIPs, ignoredRequests, recordedPool, serviceKey, statusIPs, toRequest, type ServiceObject } from './service.ts';
+import { ignoredRequests, recordedPool, serviceKey, statusIPs, toRequest, type ServiceObject } from './service.ts';
 
 export type Outcome = 'success' | 'retry' | 'give-up' | 'reprocess-all';
 
@@ -75,7 +75,7 @@ export class ServiceReconciler {
     let kept = 0;
     const conflicts: string[] = [];
     for (const svc of ordered) {
-      if (!classify(svc, this.d.loadBalancerClass).mine) continue;
+      if (!classifyService(svc, this.d.loadBalancerClass).mine) continue;
       const ips = statusIPs(svc);
       if (ips.length === 0) continue;
       let req;
@@ -172,7 +172,7 @@ export class ServiceReconciler {
     const ns = svc.metadata?.namespace ?? '';
     const name = svc.metadata?.name ?? '';
     const ourPool = svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool];
-    const cls = classify(svc, this.d.loadBalancerClass);
+    const cls = classifyService(svc, this.d.loadBalancerClass);
     if (!cls.mine) {
       const freed = allocator.release(key);
       try {

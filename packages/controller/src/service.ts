@@ -20,34 +20,6 @@ export interface ServiceObject {
   status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string; ipMode?: string }[] } };
 }
 
-export type Classification =
-  | { readonly mine: true }
-  | { readonly mine: false; readonly why: 'not-load-balancer' | 'other-class' };
-
-/**
- * A Service is Portico's when it is type LoadBalancer and its class is ours:
- * with no class configured, Services without spec.loadBalancerClass; with one,
- * only Services naming it.
- */
-export function classify(svc: ServiceObject, ourClass: string | undefined): Classification {
-  if (svc.spec?.type !== 'LoadBalancer') return { mine: false, why: 'not-load-balancer' };
-  const cls = svc.spec.loadBalancerClass;
-  if (ourClass === undefined ? cls !== undefined && cls !== '' : cls !== ourClass) return { mine: false, why: 'other-class' };
-  return { mine: true };
-}
-
-/**
- * Whether this Portico handles the Service's spec.externalIPs: a LoadBalancer
- * Service of its class, or a Service of another type (ClusterIP, NodePort)
- * when it answers to Services without a class: those types have no class, so
- * exactly one Portico instance, the classless one, speaks for them.
- */
-export function handlesExternalIPs(svc: ServiceObject, ourClass: string | undefined): boolean {
-  const c = classify(svc, ourClass);
-  if (c.mine) return true;
-  return c.why === 'not-load-balancer' && ourClass === undefined && svc.spec?.type !== 'ExternalName';
-}
-
 export const serviceKey = (svc: ServiceObject): string => `${svc.metadata?.namespace ?? ''}/${svc.metadata?.name ?? ''}`;
 
 /** IPs in status.loadBalancer.ingress (hostnames and junk ignored). */

@@ -4,6 +4,7 @@ export * from './log.ts';
 export * from './metrics.ts';
 export * from './api/types.ts';
 export * from './ip/ipmath.ts';
+export * from './service.ts';
 export * from './config/model.ts';
 export { buildConfig, type ConfigInput, type BuildResult } from './config/build.ts';
 export { parseLegacyConfig, type LegacyConfig } from './config/legacy.ts';

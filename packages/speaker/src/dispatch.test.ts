@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { nullLogger } from '@portico/shared';
+import { FakeClock } from './bgp/clock.ts';
 import { coalesce, Dispatcher } from './dispatch.ts';
 import type { Announcer, World } from './world/types.ts';
 
@@ -63,27 +64,34 @@ describe('speaker dispatch', () => {
   });
 
   it('rests as long as an announcer asks after each update, applying the snapshots pushed meanwhile together', async () => {
+    const clock = new FakeClock();
     const seen: Array<{ self: string; at: number }> = [];
-    const t0 = performance.now();
     const costly: Announcer = {
       name: 'costly',
-      update: (w) => { seen.push({ self: w.self, at: performance.now() - t0 }); },
+      update: (w) => { seen.push({ self: w.self, at: clock.now() }); },
       stop: async () => undefined,
       restAfter: () => 150,
     };
-    const d = new Dispatcher([costly], nullLogger);
+    const d = new Dispatcher([costly], nullLogger, { clock });
     d.push(world(1));
     d.push(world(2));
-    await new Promise((r) => setTimeout(r, 50));
+    await turn();
+    clock.advance(50);
     d.push(world(3));
-    while (seen.length < 2) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(seen.map((s) => s.self), ['w1', 'w3'], 'w2 and w3 arrived during the rest: only the latest is applied');
-    assert.ok(seen[1]!.at - seen[0]!.at >= 140, `the second update waited for the rest (${Math.round(seen[1]!.at - seen[0]!.at)} ms)`);
-    // idle() (the speaker stopping) does not wait out a rest.
+    await turn();
+    clock.advance(99);
+    await turn();
+    assert.deepEqual(seen.map((s) => s.self), ['w1'], 'still resting 149 ms after the first update');
+    clock.advance(1);
+    await turn();
+    assert.deepEqual(seen, [{ self: 'w1', at: 0 }, { self: 'w3', at: 150 }], 'w2 and w3 arrived during the rest: only the latest is applied, once the rest is over');
+    // idle() (the speaker stopping) does not wait out a rest: the clock never moves.
     d.push(world(4));
-    const t1 = performance.now();
     await d.idle();
-    assert.deepEqual(seen.map((s) => s.self), ['w1', 'w3', 'w4']);
-    assert.ok(performance.now() - t1 < 100, `idle() cut the rests short (${Math.round(performance.now() - t1)} ms)`);
+    assert.deepEqual(seen.map((s) => `${s.self}@${s.at}`), ['w1@0', 'w3@150', 'w4@150']);
+    assert.equal(clock.pending, 0, 'no rest timer is left behind');
   });
 });
+
+/** Lets queued promise callbacks run (a turn of the event loop, not a timed wait). */
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));

@@ -4,11 +4,14 @@
 // announcer may ask for a rest after each update (restAfter), which bounds
 // the CPU that an announcer with whole-World updates takes under churn.
 import type { Logger } from '@portico/shared';
+import { systemClock, type Clock } from './bgp/clock.ts';
 import type { Announcer, World } from './world/types.ts';
 
 export interface DispatchHooks {
   onError?: (announcer: string, err: unknown) => void;
   onDone?: (announcer: string, seconds: number) => void;
+  /** Times updates and rests (tests pass a FakeClock). */
+  clock?: Clock;
 }
 
 export class Dispatcher {
@@ -17,11 +20,13 @@ export class Dispatcher {
   private readonly announcers: readonly Announcer[];
   private readonly log: Logger;
   private readonly hooks: DispatchHooks;
+  private readonly clock: Clock;
 
   constructor(announcers: readonly Announcer[], log: Logger, hooks: DispatchHooks = {}) {
     this.announcers = announcers;
     this.log = log;
     this.hooks = hooks;
+    this.clock = hooks.clock ?? systemClock;
   }
 
   push(world: World): void {
@@ -39,16 +44,16 @@ export class Dispatcher {
   private async drain(a: Announcer): Promise<void> {
     for (let w = this.pending.get(a.name); w; w = this.pending.get(a.name)) {
       this.pending.delete(a.name);
-      const t0 = performance.now();
+      const t0 = this.clock.now();
       try {
         await a.update(w);
-        this.hooks.onDone?.(a.name, (performance.now() - t0) / 1000);
+        this.hooks.onDone?.(a.name, (this.clock.now() - t0) / 1000);
       } catch (err) {
         this.log.error('announcer update failed', { announcer: a.name, err });
         this.hooks.onError?.(a.name, err);
       }
       // Snapshots pushed during the rest wait in `pending`, coalesced, as during an update.
-      const rest = a.restAfter?.((performance.now() - t0) / 1000) ?? 0;
+      const rest = a.restAfter?.((this.clock.now() - t0) / 1000) ?? 0;
       if (rest > 0 && this.hurry === 0) await this.rest(rest);
     }
   }
@@ -59,8 +64,8 @@ export class Dispatcher {
 
   private rest(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const done = (): void => { clearTimeout(t); this.resting.delete(done); resolve(); };
-      const t = setTimeout(done, ms);
+      const done = (): void => { this.clock.clearTimeout(t); this.resting.delete(done); resolve(); };
+      const t = this.clock.setTimeout(done, ms);
       this.resting.add(done);
     });
   }

@@ -5,7 +5,7 @@
 // the configuration objects. Gathering is one function, the model a pure one,
 // the rendering another.
 import * as k8s from '@kubernetes/client-node';
-import { ANNOTATIONS, GROUP, KINDS, LEGACY_CONFIGMAP, NAMESPACE, PLURALS, VERSION, anySelectorMatches, buildConfig, parseLegacyConfig, type Config, type ConfigProblem, type PorticoKind } from '@portico/shared';
+import { SPEAKER_ANNOTATIONS, isOurService, ANNOTATIONS, GROUP, KINDS, LEGACY_CONFIGMAP, NAMESPACE, PLURALS, VERSION, anySelectorMatches, buildConfig, parseLegacyConfig, type Config, type ConfigProblem, type PorticoKind } from '@portico/shared';
 import { table, type Painter } from './table.ts';
 
 type Meta = { name?: string; namespace?: string; annotations?: Record<string, string>; creationTimestamp?: string | Date };
@@ -46,8 +46,8 @@ export interface PeerRow { name: string; address: string; asn: string; state: 'u
 export interface StatusModel { namespace: string; pools: PoolRow[]; services: ServiceRow[]; peers: PeerRow[]; problems: string[] }
 
 /** Written on a Service by the speaker that answers for it in layer 2 (packages/speaker/src/l2/announcer.ts). */
-export const LAYER2_NODE = 'portico.dev/layer2-node';
-export const LAYER2_INTERFACES = 'portico.dev/layer2-interfaces';
+export const LAYER2_NODE = SPEAKER_ANNOTATIONS.layer2Node;
+export const LAYER2_INTERFACES = SPEAKER_ANNOTATIONS.layer2Interfaces;
 
 /** Event reasons the speakers use to say where an IP is announced. */
 export const ANNOUNCE_REASONS = ['nodeAssigned', 'NodeAssigned', 'IPAnnounced', 'BGPAnnounced'] as const;
@@ -149,8 +149,7 @@ export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: stri
     const events = byObject.get(`Service/${ns}/${name}`) ?? [];
     const ingress = (s.status?.loadBalancer as { ingress?: { ip?: string; hostname?: string }[] } | undefined)?.ingress ?? [];
     const ips = ingress.map((i) => i.ip ?? i.hostname ?? '').filter(Boolean);
-    const cls = s.spec?.loadBalancerClass as string | undefined;
-    const ours = cls === opts.loadBalancerClass || (cls === undefined && opts.loadBalancerClass === undefined);
+    const ours = isOurService(s, opts.loadBalancerClass);
     const announce = latest(events.filter((e) => (ANNOUNCE_REASONS as readonly string[]).includes(e.reason ?? '')));
     const row: ServiceRow = {
       namespace: ns, name, ips, pool: s.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool] ?? '',

@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { FakeClock } from './clock.ts';
 import type { BgpPlan, ServiceDecision } from './policy.ts';
 import { LABEL_NODE, LABEL_SERVICE_NAME, StatusReconciler, desiredStatuses, statusName, type ServiceBGPStatus, type StatusStore } from './status.ts';
 
@@ -96,11 +97,23 @@ describe('bgp: ServiceBGPStatus objects', function () {
 
   it('retries a failed pass and converges; an object deleted behind its back is created again', async function () {
     const store = new MemoryStore();
-    const r = new StatusReconciler({ node: 'node-1', store, retryMs: 5 });
+    const clock = new FakeClock();
+    const r = new StatusReconciler({ node: 'node-1', store, retryMs: 5, clock });
     store.failNext = 2;
     r.set(desiredStatuses('node-1', plan([announced('default/web', [['203.0.113.10', ['frr']]])])));
     const name = statusName('node-1', 'default/web');
-    for (let i = 0; i < 100 && !store.objects.has(name); i++) await new Promise((res) => setTimeout(res, 5));
+    await r.idle();
+    // Two failures: retried after 5 ms, then after 10 ms (the delay doubles).
+    clock.advance(4);
+    await r.idle();
+    assert.ok(!store.objects.has(name), 'no retry before 5 ms');
+    clock.advance(1);
+    await r.idle();
+    clock.advance(9);
+    await r.idle();
+    assert.ok(!store.objects.has(name), 'the second retry waits 10 ms');
+    clock.advance(1);
+    await r.idle();
     assert.ok(store.objects.has(name), 'created after the API server came back');
 
     store.objects.delete(name);
@@ -115,13 +128,16 @@ describe('bgp: ServiceBGPStatus objects', function () {
     let lists = 0;
     const list = store.list.bind(store);
     store.list = (node) => { lists++; return lists === 1 ? Promise.reject(Object.assign(new Error('the server could not find the requested resource'), { code: 404 })) : list(node); };
-    const r = new StatusReconciler({ node: 'node-1', store, retryMs: 1, maxRetryMs: 50 });
+    const clock = new FakeClock();
+    const r = new StatusReconciler({ node: 'node-1', store, retryMs: 1, maxRetryMs: 50, clock });
     r.set(desiredStatuses('node-1', plan([announced('default/web', [['203.0.113.10', ['frr']]])])));
     await r.idle();
     for (let i = 0; i < 5; i++) r.set(desiredStatuses('node-1', plan([announced('default/web', [['203.0.113.10', ['frr']]])])));
-    await new Promise((res) => setTimeout(res, 20));
-    assert.equal(lists, 1, 'changes during the wait do not list again');
-    for (let i = 0; i < 100 && store.objects.size === 0; i++) await new Promise((res) => setTimeout(res, 5));
+    clock.advance(49);
+    await r.idle();
+    assert.equal(lists, 1, 'changes during the wait do not list again, nor does the short retry (1 ms) apply');
+    clock.advance(1);
+    await r.idle();
     assert.equal(lists, 2);
     assert.equal(store.objects.size, 1, 'written once the kind exists');
     await r.stop();

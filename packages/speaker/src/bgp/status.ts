@@ -6,15 +6,16 @@
 // deletes what this node no longer announces (also what a previous run left).
 import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import { API_VERSION, apiMessage, httpStatus, isConflict, isNotFound, nullLogger, type Logger } from '@portico/shared';
+import { LABELS, API_VERSION, apiMessage, httpStatus, isConflict, isNotFound, nullLogger, type Logger } from '@portico/shared';
+import { systemClock, type Clock } from './clock.ts';
 import type { BgpPlan } from './policy.ts';
 
 export const STATUS_KIND = 'ServiceBGPStatus';
 export const STATUS_PLURAL = 'servicebgpstatuses';
-export const MANAGED_BY = { key: 'app.kubernetes.io/managed-by', value: 'portico-speaker' } as const;
-export const LABEL_NODE = 'portico.dev/node';
-export const LABEL_SERVICE_NAME = 'portico.dev/service-name';
-export const LABEL_SERVICE_NAMESPACE = 'portico.dev/service-namespace';
+export const MANAGED_BY = { key: LABELS.managedBy, value: 'portico-speaker' } as const;
+export const LABEL_NODE = LABELS.statusNode;
+export const LABEL_SERVICE_NAME = LABELS.statusServiceName;
+export const LABEL_SERVICE_NAMESPACE = LABELS.statusServiceNamespace;
 
 export interface ServiceBGPStatusBody {
   node: string;
@@ -82,6 +83,8 @@ export interface StatusReconcilerOptions {
   /** Delay before the first retry after a failed pass, ms; doubles per failure up to maxRetryMs. */
   retryMs?: number;
   maxRetryMs?: number;
+  /** Runs the retry timer (tests pass a FakeClock). */
+  clock?: Clock;
 }
 
 /**
@@ -97,13 +100,15 @@ export class StatusReconciler {
   #desired = new Map<string, ServiceBGPStatus>();
   #running: Promise<void> | undefined;
   #dirty = false;
-  #retry: NodeJS.Timeout | undefined;
+  #retry: unknown;
+  readonly #clock: Clock;
   #stopped = false;
   #failures = 0;
 
   constructor(opts: StatusReconcilerOptions) {
     this.#o = { retryMs: 1000, maxRetryMs: 60_000, ...opts };
     this.#log = (opts.log ?? nullLogger).child({ component: 'bgp-status' });
+    this.#clock = opts.clock ?? systemClock;
   }
 
   set(desired: Map<string, ServiceBGPStatus>): void {
@@ -122,7 +127,7 @@ export class StatusReconciler {
   /** Stops writing; the objects stay (a restarted speaker takes them over). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#retry);
+    this.#clock.clearTimeout(this.#retry);
     this.#retry = undefined;
     await this.idle();
   }
@@ -144,9 +149,8 @@ export class StatusReconciler {
         if (!absent || this.#failures === 0) this.#log.error('bgp status not written', { err: apiMessage(err), code: httpStatus(err) ?? null, retryInMs: delayMs });
         this.#failures++;
         this.#actual = undefined; // re-list on the retry: the failure may have left anything behind
-        clearTimeout(this.#retry);
-        this.#retry = setTimeout(() => { this.#retry = undefined; this.#kick(); }, delayMs);
-        this.#retry.unref();
+        this.#clock.clearTimeout(this.#retry);
+        this.#retry = this.#clock.setTimeout(() => { this.#retry = undefined; this.#kick(); }, delayMs);
       } finally {
         this.#running = undefined;
       }

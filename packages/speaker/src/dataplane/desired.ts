@@ -4,6 +4,7 @@
 // and nftables dataplanes program the same state.
 import { isIPv4 } from 'node:net';
 import { changedSince, type EndpointState, type ServicePort, type ServiceState, type World } from '../world/types.ts';
+import { SPEAKER_ANNOTATIONS } from '@portico/shared';
 
 export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sh', 'mh', 'sed', 'nq'] as const;
 export type Scheduler = (typeof SCHEDULERS)[number];
@@ -12,8 +13,8 @@ export type Forward = (typeof FORWARDS)[number];
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 export type Family = 'inet' | 'inet6';
 
-export const SCHEDULER_ANNOTATION = 'portico.dev/ipvs-scheduler';
-export const FORWARD_ANNOTATION = 'portico.dev/ipvs-forward';
+export const SCHEDULER_ANNOTATION = SPEAKER_ANNOTATIONS.ipvsScheduler;
+export const FORWARD_ANNOTATION = SPEAKER_ANNOTATIONS.ipvsForward;
 export const DEFAULT_SCHEDULER: Scheduler = 'rr';
 export const DEFAULT_FORWARD: Forward = 'masq';
 /** Every ready endpoint gets the same weight. */

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { electOwner, eligibility, EXCLUDE_LABEL, rendezvousScore, type ElectionInput, type ElectionNode, type ElectionService } from './election.ts';
+import { LABELS } from '@portico/shared';
+import { electOwner, eligibility, rendezvousScore, type ElectionInput, type ElectionNode, type ElectionService } from './election.ts';
 
 type Adv = ElectionInput['advertisements'][number];
 const adv = (over: Partial<Adv> = {}): Adv => ({ name: 'l2', pools: [], poolSelectors: [], nodeSelectors: [], interfaces: [], ...over });
@@ -26,6 +27,8 @@ function input(over: Partial<ElectionInput> & { nodeNames?: string[] } = {}): El
     live: over.live ?? new Set(nodeNames),
   };
 }
+
+const EXCLUDE_LABEL = LABELS.excludeFromLoadBalancers;
 
 describe('layer-2 election: eligibility (every node with a reason)', () => {
   const cases: Array<{ name: string; in: ElectionInput; want: Record<string, string> }> = [

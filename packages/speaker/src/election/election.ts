@@ -3,10 +3,7 @@
 // first (each node with the reason it can or cannot announce), then the owner:
 // the live eligible node with the highest rendezvous hash of (node, first IP).
 import { createHash } from 'node:crypto';
-import type { L2Adv, LabelSelector } from '@portico/shared';
-
-/** The Kubernetes label that keeps a node out of every load balancer. */
-export const EXCLUDE_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';
+import { LABELS, type L2Adv, type LabelSelector } from '@portico/shared';
 
 export interface ElectionNode {
   name: string;
@@ -140,7 +137,7 @@ export function eligibility(input: ElectionInput): NodeEligibility[] {
     .map((node): NodeEligibility => {
       const live = input.live.has(node.name);
       const base = { node: node.name, live, interfaces: [] as string[] };
-      if (Object.hasOwn(node.labels, EXCLUDE_LABEL)) return { ...base, reason: 'excluded-by-label' };
+      if (Object.hasOwn(node.labels, LABELS.excludeFromLoadBalancers)) return { ...base, reason: 'excluded-by-label' };
       if (node.networkUnavailable) return { ...base, reason: 'network-unavailable' };
       const matching = advs.filter((a) => selectsNode(a, node));
       if (matching.length === 0) return { ...base, reason: 'no-advertisement' };

@@ -8,7 +8,7 @@
 // ARP/NDP side never waits.
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { TokenBucket, type EventTarget, type Logger } from '@portico/shared';
+import { SPEAKER_ANNOTATIONS, TokenBucket, type EventTarget, type Logger } from '@portico/shared';
 import type { NodeLiveness } from '../membership/membership.ts';
 import { runNft, type NftRunner } from '../dataplane/nft.ts';
 import { loadNative } from '../native/index.ts';
@@ -21,8 +21,8 @@ import { REASONS } from './decide.ts';
 import type { Responder } from './responder.ts';
 
 /** Annotations the owner writes on a Service it announces (no ServiceL2Status CRD is installed yet). */
-export const ANNOUNCED_BY = 'portico.dev/layer2-node';
-export const ANNOUNCED_INTERFACES = 'portico.dev/layer2-interfaces';
+export const ANNOUNCED_BY = SPEAKER_ANNOTATIONS.layer2Node;
+export const ANNOUNCED_INTERFACES = SPEAKER_ANNOTATIONS.layer2Interfaces;
 
 /** When a status write for one Service last went, and how long to wait before the next. */
 interface Backoff { at: number; waitMs: number }

@@ -1,10 +1,10 @@
 // The heartbeat key: read from a Secret in the config namespace (the installer
 // creates it). Key `key` signs and verifies; an optional `previous` still
 // verifies, so a rotation never splits the cluster.
-import type { Logger } from '@portico/shared';
+import { SECRETS, type Logger } from '@portico/shared';
 
 /** Name of the Secret holding the heartbeat key. */
-export const HEARTBEAT_SECRET = 'portico-heartbeat';
+export const HEARTBEAT_SECRET = SECRETS.heartbeat.name;
 
 /** A Secret's data, base64-decoded to bytes (the key is random bytes, not text). */
 export type SecretDataReader = (namespace: string, name: string) => Promise<Readonly<Record<string, Uint8Array>> | undefined>;

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { acceptedExternalIPs, endpointsOf, nodeState, serviceState, serviceVerdict, type EndpointSliceObject, type ServiceObject } from './from-k8s.ts';
+import { acceptedExternalIPs } from '@portico/shared';
+import { endpointsOf, nodeState, serviceState, serviceVerdict, type EndpointSliceObject, type ServiceObject } from './from-k8s.ts';
 
 const svc = (over: Partial<ServiceObject['spec']> = {}, ingress: string[] = ['203.0.113.10'], annotations: Record<string, string> = {}): ServiceObject => ({
   metadata: { name: 'web', namespace: 'shop', uid: 'u1', annotations: { 'portico.dev/ip-allocated-from-pool': 'default', ...annotations } },

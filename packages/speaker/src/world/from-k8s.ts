@@ -1,6 +1,6 @@
 // Kubernetes objects (plain JSON) -> the speaker's domain values. Pure: the
 // watcher feeds it what the informers hold.
-import { ANNOTATIONS, formatIP, tryParseIP } from '@portico/shared';
+import { ANNOTATIONS, LABELS, acceptedExternalIPs, endpointReadiness, formatIP, handlesExternalIPs, isOurService, tryParseIP } from '@portico/shared';
 import type { EndpointState, IPFamily, NodeState, ServicePort, ServiceState } from './types.ts';
 
 type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -37,8 +37,6 @@ export interface NodeObject {
   status?: { conditions?: { type: string; status: string }[]; addresses?: { type: string; address: string }[] };
 }
 
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-export const EXCLUDE_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';
 
 /** Why a Service is not part of the World, or 'included'. */
 export type ServiceVerdict = 'included' | 'not-load-balancer' | 'other-class' | 'no-ip';
@@ -46,30 +44,11 @@ export type ServiceVerdict = 'included' | 'not-load-balancer' | 'other-class' | 
 export function serviceVerdict(svc: ServiceObject, loadBalancerClass: string | undefined): ServiceVerdict {
   if (svc.spec?.type !== 'LoadBalancer') {
     // ClusterIP and NodePort Services have no class: the classless Portico speaks for their externalIPs.
-    const external = loadBalancerClass === undefined && svc.spec?.type !== 'ExternalName' && acceptedExternalIPs(svc).length > 0;
-    return external ? 'included' : 'not-load-balancer';
+    return handlesExternalIPs(svc, loadBalancerClass) && acceptedExternalIPs(svc).length > 0 ? 'included' : 'not-load-balancer';
   }
-  if ((svc.spec.loadBalancerClass ?? undefined) !== loadBalancerClass) return 'other-class';
+  if (!isOurService(svc, loadBalancerClass)) return 'other-class';
   if (!svc.status?.loadBalancer?.ingress?.some((i) => i.ip) && acceptedExternalIPs(svc).length === 0) return 'no-ip';
   return 'included';
-}
-
-/**
- * The externalIPs the controller accepted (annotation portico.dev/external-ips)
- * that the Service still lists in spec.externalIPs: a stale or hand-written
- * annotation alone never makes a speaker announce an address.
- */
-export function acceptedExternalIPs(svc: ServiceObject): string[] {
-  const recorded = svc.metadata?.annotations?.[ANNOTATIONS.externalIPs];
-  if (!recorded) return [];
-  const canon = (s: string): string | undefined => { const ip = tryParseIP(s.trim()); return ip && formatIP(ip); };
-  const listed = new Set((svc.spec?.externalIPs ?? []).map(canon));
-  const out: string[] = [];
-  for (const part of recorded.split(',')) {
-    const ip = canon(part);
-    if (ip !== undefined && listed.has(ip) && !out.includes(ip)) out.push(ip);
-  }
-  return out;
 }
 
 export function endpointsOf(slices: readonly EndpointSliceObject[]): EndpointState[] {
@@ -82,12 +61,9 @@ export function endpointsOf(slices: readonly EndpointSliceObject[]): EndpointSta
     for (const e of s.endpoints ?? []) {
       const ip = e.addresses[0];
       if (!ip) continue;
-      // A missing `ready` means ready (EndpointSlice API); terminating endpoints are never ready.
-      const terminating = e.conditions?.terminating === true;
-      const ready = e.conditions?.ready !== false && !terminating;
+      const { ready, serving, terminating } = endpointReadiness(e.conditions);
       out.push({
-        ip, family, node: e.nodeName, ready,
-        serving: e.conditions?.serving ?? ready, terminating, ports,
+        ip, family, node: e.nodeName, ready, serving, terminating, ports,
         pod: e.targetRef?.kind === 'Pod' ? e.targetRef.name : undefined,
       });
     }
@@ -136,7 +112,7 @@ export function nodeState(node: NodeObject): NodeState {
     labels,
     ready: cond('Ready') === 'True',
     networkUnavailable: cond('NetworkUnavailable') === 'True',
-    excluded: EXCLUDE_LABEL in labels,
+    excluded: LABELS.excludeFromLoadBalancers in labels,
     addresses: (node.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address),
   };
 }

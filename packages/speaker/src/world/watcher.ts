@@ -3,8 +3,8 @@
 // cost of one change independent of the number of Services); snapshots are
 // coalesced over a short window and handed to one callback.
 import * as k8s from '@kubernetes/client-node';
-import { ConfigWatcher, Informer, type Config, type Logger, type SharedMetrics } from '@portico/shared';
-import { SERVICE_NAME_LABEL, nodeState, serviceState, type EndpointSliceObject, type NodeObject, type ServiceObject } from './from-k8s.ts';
+import { ConfigWatcher, Informer, LABELS, type Config, type Logger, type SharedMetrics } from '@portico/shared';
+import { nodeState, serviceState, type EndpointSliceObject, type NodeObject, type ServiceObject } from './from-k8s.ts';
 import type { NodeState, ServiceState, World } from './types.ts';
 
 export interface WorldWatcherOptions {
@@ -52,7 +52,7 @@ export class WorldWatcher {
 
     this.services.on((_t, svc) => this.touch(`${svc.metadata?.namespace}/${svc.metadata?.name}`));
     this.slices.on((type, slice) => {
-      const owner = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+      const owner = slice.metadata?.labels?.[LABELS.serviceName];
       if (!owner) return;
       const key = `${slice.metadata?.namespace}/${owner}`;
       let byName = this.slicesByService.get(key);
