@@ -111,12 +111,17 @@ describe('manifests', function () {
     assert.ok((policy.spec.validations as { expression: string }[]).some((v) => v.expression.includes("request.name == 'portico-controller'")));
   });
 
-  it('Secrets: nobody lists or watches them except the heartbeat Secret by name', function () {
-    for (const account of ['portico-controller', 'portico-speaker']) {
-      for (const r of rulesOf(account).filter((x) => x.apiGroups.includes('') && x.resources.includes('secrets'))) {
-        if (r.verbs.some((v) => ['list', 'watch', '*'].includes(v))) assert.deepEqual(r.resourceNames, ['portico-heartbeat'], account);
-      }
+  it('Secrets: the controller never lists or watches them; the speaker lists and watches (BGP passwords) in portico-system only, and reads nothing else', function () {
+    for (const r of rulesOf('portico-controller').filter((x) => x.apiGroups.includes('') && x.resources.includes('secrets'))) {
+      assert.ok(!r.verbs.some((v) => ['list', 'watch', '*'].includes(v)), 'the controller lists or watches Secrets');
     }
+    const speaker = all.filter((o) => o.kind === 'Role' && o.metadata.name === 'portico-speaker');
+    assert.equal(speaker.length, 1);
+    assert.equal(speaker[0]!.metadata.namespace, 'portico-system');
+    const unnamed = (speaker[0]!.rules as Rule[]).filter((r) => r.resources.includes('secrets') && !r.resourceNames);
+    assert.deepEqual(unnamed.map((r) => [...r.verbs].sort()), [['list', 'watch']], 'the speaker\'s unnamed Secret rights are list and watch');
+    const seen = rulesOf('portico-speaker').filter((x) => x.apiGroups.includes('') && x.resources.includes('secrets'));
+    assert.deepEqual(seen.length, 2, 'no other Role gives the speaker Secrets');
     for (const b of all.filter((o) => o.kind === 'ClusterRole')) {
       assert.ok(!(b.rules as Rule[]).some((r) => r.resources.includes('secrets')), `${b.metadata.name} grants Secrets cluster-wide`);
     }

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { EMPTY_CONFIG, Registry, parseRange, type Config, type EventTarget } from '@portico/shared';
 import { nativeAvailable, loadNative } from '../native/index.ts';
 import type { NodeState, ServiceState, World } from '../world/types.ts';
-import { BgpAnnouncer, type SecretReader } from './announcer.ts';
+import { BgpAnnouncer, type BgpAnnouncerOptions } from './announcer.ts';
+import type { SecretSource } from './secrets.ts';
 import { md5SocketFactory } from './md5.ts';
 import type { PathAttribute } from './attributes.ts';
 import { FakeClock } from './clock.ts';
@@ -305,26 +306,124 @@ describe('bgp announcer (loopback router)', function () {
   });
 
   describe('passwords', () => {
-    const secrets = (data: Record<string, Record<string, string>>): SecretReader & { reads: number } => {
-      const f = Object.assign(async (ns: string, name: string) => { f.reads++; return data[`${ns}/${name}`]; }, { reads: 0 });
-      return f;
-    };
+    /** Secrets of one namespace, changed by the test as the API server's watch would hand them over. */
+    class FakeSecrets implements SecretSource {
+      readonly namespace = 'portico-system';
+      synced: boolean;
+      starts = 0;
+      readonly #data: Map<string, Record<string, string>>;
+      readonly #handlers: ((name: string) => void)[] = [];
+      #sync: (() => void) | undefined;
+      constructor(data: Record<string, Record<string, string>> = {}, synced = true) {
+        this.#data = new Map(Object.entries(data));
+        this.synced = synced;
+      }
+      start(): Promise<void> {
+        this.starts++;
+        return this.synced ? Promise.resolve() : new Promise((resolve) => { this.#sync = resolve; });
+      }
+      stop(): Promise<void> { return Promise.resolve(); }
+      get(name: string) { return this.#data.get(name); }
+      onChange(h: (name: string) => void): void { this.#handlers.push(h); }
+      /** The first list arrives: every Secret is an add. */
+      syncNow(): void {
+        this.synced = true;
+        this.#sync?.();
+        for (const n of this.#data.keys()) this.#emit(n);
+      }
+      put(name: string, data: Record<string, string>): void { this.#data.set(name, data); this.#emit(name); }
+      delete(name: string): void { this.#data.delete(name); this.#emit(name); }
+      #emit(name: string): void { for (const h of this.#handlers) h(name); }
+    }
 
-    it('passwordSecret is read through the injected reader and handed to the socket factory; a missing Secret starts nothing and says so', async () => {
-      const seen: (string | undefined)[] = [];
+    /** An announcer whose sessions are recorded with the password each was opened with (connections go to port 1: refused). */
+    function recorded(o: BgpAnnouncerOptions) {
+      const sessions: (string | undefined)[] = [];
+      const a = announcer({
+        ...o,
+        sessionFactory: (so) => { sessions.push(so.password); return new BgpSession(so); },
+        socketFactory: (so) => net.createConnection({ host: so.host, port: 1 }),
+      });
+      return { a, sessions };
+    }
+    const ref = (name = 'bgp-pass', namespace = 'portico-system') => ({ passwordSecret: { name, namespace } });
+    const warnings = (events: Events) => events.list.filter((e) => e.type === 'Warning').map((e) => `${e.reason}: ${e.message}`);
+
+    it('passwordSecret comes from the Secret source; a missing Secret starts nothing and says so', async () => {
       const events = new Events();
-      const reader = secrets({ 'portico-system/bgp-pass': { password: 's3cret' } });
-      const a = announcer({ events, secrets: reader, socketFactory: (o) => { seen.push(o.password); return net.createConnection({ host: o.host, port: 1 }); } });
-      await a.update(world([peer(179, { passwordSecret: { name: 'bgp-pass', namespace: 'portico-system' } })], []));
-      await until(() => seen.length > 0, 'a connection attempt');
-      assert.equal(seen[0], 's3cret');
-      await a.update(world([peer(179, { passwordSecret: { name: 'bgp-pass', namespace: 'portico-system' } })], []));
-      assert.equal(reader.reads, 1, 'the Secret is cached between updates');
+      const src = new FakeSecrets({ 'bgp-pass': { password: 's3cret' } });
+      const { a, sessions } = recorded({ events, secrets: src });
+      await a.update(world([peer(179, ref())], []));
+      await a.update(world([peer(179, ref())], []));
+      assert.deepEqual(sessions, ['s3cret'], 'one session, opened with the Secret\'s password');
+      assert.equal(src.starts >= 1, true, 'the watch was started');
 
-      const b = announcer({ events, secrets: secrets({}) });
-      await b.update(world([peer(179, { name: 'r2', passwordSecret: { name: 'nope', namespace: 'portico-system' } })], []));
-      assert.deepEqual(b.status(), []);
-      assert.match(events.find('BGPPasswordSecretMissing')?.message ?? '', /Secret portico-system\/nope does not exist/);
+      const b = recorded({ events, secrets: new FakeSecrets() });
+      await b.a.update(world([peer(179, { name: 'r2', ...ref('nope') })], []));
+      assert.deepEqual(b.a.status(), []);
+      assert.match(events.find('BGPPasswordSecretMissing')?.message ?? '', /Secret portico-system\/nope does not exist \(named in passwordSecret\); the session is not started/);
+      await a.stop();
+    });
+
+    // Each step changes the Secret only (no new World): the watch alone must make the announcer react.
+    it('a Secret deleted, re-created without password, then with a new one: each reported at once, the last good password kept meanwhile', async () => {
+      const events = new Events();
+      const src = new FakeSecrets({ 'bgp-pass': { password: 'first' } });
+      const { a, sessions } = recorded({ events, secrets: src });
+      await a.update(world([peer(179, ref())], []));
+      const steps: { what: string; change: () => void; warning: RegExp | undefined; sessions: (string | undefined)[] }[] = [
+        { what: 'deleted', change: () => src.delete('bgp-pass'), warning: /BGPPasswordSecretMissing: Secret portico-system\/bgp-pass does not exist.*the last good password stays in use/, sessions: ['first'] },
+        { what: 're-created without password', change: () => src.put('bgp-pass', { username: 'x' }), warning: /BGPPasswordSecretMissing: Secret portico-system\/bgp-pass \(passwordSecret\) has no "password" key; the last good password stays in use/, sessions: ['first'] },
+        { what: 'an empty password', change: () => src.put('bgp-pass', { password: '' }), warning: /has an empty "password" key; the last good password stays in use/, sessions: ['first'] },
+        { what: 'a new password', change: () => src.put('bgp-pass', { password: 'second' }), warning: undefined, sessions: ['first', 'second'] },
+      ];
+      for (const st of steps) {
+        const before = warnings(events).length;
+        st.change();
+        if (st.warning) {
+          const w = await until(() => warnings(events).slice(before).find((x) => st.warning!.test(x)), `the Warning after the Secret was ${st.what}`);
+          assert.match(a.status()[0]?.passwordSecret ?? '', /passwordSecret/, `status names the problem (${st.what})`);
+          assert.ok(w);
+        } else {
+          await until(() => sessions.length === st.sessions.length, `a session with the ${st.what}`);
+          assert.equal(a.status()[0]?.passwordSecret, undefined, 'the problem is cleared');
+        }
+        assert.deepEqual(sessions, st.sessions, `sessions after: ${st.what}`);
+      }
+      // The same bad state again is not reported twice.
+      const n = warnings(events).length;
+      src.delete('bgp-pass');
+      await until(() => warnings(events).length > n, 'the Warning for the second delete');
+      src.delete('bgp-pass');
+      await a.update(world([peer(179, ref())], []));
+      assert.equal(warnings(events).length, n + 1, 'one Warning per distinct problem');
+      await a.stop();
+    });
+
+    it('a Secret changed that no peer names is ignored; a Secret in another namespace is refused naming passwordSecret.namespace', async () => {
+      const events = new Events();
+      const src = new FakeSecrets({ 'bgp-pass': { password: 'p' } });
+      const { a, sessions } = recorded({ events, secrets: src });
+      await a.update(world([peer(179, ref()), peer(179, { name: 'r2', peerAddress: '127.0.0.2', ...ref('bgp-pass', 'default') })], []));
+      assert.deepEqual(sessions, ['p']);
+      assert.match(events.find('BGPPasswordSecretUnreadable')?.message ?? '', /passwordSecret\.namespace is default: the speaker reads Secrets in portico-system only/);
+      src.put('unrelated', { password: 'q' });
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(sessions, ['p']);
+      await a.stop();
+    });
+
+    it('before the watch has listed the Secrets the peer waits (reported), and starts as soon as the list arrives', async () => {
+      const events = new Events();
+      const src = new FakeSecrets({ 'bgp-pass': { password: 'late' } }, false);
+      const { a, sessions } = recorded({ events, secrets: src, secretSyncWaitMs: 1 });
+      await a.update(world([peer(179, ref())], []));
+      assert.deepEqual(sessions, []);
+      assert.match(events.find('BGPPasswordSecretUnreadable')?.message ?? '', /not read yet/);
+      src.syncNow();
+      await until(() => sessions.length === 1, 'the session once the Secrets are listed');
+      assert.deepEqual(sessions, ['late']);
+      await a.stop();
     });
 
     it('single-hop eBGP asks for TTL 1; ebgpMultiHop and iBGP leave the system default', async () => {

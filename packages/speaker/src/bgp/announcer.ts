@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, formatIP, nullLogger, tryParseIP, type EventTarget, type Logger, type Registry } from '@portico/shared';
+import { API_VERSION, LEGACY_CONFIGMAP, NAMESPACE, formatIP, nullLogger, tryParseIP, type EventTarget, type Logger, type Registry, type SharedMetrics } from '@portico/shared';
 import type { Announcer, StopReason, World } from '../world/types.ts';
 import { Damper, DEFAULT_DAMPING, type DampingConfig } from '../bfd/damping.ts';
 import type { BfdConfig } from '../bfd/fsm.ts';
@@ -25,10 +25,8 @@ import { md5SocketFactory } from './md5.ts';
 import { bgpDetail, describeNotification, notificationCodeName, notificationSubcodeName, ERR_HOLD_TIMER, ERR_OPEN } from './notification.ts';
 import { planBgp, type BgpPlan, type PeerPlan, type PeerSettings } from './policy.ts';
 import { BgpSession, type SessionOptions, type SocketFactory } from './session.ts';
+import { kubernetesSecretSource, lookupPassword, PASSWORD_KEY, type PasswordLookup, type SecretSource } from './secrets.ts';
 import { StatusReconciler, desiredStatuses, kubernetesStatusStore } from './status.ts';
-
-/** Reads one Secret's data (decoded), or undefined when it does not exist. Injected so tests need no API server. */
-export type SecretReader = (namespace: string, name: string) => Promise<Readonly<Record<string, string>> | undefined>;
 
 /** Where Events go (StatusWriter.event has this shape). */
 export interface EventSink {
@@ -44,7 +42,10 @@ export interface BgpAnnouncerOptions {
   registry?: Registry;
   metrics?: BgpMetrics;
   events?: EventSink;
-  secrets?: SecretReader;
+  /** Secrets of Portico's namespace, watched: passwordSecret is read here. Started when the first peer needs it. */
+  secrets?: SecretSource;
+  /** How long an update waits for the Secret watch's first list before it reports the Secret unread, ms. */
+  secretSyncWaitMs?: number;
   /** Directory for the graceful-restart memory; none: every start is a fresh start. */
   stateDir?: string;
   /** Namespace of BGPPeer objects, for Events. */
@@ -58,8 +59,6 @@ export interface BgpAnnouncerOptions {
   connectTime?: number;
   /** Consecutive connection timeouts with TCP MD5 on before the password is blamed in an Event. */
   md5FailureThreshold?: number;
-  /** How long a Secret read is reused before it is read again, ms. */
-  secretTtlMs?: number;
   /** Writes the ServiceBGPStatus objects of this node; none: no status objects. */
   statuses?: StatusReconciler;
   /**
@@ -87,6 +86,8 @@ export interface PeerStatus {
   lastError: string | undefined;
   /** The BFD session protecting this peer, when its BGPPeer names a bfdProfile. */
   bfd?: BfdSnapshot & { damped: boolean };
+  /** What is wrong with the peer's passwordSecret now (the session runs on the last good password). */
+  passwordSecret?: string;
 }
 
 interface Entry {
@@ -105,24 +106,23 @@ const GR_FILE = 'bgp-graceful-restart.json';
 /** RFC 4271 §8.2.1: BGP listens on TCP port 179. */
 export const BGP_PORT = 179;
 
-/** The Secret key MetalLB and Portico read a BGP password from (kubernetes.io/basic-auth). */
-export const PASSWORD_KEY = 'password';
+export { PASSWORD_KEY };
 
-/** A SecretReader over the API server. */
-export function kubernetesSecretReader(kc: k8s.KubeConfig): SecretReader {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  return async (namespace, name) => {
-    try {
-      const s = await core.readNamespacedSecret({ name, namespace });
-      const out: Record<string, string> = {};
-      for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
-      for (const [k, v] of Object.entries(s.stringData ?? {})) out[k] = v;
-      return out;
-    } catch (err) {
-      if ((err as { code?: number }).code === 404) return undefined;
-      throw err;
-    }
-  };
+/** The Event reason and message for a passwordSecret that gives no password (the field is named in every message). */
+export function passwordProblem(r: Exclude<PasswordLookup, { ok: true }>, ref: { name: string; namespace: string }, watched: string): { reason: string; message: string } {
+  const where = `${ref.namespace}/${ref.name}`;
+  switch (r.reason) {
+    case 'other-namespace':
+      return { reason: 'BGPPasswordSecretUnreadable', message: `passwordSecret.namespace is ${ref.namespace}: the speaker reads Secrets in ${watched} only` };
+    case 'not-synced':
+      return { reason: 'BGPPasswordSecretUnreadable', message: `passwordSecret ${where} not read yet: the speaker's watch on the Secrets of ${watched} has not listed them (RBAC?)` };
+    case 'no-secret':
+      return { reason: 'BGPPasswordSecretMissing', message: `Secret ${where} does not exist (named in passwordSecret)` };
+    case 'no-password-key':
+      return { reason: 'BGPPasswordSecretMissing', message: `Secret ${where} (passwordSecret) has no "${PASSWORD_KEY}" key` };
+    case 'empty-password':
+      return { reason: 'BGPPasswordSecretMissing', message: `Secret ${where} (passwordSecret) has an empty "${PASSWORD_KEY}" key` };
+  }
 }
 
 const notificationReason = (n: NotificationMessage): string =>
@@ -130,14 +130,19 @@ const notificationReason = (n: NotificationMessage): string =>
 
 export class BgpAnnouncer implements Announcer {
   readonly name = 'bgp';
-  readonly #o: Required<Pick<BgpAnnouncerOptions, 'restartTime' | 'connectTime' | 'md5FailureThreshold' | 'secretTtlMs' | 'namespace'>> & BgpAnnouncerOptions;
+  readonly #o: Required<Pick<BgpAnnouncerOptions, 'restartTime' | 'connectTime' | 'md5FailureThreshold' | 'secretSyncWaitMs' | 'namespace'>> & BgpAnnouncerOptions;
   readonly #log: Logger;
   readonly #metrics: BgpMetrics;
   readonly #sessions = new Map<string, Entry>();
   /** Peers (by identity) this node was announcing to when it last ran: they get the R bit. */
   readonly #restarting: Set<string>;
-  readonly #secretCache = new Map<string, { at: number; value: string | undefined }>();
+  /** Per peer: the last password its passwordSecret gave, kept while the Secret is bad. */
+  readonly #goodPasswords = new Map<string, { secret: string; password: string }>();
+  /** Per peer: the passwordSecret problem last reported, so each is reported once. */
+  readonly #secretProblems = new Map<string, string>();
+  #watchingSecrets = false;
   #plan: BgpPlan | undefined;
+  #world: World | undefined;
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #server: Server | undefined;
@@ -148,7 +153,7 @@ export class BgpAnnouncer implements Announcer {
   readonly #damping = new Map<string, { damper: Damper; hold: unknown }>();
 
   constructor(opts: BgpAnnouncerOptions = {}) {
-    this.#o = { restartTime: 120, connectTime: 5, md5FailureThreshold: 3, secretTtlMs: 30_000, namespace: NAMESPACE, ...opts };
+    this.#o = { restartTime: 120, connectTime: 5, md5FailureThreshold: 3, secretSyncWaitMs: 5_000, namespace: NAMESPACE, ...opts };
     this.#log = (opts.log ?? nullLogger).child({ component: 'bgp' });
     if (opts.metrics) this.#metrics = opts.metrics;
     else if (opts.registry) this.#metrics = createBgpMetrics(opts.registry);
@@ -172,6 +177,8 @@ export class BgpAnnouncer implements Announcer {
       const st: PeerStatus = { peer: e.name, state: e.session.state, announced: e.session.announced.sort(), lastError: e.lastError };
       const bfd = this.#bfd?.snapshot(e.name);
       if (bfd) st.bfd = { ...bfd, damped: this.#damping.get(e.name)?.hold !== undefined };
+      const secret = this.#secretProblems.get(e.name);
+      if (secret !== undefined) st.passwordSecret = secret;
       return st;
     });
   }
@@ -217,6 +224,7 @@ export class BgpAnnouncer implements Announcer {
     await this.#o.statuses?.stop();
     const gr = this.#grPath();
     if (reason === 'leave' && gr) rmSync(gr, { force: true });
+    if (this.#watchingSecrets) await this.#o.secrets?.stop();
   }
 
   async #apply(world: World): Promise<void> {
@@ -224,6 +232,7 @@ export class BgpAnnouncer implements Announcer {
     if (this.#o.listen) await (this.#listening ??= this.#listen(this.#o.listen));
     const plan = planBgp(world);
     this.#plan = plan;
+    this.#world = world;
     this.#o.statuses?.set(desiredStatuses(world.self, plan));
     const wanted = new Set(plan.peers.map((p) => p.peer.name));
     for (const e of [...this.#sessions.values()]) {
@@ -232,6 +241,7 @@ export class BgpAnnouncer implements Announcer {
         await this.#retire(e, 'peer no longer configured for this node');
       }
     }
+    for (const m of [this.#goodPasswords, this.#secretProblems]) for (const name of [...m.keys()]) if (!wanted.has(name)) m.delete(name);
     for (const p of plan.peers) {
       const password = await this.#password(p);
       if (password === null) continue; // Secret unreadable: keep what runs, start nothing.
@@ -401,37 +411,66 @@ export class BgpAnnouncer implements Announcer {
     return opts;
   }
 
-  /** The peer's password: inline, from its Secret (cached), undefined for none, null when the Secret cannot be used. */
+  /**
+   * The peer's password: inline, from its Secret, undefined for none, null
+   * when there is none to use. A Secret that turns bad (deleted, re-created
+   * without `password`) is reported at once and the last good password stays
+   * in use, so a running session is not cut by a mistake; a peer that never
+   * had a good password is not started.
+   */
   async #password(p: PeerPlan): Promise<string | undefined | null> {
     const peer = p.peer;
     if (peer.password !== undefined) return peer.password;
     const ref = peer.passwordSecret;
     if (!ref) return undefined;
-    const cacheKey = `${ref.namespace}/${ref.name}`;
-    const now = Date.now();
-    const cached = this.#secretCache.get(cacheKey);
-    let value = cached && now - cached.at < this.#o.secretTtlMs ? cached.value : undefined;
-    if (!cached || now - cached.at >= this.#o.secretTtlMs) {
-      if (!this.#o.secrets) {
-        this.#warn(peer, 'BGPPasswordSecretUnreadable', `the speaker has no Secret reader, so passwordSecret ${cacheKey} cannot be read`);
-        return null;
-      }
-      try {
-        const data = await this.#o.secrets(ref.namespace, ref.name);
-        value = data?.[PASSWORD_KEY];
-        this.#secretCache.set(cacheKey, { at: now, value });
-      } catch (err) {
-        this.#log.error('bgp password secret read failed', { peer: peer.name, secret: cacheKey, err });
-        if (cached) return cached.value ?? null;
-        this.#warn(peer, 'BGPPasswordSecretUnreadable', `reading Secret ${cacheKey} failed: ${err instanceof Error ? err.message : String(err)}`);
-        return null;
-      }
-    }
-    if (value === undefined || value === '') {
-      this.#warn(peer, 'BGPPasswordSecretMissing', `Secret ${cacheKey} does not exist or has no "${PASSWORD_KEY}" key; the session is not started`);
+    const where = `${ref.namespace}/${ref.name}`;
+    const src = this.#o.secrets;
+    if (!src) {
+      this.#secretProblem(peer, 'BGPPasswordSecretUnreadable', `the speaker has no Secret source, so passwordSecret ${where} cannot be read`);
       return null;
     }
-    return value;
+    await this.#watchSecrets(src);
+    const r = lookupPassword(src, ref);
+    if (r.ok) {
+      this.#goodPasswords.set(peer.name, { secret: where, password: r.password });
+      if (this.#secretProblems.delete(peer.name)) this.#log.info('bgp password secret usable again', { peer: peer.name, secret: where });
+      return r.password;
+    }
+    const last = this.#goodPasswords.get(peer.name);
+    const kept = last?.secret === where ? last.password : undefined;
+    const { reason, message } = passwordProblem(r, ref, src.namespace);
+    this.#secretProblem(peer, reason, `${message}; ${kept === undefined ? 'the session is not started' : 'the last good password stays in use'}`);
+    return kept ?? null;
+  }
+
+  /** Reports a passwordSecret problem once (until it changes or is mended). */
+  #secretProblem(peer: PeerSettings, reason: string, message: string): void {
+    if (this.#secretProblems.get(peer.name) === message) return;
+    this.#secretProblems.set(peer.name, message);
+    this.#warn(peer, reason, message);
+  }
+
+  /** Starts the watch on first use and waits (bounded) for its first list; every later change re-applies the last World. */
+  async #watchSecrets(src: SecretSource): Promise<void> {
+    if (!this.#watchingSecrets) {
+      this.#watchingSecrets = true;
+      src.onChange((name) => this.#secretChanged(src, name));
+    }
+    const started = src.start();
+    if (src.synced) return;
+    let timer: NodeJS.Timeout | undefined;
+    const wait = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#o.secretSyncWaitMs); timer.unref(); });
+    await Promise.race([started, wait]);
+    clearTimeout(timer);
+  }
+
+  #secretChanged(src: SecretSource, name: string): void {
+    const world = this.#world;
+    if (!world || this.#stopped) return;
+    const used = this.#plan?.peers.some((p) => p.peer.password === undefined && p.peer.passwordSecret?.name === name && p.peer.passwordSecret.namespace === src.namespace);
+    if (!used) return;
+    this.#log.debug('bgp password secret changed', { secret: `${src.namespace}/${name}` });
+    this.update(world).catch((err: unknown) => this.#log.error('bgp update after a Secret change failed', { err }));
   }
 
   #open(p: PeerPlan, opts: SessionOptions, key: string): Entry {
@@ -653,10 +692,11 @@ function sessionKey(o: SessionOptions): string {
 
 /** The factory the speaker's wiring registers: everything from the speaker's context. */
 export function createBgpAnnouncer(ctx: {
-  self: string; namespace: string; kc: k8s.KubeConfig; log: Logger; registry: Registry; writer: EventSink; stateDir: string;
+  self: string; namespace: string; kc: k8s.KubeConfig; log: Logger; registry: Registry; writer: EventSink; stateDir: string; sharedMetrics?: SharedMetrics;
 }): BgpAnnouncer {
+  const secrets = kubernetesSecretSource(ctx.kc, ctx.namespace, { log: ctx.log, ...(ctx.sharedMetrics ? { metrics: ctx.sharedMetrics } : {}) });
   return new BgpAnnouncer({
-    log: ctx.log, registry: ctx.registry, events: ctx.writer, secrets: kubernetesSecretReader(ctx.kc), stateDir: ctx.stateDir, namespace: ctx.namespace,
+    log: ctx.log, registry: ctx.registry, events: ctx.writer, secrets, stateDir: ctx.stateDir, namespace: ctx.namespace,
     statuses: new StatusReconciler({ node: ctx.self, store: kubernetesStatusStore(ctx.kc, ctx.namespace), log: ctx.log }),
     listen: { port: BGP_PORT },
   });

@@ -10,7 +10,8 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { NAMESPACE, StatusWriter, createLogger, createRegistry, parseRange, type Config, type Pool } from '@portico/shared';
 import type { NodeState, ServiceState, World } from '../../world/types.ts';
-import { BgpAnnouncer, kubernetesSecretReader, type EventSink } from '../announcer.ts';
+import { BgpAnnouncer, type EventSink } from '../announcer.ts';
+import { kubernetesSecretSource } from '../secrets.ts';
 import type { AdvSettings, PeerSettings } from '../policy.ts';
 
 const { values } = parseArgs({
@@ -70,7 +71,7 @@ if (values.kubeconfig) {
   const writer = new StatusWriter({ kc, component: 'portico-speaker', log });
   const print = events;
   events = { event: (target, type, reason, message) => { print.event(target, type, reason, message); return writer.event(target, type, reason, message); } };
-  secrets = kubernetesSecretReader(kc);
+  secrets = kubernetesSecretSource(kc, values.namespace, { log });
 }
 const announcer = new BgpAnnouncer({ log, registry: createRegistry(false), events, secrets, stateDir: values['state-dir'], namespace: values.namespace });
 
