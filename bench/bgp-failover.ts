@@ -36,10 +36,12 @@ import { report, summary } from './stats.ts';
 
 interface Variant { bfdMs?: number; holdS: number; probeMs: number }
 const VARIANTS: Record<string, Variant> = {
-  'bfd-50x3': { bfdMs: 50, holdS: 9, probeMs: 3000 },
   'bfd-300x3': { bfdMs: 300, holdS: 9, probeMs: 4000 },
   'hold-3s': { holdS: 3, probeMs: 6500 },
+  'bfd-50x3': { bfdMs: 50, holdS: 9, probeMs: 3000 },
 };
+/** A variant whose sessions fail to settle this many trials in a row is given up (its summary says so). */
+const GIVE_UP_AFTER = 3;
 const MULT = 3;
 const APP = 'bgp-failover';
 const POOL = 'bgp-failover-pool';
@@ -47,6 +49,7 @@ const VIPS = { Local: '203.0.113.81', Cluster: '203.0.113.82' } as const;
 type Policy = keyof typeof VIPS;
 const POLICIES = Object.keys(VIPS) as Policy[];
 
+let stopping = false;
 const load1 = (): number => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
 // ---- the router's view, sampled ---------------------------------------------
@@ -201,10 +204,11 @@ async function notSettled(lab: Lab, frr: Router, v: Variant): Promise<string | u
   return undefined;
 }
 
-async function settle(lab: Lab, frr: Router, v: Variant, timeoutMs = 180_000): Promise<void> {
+async function settle(lab: Lab, frr: Router, v: Variant, timeoutMs = 75_000): Promise<void> {
   let why: string | undefined = 'not checked';
   let before = false;
   await waitFor('the variant\'s steady state', async () => {
+    if (stopping) throw new Error('stopped by a signal');
     why = await notSettled(lab, frr, v);
     // Twice in a row, half a second apart: not caught mid-change.
     const ok = why === undefined && before;
@@ -263,7 +267,7 @@ function trialLine(name: string, i: number, t: Trial): Record<string, number | s
   return { ...line, load_start: t.loadStart, load_end: t.loadEnd };
 }
 
-function summaryLine(name: string, v: Variant, ts: Trial[], unsettled: number): Record<string, number | string> {
+function summaryLine(name: string, v: Variant, ts: Trial[], unsettled: number, flaps: number): Record<string, number | string> {
   const fig = (prefix: string, xs: number[]): Record<string, number> => {
     const s = summary(xs);
     return { [`${prefix}_p50`]: round(s.p50), [`${prefix}_p99`]: round(s.p99), [`${prefix}_max`]: round(s.max) };
@@ -287,7 +291,9 @@ function summaryLine(name: string, v: Variant, ts: Trial[], unsettled: number): 
   return {
     ...line, runs: ts.length, ...(ts.length < 20 ? { quick: `only ${ts.length} trials (fewer than 20): a quick run, not the benchmark's figure` } : {}),
     // Trials skipped because the router and speakers did not reach the steady state in time (sessions flapping or damped).
-    unsettled,
+    unsettled, ...(unsettled >= GIVE_UP_AFTER && ts.length < trials ? { given_up: `${GIVE_UP_AFTER} trials in a row could not settle` } : {}),
+    // FRR bfdd's Up -> Down transitions outside the trials' probes: sessions lost with nothing killed (false failovers).
+    ...(v.bfdMs ? { frr_bfd_flaps_unprovoked: flaps } : {}),
     load_start: ts[0]?.loadStart ?? NaN, load_end: ts.at(-1)?.loadEnd ?? NaN,
     path: 'process lab (lab kubelets, nftables dataplane), L4 ECMP hash at the router, IPv4',
   };
@@ -300,7 +306,6 @@ for (const n of names) if (!VARIANTS[n]) throw new Error(`--variants: no variant
 if (!(trials >= 1)) throw new Error(`trials: a positive number, not ${positionals[0]}`);
 
 // SIGINT/SIGTERM: finish the current trial, print the summaries so far, clean up.
-let stopping = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { stopping = true; process.stderr.write(`${sig}: stopping after this trial\n`); });
 
 const lab = await Lab.start({ prefix: process.env.PORTICO_LAB_PREFIX ?? 'pbgpfo', nodes: 3, clients: ['client'] });
@@ -315,20 +320,27 @@ try {
     const v = VARIANTS[name]!;
     await configure(lab, frr, v);
     const ts: Trial[] = [];
+    const windows: [number, number][] = [];
+    const began = Date.now();
     let unsettled = 0;
-    for (let i = 0; i < trials && !stopping; i++) {
+    let inARow = 0;
+    for (let i = 0; i < trials && !stopping && inARow < GIVE_UP_AFTER; i++) {
       try {
         await settle(lab, frr, v);
+        inARow = 0;
       } catch (err) {
         // Not a figure: the trial never started. Counted in the summary.
         unsettled++;
+        inARow++;
         process.stderr.write(`${name} ${i + 1}/${trials}: skipped, ${String(err)}\n`);
         continue;
       }
       const victim = lab.nodes[i % lab.nodes.length]!.name;
       let t: Trial;
       try {
+        const t0 = Date.now();
         t = await trial(lab, frr, client, v, victim);
+        windows.push([t0, Date.now()]);
       } finally {
         await lab.restartNode(victim);
       }
@@ -336,7 +348,8 @@ try {
       report('bgp-failover', trialLine(name, i, t));
       process.stderr.write(`${name} ${i + 1}/${trials}: killed ${victim}; BFD down ${t.bfdDownMs ?? '-'} ms, BGP down ${t.bgpDownMs ?? '-'} ms, RIB ${t.rib?.ms ?? 'never'} ms, FIB ${t.fib?.ms ?? 'never'} ms; Local last failure +${t.client.Local.lastFailureMs} ms (${t.client.Local.failed} failed), Cluster +${t.client.Cluster.lastFailureMs} ms (${t.client.Cluster.failed} failed); load ${t.loadEnd}\n`);
     }
-    if (ts.length > 0) report('bgp-failover', summaryLine(name, v, ts, unsettled));
+    const flaps = frrLog(path.join(frr.dir, 'bfdd.log')).filter((l) => l.at >= began && /up -> down/.test(l.text) && !windows.some(([a, b]) => l.at >= a && l.at <= b)).length;
+    report('bgp-failover', summaryLine(name, v, ts, unsettled, flaps));
   }
 } finally {
   await cleanups.run();
