@@ -13,9 +13,14 @@
 // the kill: (a) rib_ms / fib_ms, until FRR's RIB (`show ip route bgp json`)
 // and the router's kernel FIB (`ip -j route show proto bgp`) no longer use
 // the node for either VIP, each polled back to back with timestamps (the
-// figure is the end of the first query that saw it gone; *_res_ms is that
-// query's window: the removal lies within it); (b) per Service, the start of
-// the last failed request (0: none failed) and the failed-request count.
+// figure is the end of the first query that saw it gone, an upper bound;
+// *_res_ms is how long that query took: the one before it still saw the node,
+// so the removal lies within about twice that before the figure); FRR's own
+// logs (millisecond timestamps) give when bfdd declared the session down and
+// when bgpd dropped the neighbor; (b) per Service, the start of the last
+// failed request (0: none failed) and the failed-request count. On a loaded
+// machine the queries and the client are starved too: *_res_ms and the
+// client's skipped starts say how much.
 // Variants: BFD 50 ms x 3 (target p99 <= 300 ms), BFD 300 ms x 3 (MetalLB's
 // default profile), and no BFD with a hold time of 3 s. With BFD the hold time
 // is 9 s, so BFD is what detects the loss. IPv4 only.
