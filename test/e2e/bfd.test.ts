@@ -8,20 +8,12 @@
 import { strict as assert } from 'node:assert';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { addRouter, installPortico, waitFor, type Lab, type PorticoInstall, type Router } from '../lab/index.ts';
+import { addRouter, waitFor, type Lab, type Router } from '../lab/index.ts';
+import { NODE_AS, NS, ROUTER_AS, bgpPeer, frrBfdPeers, frrBgpConfig, frrNeighbors, installSpeakers, onSharedLab, onlyNode as only, type Cleanups } from './bgp-env.ts';
 import { apply as applyObjects, type Obj } from './objects.ts';
-import { requireE2e, sharedLab } from './shared-lab.ts';
 
-const NODE_AS = 64512;
-const ROUTER_AS = 64513;
-const NS = 'portico-system';
 const LABEL = { 'portico.dev/e2e': 'bfd' };
 const METRICS_PORT = 7473;
-
-interface FrrBfdPeer {
-  peer: string; status: string; uptime?: number; diagnostic?: string; 'remote-diagnostic'?: string;
-  'remote-receive-interval'?: number; 'remote-transmit-interval'?: number; 'remote-detect-multiplier'?: number;
-}
 
 const birdConf = (nodes: string[], ms: number): string => `
 router id {{ipv4}};
@@ -46,23 +38,11 @@ describe('BFD interop (e2e, root): the speaker\'s BFD with FRR bfdd and BIRD', f
   let lab: Lab;
   let frr: Router;
   let bird: Router;
-  let install: PorticoInstall | undefined;
-  const cleanups: (() => Promise<unknown>)[] = [];
   const node = (i: number) => lab.nodes[i]!;
 
-  const peer = (name: string, spec: Obj): Obj => ({
-    apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name, namespace: NS, labels: LABEL },
-    spec: { holdTime: '9s', connectTime: '1s', bfdProfile: 'pbfd-fast', ...spec },
-  });
-  const only = (n: string): Obj[] => [{ matchLabels: { 'kubernetes.io/hostname': n } }];
-
-  async function frrBfd(): Promise<Map<string, FrrBfdPeer>> {
-    const out = await frr.cli(['show bfd peers json']);
-    return new Map((JSON.parse(out || '[]') as FrrBfdPeer[]).map((p) => [p.peer, p]));
-  }
-  async function frrBgp(): Promise<Record<string, { bgpState?: string; lastResetDueTo?: string; lastNotificationReason?: string }>> {
-    return JSON.parse(await frr.cli(['show bgp neighbors json'])) as Record<string, { bgpState?: string }>;
-  }
+  const peer = (name: string, spec: Obj): Obj => bgpPeer(name, { bfdProfile: 'pbfd-fast', ...spec }, LABEL);
+  const frrBfd = () => frrBfdPeers(frr);
+  const frrBgp = () => frrNeighbors(frr);
   /** BIRD's `show bfd sessions`: address -> state. */
   async function birdBfd(): Promise<Map<string, string>> {
     const out = await bird.cli(['show', 'bfd', 'sessions']);
@@ -80,18 +60,12 @@ describe('BFD interop (e2e, root): the speaker\'s BFD with FRR bfdd and BIRD', f
     return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
   }
 
-  before(async function () {
-    requireE2e(this);
-    lab = await sharedLab();
-    try {
-      await setUp();
-    } catch (err) {
-      await tearDown();
-      throw err;
-    }
+  const cleanups = onSharedLab(async (l, c) => {
+    lab = l;
+    await setUp(c);
   });
 
-  async function setUp(): Promise<void> {
+  async function setUp(cleanups: Cleanups): Promise<void> {
     const n1 = node(0).ipv4;
     const n1v6 = node(0).ipv6;
     const n2 = node(1).ipv4;
@@ -107,14 +81,7 @@ bfd
  !
 !
 `,
-      config: `
-frr defaults datacenter
-hostname d-frr
-router bgp ${ROUTER_AS}
- bgp router-id {{ipv4}}
- no bgp ebgp-requires-policy
- no bgp network import-check
- no bgp default ipv4-unicast
+      config: frrBgpConfig('d-frr', ROUTER_AS, `
  neighbor NODES peer-group
  neighbor NODES remote-as ${NODE_AS}
  neighbor NODES passive
@@ -138,18 +105,13 @@ router bgp ${ROUTER_AS}
  address-family ipv6 unicast
   neighbor ${n1v6} activate
  exit-address-family
-`,
+`),
     });
     cleanups.push(() => frr.stop());
     bird = await addRouter(lab, { name: 'd-bird', kind: 'bird', config: birdConf([n1, n1v6], 100) });
     cleanups.push(() => bird.stop());
 
-    await lab.kubectlResult(['create', 'namespace', NS]);
-    install = await installPortico(lab, { replicas: 1 });
-    cleanups.push(async () => {
-      await install?.stop();
-      for (const n of lab.nodes) await lab.exec(n.name, ['nft', 'delete', 'table', 'inet', 'portico'], { allowFail: true });
-    });
+    await installSpeakers(lab, cleanups);
     cleanups.push(() => lab.kubectlResult(['delete', 'bgppeers,bfdprofiles', '-n', NS, '-l', 'portico.dev/e2e=bfd', '--ignore-not-found']));
     await applyObjects(lab,
       { apiVersion: 'portico.dev/v1beta1', kind: 'BFDProfile', metadata: { name: 'pbfd-fast', namespace: NS, labels: LABEL }, spec: { receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3 } },
@@ -161,17 +123,6 @@ router bgp ${ROUTER_AS}
       peer('bird-v6', { myASN: ROUTER_AS, peerASN: ROUTER_AS, peerAddress: bird.ipv6, nodeSelectors: only('node-1') }),
     );
   }
-
-  async function tearDown(): Promise<void> {
-    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
-    cleanups.length = 0;
-  }
-
-  after(async function () {
-    this.timeout(90_000);
-    if (!lab) return;
-    await tearDown();
-  });
 
   it('the API server refuses echoMode: true, naming the field', async () => {
     const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify({
@@ -208,8 +159,8 @@ router bgp ${ROUTER_AS}
   it('multihop (RFC 5883): node-3\'s eBGP multihop peer gets a BFD session on port 4784, Up at both ends', async () => {
     const n3 = node(2).ipv4;
     await waitFor('FRR multihop BFD peer up', async () => {
-      const out = JSON.parse((await frr.cli(['show bfd peers json'])) || '[]') as (FrrBfdPeer & { multihop?: boolean })[];
-      return out.some((p) => p.peer === n3 && p.multihop === true && p.status === 'up') || undefined;
+      const p = (await frrBfd()).get(n3);
+      return p?.multihop === true && p.status === 'up' || undefined;
     }, 60_000, 250);
     await waitFor('speaker state Up for frr-mh', async () => (await speakerMetric(2, 'portico_bfd_session_state', 'peer="frr-mh"')) === 3 || undefined, 20_000, 200);
     await waitFor('BGP Established with node-3', async () => (await frrBgp())[n3]?.bgpState === 'Established' || undefined, 60_000, 250);

@@ -7,20 +7,16 @@
 // what a client behind FRR gets back from the Service's pods through the
 // speakers' dataplane.
 import { strict as assert } from 'node:assert';
-import { addRouter, installPortico, run, waitFor, type Lab, type PorticoInstall, type Router } from '../lab/index.ts';
+import { addRouter, waitFor, type Lab, type PorticoInstall, type Router } from '../lab/index.ts';
+import { BEHIND, NODE_AS, NS, ROUTER_AS, addClientBehind, bgpPeer, frrBgpConfig, frrNeighbors as frrNeighborStates, installSpeakers, onSharedLab, onlyNode as only, type Cleanups } from './bgp-env.ts';
 import { SERVICE_BGP_STATUS_CRD, SPEAKER_STATUS_RULE } from './bgp-status.ts';
 import { apply as applyObjects, type Obj } from './objects.ts';
-import { requireE2e, sharedLab } from './shared-lab.ts';
 
 const VIP4 = '203.0.113.50';
 const VIP6 = '2001:db8:ff::50';
 const LOCAL_VIP = '203.0.113.51';
 const UNSELECTED_VIP = '203.0.113.52';
-const BEHIND = { net: '100.64.200.0/24', router: '100.64.200.1', client: '100.64.200.2' };
-const NODE_AS = 64512;
-const ROUTER_AS = 64513;
 const MD5_AS = 64514;
-const NS = 'portico-system';
 const APP = 'pbgp-e2e';
 const POOL = 'bgp-pool';
 /** The label the BGPAdvertisement's serviceSelectors ask for. */
@@ -46,17 +42,12 @@ describe('BGP speaker interop (e2e, root): the installed speaker with FRR, BIRD 
   let gobgp: Router;
   let md5: Router;
   let install: PorticoInstall | undefined;
-  const cleanups: (() => Promise<unknown>)[] = [];
 
   const nodeIP = (i: number): string => lab.nodes[i]!.ipv4;
   const nodeIP6 = (i: number): string => lab.nodes[i]!.ipv6;
 
   const apply = (...items: Obj[]): Promise<void> => applyObjects(lab, ...items);
-  const only = (n: string): Obj[] => [{ matchLabels: { 'kubernetes.io/hostname': n } }];
-  /** Short timers so sessions come up and fail fast (connectTime is the retry base). */
-  const peer = (name: string, spec: Obj): Obj => ({
-    apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name, namespace: NS }, spec: { holdTime: '9s', connectTime: '1s', ...spec },
-  });
+  const peer = (name: string, spec: Obj): Obj => bgpPeer(name, spec);
   const service = (name: string, ips: string[], extra: { labels?: Record<string, string>; selector?: Record<string, string>; local?: boolean } = {}): Obj => ({
     apiVersion: 'v1', kind: 'Service',
     metadata: { name, namespace: APP, labels: extra.labels ?? SELECTED, annotations: { 'portico.dev/address-pool': POOL, 'portico.dev/loadBalancerIPs': ips.join(',') } },
@@ -90,8 +81,7 @@ describe('BGP speaker interop (e2e, root): the installed speaker with FRR, BIRD 
   const fromPeer = (paths: FrrPath[], peer: string): FrrPath | undefined => paths.find((p) => p.peer?.peerId === peer);
 
   async function frrNeighbors(r: Router): Promise<Record<string, string>> {
-    const j = JSON.parse(await r.cli(['show bgp neighbors json'])) as Record<string, { bgpState?: string }>;
-    return Object.fromEntries(Object.entries(j).map(([k, v]) => [k, v.bgpState ?? '']));
+    return Object.fromEntries(Object.entries(await frrNeighborStates(r)).map(([k, v]) => [k, v.bgpState ?? '']));
   }
 
   async function birdRoutes(protocol: string): Promise<string> {
@@ -106,30 +96,17 @@ describe('BGP speaker interop (e2e, root): the installed speaker with FRR, BIRD 
     return j;
   }
 
-  before(async function () {
-    requireE2e(this);
-    lab = await sharedLab();
-    try {
-      await setUp();
-    } catch (err) {
-      await tearDown();
-      throw err;
-    }
+  const cleanups = onSharedLab(async (l, c) => {
+    lab = l;
+    await setUp(c);
   });
 
-  async function setUp(): Promise<void> {
+  async function setUp(cleanups: Cleanups): Promise<void> {
     // Routers first: they are passive, and the speakers find them at once.
     const n = [0, 1, 2].map(nodeIP);
     const n1v6 = nodeIP6(0);
     frr = await addRouter(lab, {
-      name: 'b-frr', kind: 'frr', config: `
-frr defaults datacenter
-hostname b-frr
-router bgp ${ROUTER_AS}
- bgp router-id {{ipv4}}
- no bgp ebgp-requires-policy
- no bgp network import-check
- no bgp default ipv4-unicast
+      name: 'b-frr', kind: 'frr', config: frrBgpConfig('b-frr', ROUTER_AS, `
  bgp graceful-restart
  neighbor NODES peer-group
  neighbor NODES remote-as ${NODE_AS}
@@ -149,7 +126,7 @@ ${n.map((ip) => ` neighbor ${ip} peer-group NODES`).join('\n')}
   neighbor NODES activate
   neighbor ${n1v6} activate
  exit-address-family
-`,
+`),
     });
     bird = await addRouter(lab, {
       name: 'b-bird', kind: 'bird', config: `
@@ -197,13 +174,7 @@ protocol bgp n1v6 {
 ${gobgpNeighbor(n[0]!, NODE_AS, false)}${gobgpNeighbor(n1v6, ROUTER_AS, true)}`,
     });
     md5 = await addRouter(lab, {
-      name: 'b-md5', kind: 'frr', config: `
-frr defaults datacenter
-hostname b-md5
-router bgp ${MD5_AS}
- bgp router-id {{ipv4}}
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
+      name: 'b-md5', kind: 'frr', config: frrBgpConfig('b-md5', MD5_AS, `
  neighbor ${n[2]} remote-as ${NODE_AS}
  neighbor ${n[2]} password portico-md5-secret
  neighbor ${n[2]} passive
@@ -211,7 +182,7 @@ router bgp ${MD5_AS}
  address-family ipv4 unicast
   neighbor ${n[2]} activate
  exit-address-family
-`,
+`),
     });
 
     cleanups.push(() => frr.stop(), () => bird.stop(), () => gobgp.stop(), () => md5.stop());
@@ -230,12 +201,7 @@ router bgp ${MD5_AS}
         subjects: [{ kind: 'ServiceAccount', name: 'portico-speaker', namespace: NS }],
       },
     );
-    install = await installPortico(lab, { replicas: 1 });
-    cleanups.push(async () => {
-      await install?.stop();
-      // The dataplane leaves its table in place on stop (traffic keeps flowing across a restart); the test is done with it.
-      for (const node of lab.nodes) await lab.exec(node.name, ['nft', 'delete', 'table', 'inet', 'portico'], { allowFail: true });
-    });
+    install = await installSpeakers(lab, cleanups);
     await lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']);
     cleanups.push(() => lab.kubectlResult(['delete', 'secret', 'pbgp-md5', '-n', NS, '--ignore-not-found']));
     cleanups.push(() => lab.kubectlResult(['delete', 'bgppeers,bgpadvertisements,communities', '-n', NS, '-l', 'portico.dev/e2e=bgp', '--ignore-not-found']));
@@ -283,17 +249,6 @@ router bgp ${MD5_AS}
       }, 60_000, 200);
     }
   }
-
-  async function tearDown(): Promise<void> {
-    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
-    cleanups.length = 0;
-  }
-
-  after(async function () {
-    this.timeout(90_000);
-    if (!lab) return;
-    await tearDown();
-  });
 
   it('sessions come up: eBGP over IPv4 from 3 nodes and iBGP over IPv6 from node-1 (FRR), both from node-1 (BIRD, GoBGP)', async () => {
     const want = [nodeIP(0), nodeIP(1), nodeIP(2), nodeIP6(0)];
@@ -448,16 +403,7 @@ router bgp ${MD5_AS}
 
   it('a client behind FRR reaches the Service\'s pods through it and the speakers\' dataplane', async () => {
     // A namespace behind the router; the nodes route its network back through FRR (the lab's routing, not Portico's).
-    const bhd = lab.nsName('bhd');
-    await run(['ip', 'netns', 'add', bhd]);
-    cleanups.push(() => run(['ip', 'netns', 'del', bhd], { allowFail: true }));
-    await run(['ip', 'link', 'add', 'eth1', 'netns', frr.ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', bhd]);
-    await lab.exec(frr.host.name, ['sh', '-c', `ip addr add ${BEHIND.router}/24 dev eth1 && ip link set eth1 up && sysctl -qw net.ipv4.ip_forward=1`]);
-    await lab.exec('bhd', ['sh', '-c', `ip link set lo up && ip addr add ${BEHIND.client}/24 dev eth0 && ip link set eth0 up && ip route add default via ${BEHIND.router}`]);
-    for (const node of lab.nodes) {
-      await lab.exec(node.name, ['ip', 'route', 'replace', BEHIND.net, 'via', frr.ipv4]);
-      cleanups.push(() => lab.exec(node.name, ['ip', 'route', 'del', BEHIND.net], { allowFail: true }));
-    }
+    await addClientBehind(lab, frr, cleanups, 'bhd');
     // Forwarding is the speakers' own nftables dataplane (no ip_vs here): its table holds the VIPs.
     const table = await waitFor('table inet portico with the VIP on node-1', async () => {
       const r = await lab.exec('node-1', ['nft', 'list', 'table', 'inet', 'portico'], { allowFail: true });

@@ -141,27 +141,34 @@ export async function startFailover(lab: Lab, opts: { speakerArgs?: readonly str
       await lab.exec('client', ['ip', 'neigh', 'flush', 'dev', 'eth0']);
       return JSON.parse(v) as Record<Policy, string>;
     };
-    const probe: FailoverEnv['probe'] = async (urls, durationMs, breakIt, popts = {}) => {
-      const ready = path.join(lab.dir, `svc-failover-probe-${process.pid}-${Date.now()}.ready`);
-      const run = lab.exec('client', [process.execPath, PROBE, '--duration-ms', String(durationMs), '--interval-ms', '10', '--timeout-ms', String(popts.timeoutMs ?? PROBE_TIMEOUT_MS),
-        '--ready-file', ready, ...urls], { timeoutMs: durationMs + 40_000 });
-      try {
-        await waitFor('the probe to start measuring', () => existsSync(ready) || undefined, 20_000, 20);
-      } finally {
-        rmSync(ready, { force: true });
-      }
-      await sleep(Math.min(1000, durationMs / 4));
-      const from = Date.now();
-      await breakIt();
-      const r = await run;
-      const samples = JSON.parse(r.stdout.trim().split('\n').pop()!) as Samples[];
-      return { from, samples, figures: samples.map((s) => figures(s, from)) };
-    };
+    const probe: FailoverEnv['probe'] = (urls, durationMs, breakIt, popts = {}) => probeFrom(lab, 'client', urls, durationMs, breakIt, popts);
     return { lab, install, vips, owner, podsByNode, settle, probe, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * Runs the probe in the lab host `client` against `urls` for durationMs (a new
+ * connection to each every 10 ms), calls `breakIt` once it measures, and
+ * returns what the client felt after the instant breakIt began.
+ */
+export async function probeFrom(lab: Lab, client: string, urls: readonly string[], durationMs: number, breakIt: () => Promise<void>, opts: { timeoutMs?: number } = {}): Promise<{ from: number; samples: Samples[]; figures: FailoverFigures[] }> {
+  const ready = path.join(lab.dir, `svc-failover-probe-${process.pid}-${Date.now()}.ready`);
+  const run = lab.exec(client, [process.execPath, PROBE, '--duration-ms', String(durationMs), '--interval-ms', '10', '--timeout-ms', String(opts.timeoutMs ?? PROBE_TIMEOUT_MS),
+    '--ready-file', ready, ...urls], { timeoutMs: durationMs + 40_000 });
+  try {
+    await waitFor('the probe to start measuring', () => existsSync(ready) || undefined, 20_000, 20);
+  } finally {
+    rmSync(ready, { force: true });
+  }
+  await sleep(Math.min(1000, durationMs / 4));
+  const from = Date.now();
+  await breakIt();
+  const r = await run;
+  const samples = JSON.parse(r.stdout.trim().split('\n').pop()!) as Samples[];
+  return { from, samples, figures: samples.map((s) => figures(s, from)) };
 }
 
 export interface Answer {
