@@ -37,6 +37,8 @@ interface Row {
   /** What the speakers log: the mode they run, the kube-proxy mode they saw, the reason. */
   chosen: { dataplane: 'nftables' | 'none'; kubeProxy: 'nftables' | 'iptables' | null; why: RegExp };
   forwarder: Forwarder;
+  /** Who forwards once kube-proxy changed and before the speakers restart, when the row checks it. */
+  beforeRestart?: Forwarder;
 }
 
 interface Chosen { msg?: string; dataplane?: string; kubeProxy?: string | null; why?: string; asked?: string }
@@ -225,6 +227,7 @@ spec:
   async function checkRow(row: Row): Promise<void> {
     const changed = lab.kubeProxyMode !== row.kubeProxy || dataplane !== row.dataplane;
     if (lab.kubeProxyMode !== row.kubeProxy) await lab.setKubeProxy(row.kubeProxy);
+    if (row.beforeRestart) await expectForwarder(row.beforeRestart);
     await setDataplane(row.dataplane);
     // The speakers as installed already chose next to this kube-proxy; after a change, they restart.
     const pods = changed ? await restartSpeakers() : (await core().listNamespacedPod({ namespace: PORTICO_NAMESPACE, labelSelector: SPEAKER })).items;
@@ -244,9 +247,13 @@ spec:
       const route = (await lab.exec(frr!.host.name, ['ip', 'route', 'show', `${vipBgp}/32`])).stdout;
       assert.match(route, /proto bgp/, `FRR's route to ${vipBgp}: ${route}`);
     }
+    await expectForwarder(row.forwarder);
+  }
+
+  async function expectForwarder(want: Forwarder): Promise<void> {
     for (const n of lab.nodes) {
-      // kube-proxy programs its rules for the VIPs a moment after the Services' status; Portico its table after the restart.
-      await waitFor(`${n.name}: forwarded by ${row.forwarder}`, async () => (await forwardersOn(n.name, [vipL2, vipBgp])) === row.forwarder, 20_000, 250)
+      // kube-proxy programs its rules for the VIPs a moment after it starts or the Services change; Portico its table after a restart.
+      await waitFor(`${n.name}: forwarded by ${want}`, async () => (await forwardersOn(n.name, [vipL2, vipBgp])) === want, 30_000, 250)
         .catch(async (err: unknown) => { throw new Error(`${String(err)}; found: ${await forwardersOn(n.name, [vipL2, vipBgp])}`); });
     }
   }
@@ -288,6 +295,13 @@ spec:
     });
   });
 
+  it('no kube-proxy, --dataplane=none: announced, but nothing forwards (for a CNI that forwards LoadBalancer IPs itself)', async () => {
+    await checkRow({
+      kubeProxy: 'none', dataplane: 'none', forwarder: 'nobody',
+      chosen: { dataplane: 'none', kubeProxy: null, why: /^--dataplane=none$/ },
+    });
+  });
+
   it('no kube-proxy, auto: the speakers forward themselves with nftables (no ip_vs here), over layer 2 and BGP', async function () {
     if (existsSync('/proc/net/ip_vs')) {
       this.test!.title += ' (skipped: this kernel has ip_vs, so auto picks ipvs: test/vm covers that)';
@@ -299,10 +313,11 @@ spec:
     });
   });
 
-  it('no kube-proxy, --dataplane=none: announced, but nothing forwards (for a CNI that forwards LoadBalancer IPs itself)', async () => {
+  it('kube-proxy (nftables) started after the speakers: both forward until the speaker pods restart, as docs/dataplane.md says; then kube-proxy alone', async function () {
+    if (existsSync('/proc/net/ip_vs')) this.skip(); // the row before it set the stage (skipped there too)
     await checkRow({
-      kubeProxy: 'none', dataplane: 'none', forwarder: 'nobody',
-      chosen: { dataplane: 'none', kubeProxy: null, why: /^--dataplane=none$/ },
+      kubeProxy: 'nftables', dataplane: 'auto', forwarder: 'kube-proxy', beforeRestart: 'both',
+      chosen: { dataplane: 'none', kubeProxy: 'nftables', why: /kube-proxy \(nftables mode\) forwards LoadBalancer IPs on this node \(table ip kube-proxy/ },
     });
   });
 
