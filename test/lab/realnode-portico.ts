@@ -68,27 +68,34 @@ export interface RealInstall {
   uninstall(): Promise<void>;
 }
 
-/** Applies the manifest with the image, waits for the CRDs, the controller and a speaker on every node. */
-export async function installPorticoReal(lab: Lab, opts: { image?: LabImage; log?: (msg: string) => void; timeoutMs?: number } = {}): Promise<RealInstall> {
-  const image = opts.image ?? await porticoImage(opts.log);
-  await lab.loadImage(image);
+/**
+ * The kubectl arguments that apply the manifest with `image`: `-f
+ * manifests/portico.yaml` when it names that image, else `-k` an overlay
+ * (in the lab's directory) whose only change is an `images:` entry.
+ */
+export function porticoApplyArgs(lab: Lab, image: LabImage): string[] {
   const shipped = manifestImage();
-  let applyArgs = ['-f', PORTICO_MANIFEST];
-  if (shipped !== image.name) {
-    const dir = path.join(lab.dir, 'portico-overlay');
-    mkdirSync(dir, { recursive: true });
-    copyFileSync(PORTICO_MANIFEST, path.join(dir, 'portico.yaml'));
-    const from = splitImage(shipped);
-    const to = splitImage(image.name);
-    writeFileSync(path.join(dir, 'kustomization.yaml'), `# Written by the lab: manifests/portico.yaml with only its image pointed at the local build.
+  if (shipped === image.name) return ['-f', PORTICO_MANIFEST];
+  const dir = path.join(lab.dir, 'portico-overlay');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(PORTICO_MANIFEST, path.join(dir, 'portico.yaml'));
+  const from = splitImage(shipped);
+  const to = splitImage(image.name);
+  writeFileSync(path.join(dir, 'kustomization.yaml'), `# Written by the lab: manifests/portico.yaml with only its image pointed at the local build.
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [portico.yaml]
 images:
 - { name: ${from.name}, newName: ${to.name}, newTag: "${to.tag}" }
 `);
-    applyArgs = ['-k', dir];
-  }
+  return ['-k', dir];
+}
+
+/** Applies the manifest with the image, waits for the CRDs, the controller and a speaker on every node. */
+export async function installPorticoReal(lab: Lab, opts: { image?: LabImage; log?: (msg: string) => void; timeoutMs?: number } = {}): Promise<RealInstall> {
+  const image = opts.image ?? await porticoImage(opts.log);
+  await lab.loadImage(image);
+  const applyArgs = porticoApplyArgs(lab, image);
   const r = await lab.kubectlResult(['apply', ...applyArgs]);
   if (r.code !== 0) throw new Error(`kubectl apply ${applyArgs.join(' ')} failed: ${r.stderr}`);
   await lab.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=portico');

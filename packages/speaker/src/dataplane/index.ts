@@ -8,6 +8,7 @@ import { decideDataplane, hostNodeProbe, nodeFacts, type DataplaneChoice, type D
 import { IpvsDataplane } from './ipvs.ts';
 import { createDataplaneMetrics } from './metrics.ts';
 import { NftDataplane } from './nftables.ts';
+import { renderDelete, runNft, type NftRunner } from './nft.ts';
 
 export { desiredState, serviceDesired, type DesiredState, type VirtualService } from './desired.ts';
 export { diff, applyOps, type Op, type KernelService } from './diff.ts';
@@ -21,18 +22,37 @@ export async function chooseDataplane(asked: DataplaneMode | 'auto', probe: Node
 }
 
 /**
+ * With `none`, a table `inet portico` left by an earlier speaker on this node
+ * (one that ran the nftables dataplane, or IPVS's masquerade rules, before
+ * kube-proxy came or the flag changed) would go on DNATing the VIPs beside
+ * kube-proxy: it is removed once at start. Removing a table that is not
+ * there is a no-op (renderDelete declares it first).
+ */
+export async function removeLeftoverTable(log: SpeakerContext['log'], nft: NftRunner = runNft): Promise<void> {
+  try {
+    await nft(renderDelete());
+    log.info('dataplane none: no table inet portico on this node (an earlier one, if any, removed)', { dataplane: 'none' });
+  } catch (err) {
+    log.error('dataplane none: cannot remove an earlier table inet portico', { dataplane: 'none', err });
+  }
+}
+
+/**
  * The speaker's factory: the dataplane named by ctx.dataplane (default auto).
  * When IPVS was chosen but cannot open, the speaker logs it, counts it and
  * goes on with nftables, so traffic still reaches the pods.
  */
-export async function createDataplane(ctx: SpeakerContext): Promise<Announcer | undefined> {
+export async function createDataplane(ctx: SpeakerContext, opts: { nft?: NftRunner } = {}): Promise<Announcer | undefined> {
   const asked = ctx.dataplane ?? 'auto';
   const { mode, why, kubeProxy } = await chooseDataplane(asked);
   const metrics = createDataplaneMetrics(ctx.registry);
   const log = ctx.log;
   const events = ctx.writer;
   log.info('dataplane chosen', { dataplane: mode, why, asked, kubeProxy: kubeProxy ?? null });
-  if (mode === 'none') return undefined;
+  if (mode === 'none') {
+    await removeLeftoverTable(log, opts.nft);
+    return undefined;
+  }
   if (mode === 'ipvs') {
     try {
       return await IpvsDataplane.open({ log, metrics, events, liveness: ctx.liveness });
