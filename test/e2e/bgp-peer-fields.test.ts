@@ -37,11 +37,6 @@ describe('BGPPeer fields and the password Secret watch (e2e, root): the installe
   async function neighbors(): Promise<Record<string, FrrNeighbor>> {
     return JSON.parse(await frr.cli(['show bgp neighbors json'])) as Record<string, FrrNeighbor>;
   }
-  /** The address families FRR received in the node's OPEN (what the speaker offered on that session). */
-  async function familiesFrom(node: string): Promise<string[]> {
-    const mp = (await neighbors())[node]?.neighborCapabilities?.multiprotocolExtensions ?? {};
-    return Object.entries(mp).filter(([, v]) => v.received || v.advertisedAndReceived).map(([k]) => k).sort();
-  }
   interface Ev { reason: string; message: string; involvedObject: { kind: string; name: string } }
   async function events(reason: string, name: string): Promise<Ev[]> {
     const j = JSON.parse(await lab.kubectl('get', 'events', '-n', NS, '--field-selector', `reason=${reason}`, '-o', 'json')) as { items: Ev[] };

@@ -208,7 +208,7 @@ spec:
   /** Which forwarders hold `vip` on `node`: kube-proxy's rules and/or Portico's table inet portico. */
   async function forwardersOn(node: string, vips: string[]): Promise<Forwarder> {
     const tables = (await lab.exec(node, ['nft', 'list', 'tables'])).stdout;
-    let kp = false;
+    let kp: boolean;
     if (/table ip kube-proxy\b/.test(tables)) {
       const map = (await lab.exec(node, ['nft', 'list', 'map', 'ip', 'kube-proxy', 'service-ips'], { allowFail: true })).stdout;
       kp = vips.every((v) => map.includes(`${v} . tcp . 80`));
