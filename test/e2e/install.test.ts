@@ -170,13 +170,16 @@ describe('install from manifests/portico.yaml (e2e, root): RBAC on, components a
       assert.equal(await canI(SPEAKER, 'create', 'services', '-n', APP_NS), 'no');
       assert.equal(await canI(SPEAKER, 'delete', 'services', '-n', APP_NS), 'no');
       assert.equal(await canI(SPEAKER, 'create', 'ipaddresspools.portico.dev', '-n', NS), 'no');
-      assert.equal(await canI(SPEAKER, 'list', 'secrets', '-n', NS), 'no');
+      // Secrets: a list/watch in Portico's namespace only (BGP password Secrets, bgp/secrets.ts), nowhere else.
+      assert.equal(await canI(SPEAKER, 'list', 'secrets', '-n', 'default'), 'no');
+      assert.equal(await canI(SPEAKER, 'watch', 'secrets', '-A'), 'no');
       assert.equal(await canI(SPEAKER, 'get', 'secrets', '-n', 'default'), 'no');
       assert.equal(await canI(CONTROLLER, 'update', 'leases/pinst-someone-else', '-n', NS), 'no');
       assert.equal(await canI(CONTROLLER, 'update', 'leases/portico-controller', '-n', NS), 'yes');
       assert.equal(await canI(CONTROLLER, 'get', 'secrets/tor-1-password', '-n', NS), 'no');
       // And what they need:
       assert.equal(await canI(SPEAKER, 'watch', 'endpointslices.discovery.k8s.io', '-A'), 'yes');
+      assert.equal(await canI(SPEAKER, 'watch', 'secrets', '-n', NS), 'yes');
       assert.equal(await canI(CONTROLLER, 'patch', 'services', '--subresource=status', '-n', APP_NS), 'yes');
     });
 
