@@ -72,19 +72,21 @@ base_hash() {
 hash="$(inputs_hash)"
 archive="$cache/portico-$version-$hash.tar"
 if [ "${1:-}" = --print ]; then
-  [ -s "$archive" ] || { echo "not built: $archive (run: npm run image)" >&2; exit 1; }
+  [ -s "$archive" ] && [ -s "$archive.id" ] || { echo "not built: $archive (run: npm run image)" >&2; exit 1; }
   echo "image=$image"; echo "archive=$archive"; echo "store=$store"; exit 0
 fi
 
-command -v podman >/dev/null || die "podman is missing (apt-get install -y podman runc)"
+command -v podman >/dev/null || die "podman is missing (npm run image installs it, or: apt-get install -y podman runc)"
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || die "runc is missing (apt-get install -y runc)"
 mkdir -p "$cache" "$runroot"
 # One builder at a time per cache (a second waits and says so).
 exec 9>"$cache/.lock"
 if ! flock -n 9; then say "another image build holds $cache/.lock; waiting"; flock 9; fi
 
-if [ -s "$archive" ] && [ "$(cat "$archive.id" 2>/dev/null)" = "$(pod image inspect --format '{{.Id}}' "$image" 2>/dev/null)" ]; then
-  size="$(pod image inspect --format '{{.Size}}' "$image")"
+# The archive's own image (by ID: another tree sharing the cache may have moved the tag since).
+if [ -s "$archive" ] && id="$(cat "$archive.id" 2>/dev/null)" && [ -n "$id" ] && pod image exists "$id"; then
+  pod tag "$id" "$image"
+  size="$(pod image inspect --format '{{.Size}}' "$id")"
   say "unchanged inputs ($hash): $image is already built"
   printf '{"bench":"image-build","cached":true,"build_s":0,"size_mb":%s,"archive_mb":%s,"hash":"%s"}\n' \
     "$((size / 1000000))" "$(( $(stat -c %s "$archive") / 1000000 ))" "$hash" >&2
@@ -96,7 +98,7 @@ t0=$(date +%s)
 bhash="$(base_hash)"
 base="localhost/portico-base/node:$node_version-$debian_suite-$bhash"
 if ! pod image exists "$base"; then
-  command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install -y debootstrap)"
+  command -v debootstrap >/dev/null || die "debootstrap is missing (npm run image installs it, or: apt-get install -y debootstrap)"
   tmp="$(mktemp -d "$cache/base.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   say "making the base $base (debootstrap --variant=minbase $debian_suite, ~1-2 min)"
@@ -146,10 +148,12 @@ pod build --network host --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
   --build-arg NODE_IMAGE="$base" --secret id=npm-ca,src="$ca" \
   --layers -t "$image" -f "$root/Dockerfile" "$root" > "$cache/build.log" 2>&1 ||
   { tail -30 "$cache/build.log" >&2; die "podman build failed (log: $cache/build.log)"; }
-rm -f "$cache"/portico-"$version"-*.tar "$cache"/portico-"$version"-*.tar.id
 pod save --format docker-archive -o "$archive.tmp" "$image" >/dev/null
 mv "$archive.tmp" "$archive"
 pod image inspect --format '{{.Id}}' "$image" > "$archive.id"
+# Keep the three newest archives of this version: checkouts of different trees
+# sharing the cache (worktrees, a CI clone beside a working copy) each keep theirs.
+ls -1t "$cache"/portico-"$version"-*.tar 2>/dev/null | tail -n +4 | while read -r old; do rm -f "$old" "$old.id"; done
 t1=$(date +%s)
 size="$(pod image inspect --format '{{.Size}}' "$image")"
 printf '{"bench":"image-build","cached":false,"build_s":%s,"size_mb":%s,"archive_mb":%s,"hash":"%s","load":"%s"}\n' \

@@ -2,7 +2,7 @@
 # Prepares this machine for Portico and says what it does: Debian packages,
 # pnpm, Node 24 and the workspace's dependencies, and (for the lab, tests and
 # benchmarks) the Kubernetes control plane built from source and cached.
-#   scripts/setup.sh [deps|lab|test|bench]
+#   scripts/setup.sh [deps|image|lab|test|bench]
 set -euo pipefail
 what="${1:-test}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +20,9 @@ lab_pkgs=(iproute2:ip nftables:nft openssl:openssl socat:socat curl:curl iputils
 # Real lab nodes (Lab.start({ realNodes: true }), `npm run lab -- --real-nodes`, test/e2e/real):
 # Debian's container runtime, the CNI plugins, and gcc + static busybox for the lab's own images.
 realnode_pkgs=(containerd:containerd runc:runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:busybox build-essential:gcc)
+# Portico's image (scripts/image.sh, `npm run image`; the real-node tests build it): podman
+# runs the Dockerfile with runc, debootstrap makes the Debian base here.
+image_pkgs=(podman:podman debootstrap:debootstrap runc:runc)
 test_pkgs=(frr:bgpd bird2:bird gobgpd:gobgpd qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:modprobe cpio:cpio ipvsadm:ipvsadm build-essential:make python3:python3)
 has_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/lib/frr/$1" ] || [ -x "/sbin/$1" ]; }
 need_pkgs() {
@@ -39,14 +42,17 @@ need_pkgs() {
   for e in "$@"; do has_cmd "${e#*:}" || die "package ${e%%:*} installed but ${e#*:} is still not found"; done
 }
 
-if [ "$what" != deps ]; then
+if [ "$what" = image ]; then
+  [ "$(id -u)" -eq 0 ] || die "building the image runs podman as root here: run it as root (sudo -E npm run image)"
+  need_pkgs "${image_pkgs[@]}"
+elif [ "$what" != deps ]; then
   if [ "$(id -u)" -ne 0 ]; then
     if [ "$what" = lab ] || [ "$what" = bench ]; then
       die "the lab creates network namespaces and needs root: run it as root (sudo -E npm run $what)"
     fi
     say "not root: the end-to-end tests will be skipped (they need root for network namespaces)"
   else
-    need_pkgs "${lab_pkgs[@]}" "${realnode_pkgs[@]}"
+    need_pkgs "${lab_pkgs[@]}" "${realnode_pkgs[@]}" "${image_pkgs[@]}"
     [ "$what" = lab ] || need_pkgs "${test_pkgs[@]}"
   fi
 fi
@@ -78,7 +84,7 @@ v="$(node_modules/.bin/node --version)"
 case "$v" in v24.*) ;; *) die "node_modules/.bin/node is $v, expected Node 24" ;; esac
 
 # --- the control plane (minutes the first time on a machine, cached after that).
-if [ "$what" != deps ]; then
+if [ "$what" != deps ] && [ "$what" != image ]; then
   if [ "$(id -u)" -eq 0 ] || [ "$what" = lab ]; then
     # --node: kubelet and kube-proxy too, for the real-node lab and test/e2e/real.
     if ! bin="$(bash test/lab/build-control-plane.sh --check --node 2>/dev/null)"; then

@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { addRouter, waitFor, webDeployment, type KubeProxyMode, type Lab, type Router } from '../../lab/index.ts';
 import { manifestWorkload, PORTICO_NAMESPACE } from '../../lab/portico.ts';
-import { installPorticoReal, porticoImage, PorticoImageError, type RealInstall } from '../../lab/realnode-portico.ts';
+import { installPorticoReal, porticoImage, type RealInstall } from '../../lab/realnode-portico.ts';
 import { requireE2e } from '../shared-lab.ts';
 import { realLab } from './real-lab.ts';
 
@@ -58,14 +58,7 @@ describe('Portico on real nodes (e2e, root): each dataplane choice with and with
   before(async function () {
     requireE2e(this);
     lab = await realLab();
-    const image = await porticoImage().catch((err: unknown) => {
-      if (err instanceof PorticoImageError) return err;
-      throw err;
-    });
-    if (image instanceof PorticoImageError) {
-      if (this.test?.parent) this.test.parent.title += ` (skipped: ${image.message})`;
-      this.skip();
-    }
+    const image = await porticoImage();
     if (lab.kubeProxyMode !== 'nftables') await lab.setKubeProxy('nftables');
     try {
       await setUp(image);
