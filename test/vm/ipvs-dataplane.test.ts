@@ -108,7 +108,12 @@ describe('IPVS dataplane in the VM (needs root and qemu)', function () {
     pid=$!; echo $pid > $D/runner.pid
     # Up to 90 s (Node under TCG on a busy machine); a runner that exits stops the wait at once.
     for i in $(seq 1 900); do grep -q 'runner started' $D/runner.log 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-    grep -q 'runner started' $D/runner.log || { echo "the runner did not start (pid $pid)"; cat $D/runner.log; exit 1; }`, 120_000);
+    if ! grep -q 'runner started' $D/runner.log; then
+      # What the VM knows about it: alive or its exit status (>128: killed by signal N-128), the kernel's last words, memory.
+      if kill -0 $pid 2>/dev/null; then echo "the runner did not start within the wait (pid $pid still running)"; else st=0; wait $pid || st=$?; echo "the runner exited with status $st before it started (pid $pid)"; fi
+      echo "--- runner.log"; cat $D/runner.log; echo "--- dmesg"; dmesg | tail -15 || true; echo "--- free"; free -m || head -3 /proc/meminfo
+      exit 1
+    fi`, 120_000);
   const stopRunner = (): Promise<RunResult> => sh(`
     pid=$(cat $D/runner.pid); kill -TERM $pid
     for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
