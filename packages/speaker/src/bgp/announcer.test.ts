@@ -94,7 +94,7 @@ function peer(port: number, extra: Partial<PeerSettings> = {}): PeerSettings {
   return {
     name: 'r1', source: 'crd', myASN: 64512, peerASN: 64513, peerAddress: '127.0.0.1', sourceAddress: undefined, peerPort: port, holdTime: 9,
     keepaliveTime: undefined, connectTime: 1, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: undefined,
-    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, ...extra,
+    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, dynamicASN: undefined, localASN: undefined, interface: undefined, families: 'both', ...extra,
   };
 }
 

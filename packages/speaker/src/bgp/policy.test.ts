@@ -18,7 +18,7 @@ function peer(name: string, extra: Partial<PeerSettings> = {}): PeerSettings {
   return {
     name, source: 'crd', myASN: 64512, peerASN: 64513, peerAddress: '198.51.100.201', sourceAddress: undefined, peerPort: 179, holdTime: 90,
     keepaliveTime: undefined, connectTime: undefined, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: undefined,
-    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, ...extra,
+    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, dynamicASN: undefined, localASN: undefined, interface: undefined, families: 'both', ...extra,
   };
 }
 
