@@ -490,7 +490,7 @@ export class BgpAnnouncer implements Announcer {
     m.sessionUp.set({ peer: name }, 0);
     m.prefixesAnnounced.set({ peer: name }, 0);
     let previous: State = 'Idle';
-    session.on('state', (state: State, reason: Reason) => {
+    session.on('state', (state: State, reason: Reason, detail: string | undefined) => {
       const from = previous;
       previous = state;
       if (this.#sessions.get(name) !== e) return;
@@ -498,6 +498,13 @@ export class BgpAnnouncer implements Announcer {
       // A connection attempt that timed out (Connect -> Connect) or failed (Connect -> Active).
       if (from === 'Connect' && (reason === 'connect-retry' || reason === 'tcp-failed')) {
         this.#connectFailed(e, reason === 'connect-retry' ? 'connection attempt timed out' : 'connection failed');
+      }
+      // The OPEN error was sent just before; now its cause is known (a dynamicASN rule, a hold time...).
+      if (reason === 'open-rejected') {
+        const text = e.openRefusal ?? 'no NOTIFICATION sent';
+        e.openRefusal = undefined;
+        e.lastError = `refused the peer's OPEN: ${text}: ${detail ?? ''}`;
+        this.#warn(e.peer, 'BGPOpenRejected', `refused the OPEN of ${e.peer.peerAddress}: ${text}: ${detail ?? ''}`);
       }
       if (reason === 'hold-timer-expired') {
         e.lastError = 'hold timer expired';
@@ -531,12 +538,6 @@ export class BgpAnnouncer implements Announcer {
       if (this.#sessions.get(name) !== e) return;
       log.info('bgp session down', { reason, detail });
       e.lastError = detail;
-      if (reason === 'open-rejected') {
-        const text = e.openRefusal ?? 'no NOTIFICATION sent';
-        e.openRefusal = undefined;
-        e.lastError = `refused the peer's OPEN: ${text}: ${detail}`;
-        this.#warn(e.peer, 'BGPOpenRejected', `refused the OPEN of ${e.peer.peerAddress}: ${text}: ${detail}`);
-      }
       m.sessionUp.set({ peer: name }, 0);
       m.prefixesAnnounced.set({ peer: name }, 0);
       m.sessionDrops.inc({ peer: name, reason });
@@ -554,7 +555,7 @@ export class BgpAnnouncer implements Announcer {
       m.notificationsSent.inc({ peer: name, reason: notificationReason(n) });
       const text = describeNotification(n);
       log.info('bgp notification sent', { notification: text });
-      // The Warning waits for 'down', which says why (a dynamicASN rule, a hold time...).
+      // The Warning waits for the state change to Idle, which says why.
       if (n.code === ERR_OPEN) e.openRefusal = text;
     });
     session.on('update', (u: UpdateMessage) => {

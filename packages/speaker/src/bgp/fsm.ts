@@ -138,6 +138,8 @@ export interface Step {
   state: FsmState;
   reason: Reason;
   actions: Action[];
+  /** For a failure: what went wrong, in words (also when no session was up to go 'down'). */
+  detail?: string;
 }
 
 /** RFC 4271 §8.2.2: a large hold timer for OpenSent, suggested 4 minutes. */
@@ -212,7 +214,7 @@ function fail(s: FsmState, cfg: PeerConfig, reason: Reason, detail: string, noti
   b.s.other = undefined;
   b.s.negotiated = undefined;
   b.start('idle-hold', backoff(cfg, b.s.connectRetryCounter - 1));
-  return b.to('Idle', reason);
+  return { ...b.to('Idle', reason), detail };
 }
 
 /** ManualStop from any state: Cease / Administrative Shutdown (RFC 4486, RFC 9003), no restart. */
