@@ -100,7 +100,7 @@ interface Entry {
   connectFailures: number;
   lastError: string | undefined;
   warnedPassword: boolean;
-  /** The OPEN error just sent, reported with its cause when the session goes down. */
+  /** The OPEN error just sent, reported with its cause when the FSM reaches Idle. */
   openRefusal?: string | undefined;
 }
 
