@@ -148,4 +148,15 @@ router bgp ${ROUTER_AS}
     assert.match(ev.message, new RegExp(`peer says AS ${ROUTER_AS}; dynamicASN internal wants our own AS ${NODE_AS}`));
     assert.notEqual((await neighbors())[nodeIP(2)]?.bgpState, 'Established');
   });
+
+  it('vrf and interface (BGP unnumbered): accepted by the API server, refused by the speaker with a BGPPeerUnsupported Warning each, never silently', async () => {
+    await apply(
+      peer('pf-vrf', { peerASN: ROUTER_AS, peerAddress: frr.ipv4, vrf: 'red', nodeSelectors: only('node-1') }),
+      peer('pf-unnumbered', { dynamicASN: 'external', interface: 'eth1', nodeSelectors: only('node-1') }),
+    );
+    const vrf = await waitFor('the Warning on pf-vrf', async () => (await events('BGPPeerUnsupported', 'pf-vrf'))[0], 30_000, 250);
+    assert.match(vrf.message, /vrf "red" is not supported.*remove spec\.vrf/);
+    const un = await waitFor('the Warning on pf-unnumbered', async () => (await events('BGPPeerUnsupported', 'pf-unnumbered'))[0], 30_000, 250);
+    assert.match(un.message, /interface "eth1" \(BGP unnumbered\) is not supported.*spec\.peerAddress/);
+  });
 });
