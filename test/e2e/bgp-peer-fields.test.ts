@@ -124,4 +124,39 @@ router bgp ${ROUTER_AS}
     console.log(`      reported ${deletedAfter} ms after the delete, ${recreatedAfter} ms after the re-create (load ${(await import('node:fs')).readFileSync('/proc/loadavg', 'utf8').split(' ')[0]})`);
     assert.equal((await neighbors())[nodeIP(0)]?.bgpState, 'Established', 'the session runs on with the last good password');
   });
+
+  // Issue 15, point 3: MetalLB v0.16's dynamicASN and dualStackAddressFamily.
+  it('dynamicASN external with dualStackAddressFamily false: FRR\'s AS is learnt, the session comes up, and the node offered IPv4 unicast only', async () => {
+    await apply(peer('pf-dyn-ext', { dynamicASN: 'external', dualStackAddressFamily: false, peerAddress: frr.ipv4, nodeSelectors: only('node-2') }));
+    const n = await waitFor('node-2 Established with FRR', async () => {
+      const x = (await neighbors())[nodeIP(1)];
+      return x?.bgpState === 'Established' ? x : undefined;
+    }, 30_000, 250);
+    assert.equal(n.remoteAs, NODE_AS);
+    const mp = n.neighborCapabilities?.multiprotocolExtensions ?? {};
+    const fromNode = (f: string): boolean => mp[f]?.received === true || mp[f]?.advertisedAndReceived === true;
+    assert.deepEqual([fromNode('ipv4Unicast'), fromNode('ipv6Unicast')], [true, false], JSON.stringify(mp));
+    const up = await waitFor('the Established Event naming the learnt AS', async () =>
+      (await events('BGPSessionEstablished', 'pf-dyn-ext')).find((e) => new RegExp(`AS ${ROUTER_AS}, learnt: dynamicASN external`).test(e.message)), 20_000, 250);
+    assert.equal(up.involvedObject.kind, 'BGPPeer');
+  });
+
+  it('dynamicASN internal against FRR in another AS: the speaker refuses the OPEN (Bad Peer AS) and says why on the BGPPeer', async () => {
+    await apply(peer('pf-dyn-int', { dynamicASN: 'internal', peerAddress: frr.ipv4, nodeSelectors: only('node-3') }));
+    const ev = await waitFor('the BGPOpenRejected Warning', async () =>
+      (await events('BGPOpenRejected', 'pf-dyn-int')).find((e) => /Bad Peer AS/.test(e.message)), 30_000, 250);
+    assert.match(ev.message, new RegExp(`peer says AS ${ROUTER_AS}; dynamicASN internal wants our own AS ${NODE_AS}`));
+    assert.notEqual((await neighbors())[nodeIP(2)]?.bgpState, 'Established');
+  });
+
+  it('vrf and interface (BGP unnumbered): accepted by the API server, refused by the speaker with a BGPPeerUnsupported Warning each, never silently', async () => {
+    await apply(
+      peer('pf-vrf', { peerASN: ROUTER_AS, peerAddress: frr.ipv4, vrf: 'red', nodeSelectors: only('node-1') }),
+      peer('pf-unnumbered', { dynamicASN: 'external', interface: 'eth1', nodeSelectors: only('node-1') }),
+    );
+    const vrf = await waitFor('the Warning on pf-vrf', async () => (await events('BGPPeerUnsupported', 'pf-vrf'))[0], 30_000, 250);
+    assert.match(vrf.message, /vrf "red" is not supported.*remove spec\.vrf/);
+    const un = await waitFor('the Warning on pf-unnumbered', async () => (await events('BGPPeerUnsupported', 'pf-unnumbered'))[0], 30_000, 250);
+    assert.match(un.message, /interface "eth1" \(BGP unnumbered\) is not supported.*spec\.peerAddress/);
+  });
 });

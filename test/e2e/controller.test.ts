@@ -35,6 +35,7 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
   });
 
   describe('kubectl apply refuses invalid objects and names the field', function () {
+    const peerObj = (name: string, spec: Record<string, unknown>): Obj => ({ apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name, namespace: NS }, spec });
     const cases: [string, Obj, RegExp][] = [
       ['a CIDR with host bits', pool('bad-hostbits', { addresses: ['203.0.113.1/24'] }), /spec\.addresses\[0\].*must be a CIDR without host bits/],
       ['a malformed CIDR', pool('bad-cidr', { addresses: ['203.0.113.0/33'] }), /spec\.addresses\[0\].*must be a CIDR/],
@@ -44,6 +45,11 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
       ['an unknown field', pool('bad-field', { addresses: ['203.0.113.0/28'], autoAsign: true }), /unknown field "spec\.autoAsign"/],
       ['no addresses', pool('bad-empty', { addresses: [] }), /spec\.addresses.*(should have at least 1 items|must have at least 1 items)/],
       ['a BGPPeer with a bad address', { apiVersion: 'portico.dev/v1beta1', kind: 'BGPPeer', metadata: { name: 'bad-peer', namespace: NS }, spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.300' } }, /spec\.peerAddress.*must be an IP address/],
+      ['a BGPPeer with peerASN and dynamicASN', peerObj('bad-dyn-both', { myASN: 64500, peerASN: 64501, dynamicASN: 'external', peerAddress: '198.51.100.9' }), /spec\.peerASN.*set exactly one of peerASN and dynamicASN/],
+      ['a BGPPeer with neither peerASN nor dynamicASN', peerObj('bad-dyn-none', { myASN: 64500, peerAddress: '198.51.100.9' }), /spec\.peerASN.*set exactly one of peerASN and dynamicASN/],
+      ['a BGPPeer with an unknown dynamicASN', peerObj('bad-dyn-enum', { myASN: 64500, dynamicASN: 'local', peerAddress: '198.51.100.9' }), /spec\.dynamicASN.*Unsupported value: "local"/],
+      ['a BGPPeer with peerAddress and interface', peerObj('bad-iface-both', { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', interface: 'eth1' }), /spec\.peerAddress.*set exactly one of peerAddress and interface/],
+      ['a BGPPeer with disableMP and dualStackAddressFamily true', peerObj('bad-mp', { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', disableMP: true, dualStackAddressFamily: true }), /spec\.disableMP.*contradicts dualStackAddressFamily/],
       ['a Community with a bad value', { apiVersion: 'portico.dev/v1beta1', kind: 'Community', metadata: { name: 'bad-comm', namespace: NS }, spec: { communities: [{ name: 'x', value: '70000:1' }] } }, /spec\.communities\[0\]\.value.*must be AS:value/],
     ];
     for (const [what, obj, want] of cases) {
@@ -53,6 +59,15 @@ describe('controller (e2e, root): pools and allocation on the real API server', 
         assert.match(r.stderr, want);
       });
     }
+    it('accepts BGPPeers with dynamicASN, localASN, interface and the family fields', async function () {
+      for (const obj of [
+        peerObj('good-dyn', { myASN: 64500, dynamicASN: 'internal', localASN: 64600, peerAddress: '2001:db8::9', dualStackAddressFamily: false }),
+        peerObj('good-iface', { myASN: 64500, dynamicASN: 'external', interface: 'eth1', disableMP: true }),
+      ]) {
+        const r = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(obj));
+        assert.equal(r.code, 0, r.stderr);
+      }
+    });
     it('accepts a valid pool', async function () {
       const r = await env.lab.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(pool('good', { addresses: ['203.0.113.0/28', '203.0.113.20 - 203.0.113.30', '2001:db8:1::/64'] })));
       assert.equal(r.code, 0, r.stderr);

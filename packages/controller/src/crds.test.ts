@@ -30,7 +30,8 @@ const SPEC_FIELDS: Record<string, string[]> = {
   IPAddressPool: ['addresses', 'autoAssign', 'avoidBuggyIPs', 'allowExternalIPs', 'serviceAllocation'],
   L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces', 'serviceSelectors', 'preferredNodeSelectors'],
   BGPAdvertisement: ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers', 'serviceSelectors'],
-  BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf'],
+  BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf',
+    'dynamicASN', 'localASN', 'interface', 'disableMP', 'dualStackAddressFamily'],
   Community: ['communities'],
   BFDProfile: ['receiveInterval', 'transmitInterval', 'detectMultiplier', 'echoInterval', 'echoMode', 'passiveMode', 'minimumTtl'],
 };
@@ -104,6 +105,27 @@ describe('CRD manifests', function () {
       assert.ok(status[f], `status.${f}`);
       assert.ok(cols.some((c) => c.jsonPath === `.status.${f}` && c.type === 'integer'), `printer column for ${f}`);
     }
+  });
+
+  it('BGPPeer: one of peerASN/dynamicASN, one of peerAddress/interface, disableMP not beside dualStackAddressFamily true, each rule naming its fields', function () {
+    const spec = crds.get('BGPPeer')!.spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!;
+    assert.deepEqual(spec.required, ['myASN'], 'peerASN and peerAddress have alternatives now');
+    const rules = spec['x-kubernetes-validations']!;
+    const rule = (re: RegExp): { rule: string; message: string } => {
+      const r = rules.find((x) => re.test(x.message));
+      assert.ok(r, `a rule whose message matches ${re}`);
+      return r;
+    };
+    assert.equal(rule(/exactly one of peerASN and dynamicASN/).rule, 'has(self.peerASN) != has(self.dynamicASN)');
+    assert.equal(rule(/exactly one of peerAddress and interface/).rule, 'has(self.peerAddress) != has(self.interface)');
+    assert.match(rule(/disableMP.*dualStackAddressFamily/).rule, /self\.disableMP && .*self\.dualStackAddressFamily/);
+    const p = spec.properties!;
+    assert.deepEqual((p.dynamicASN as Schema & { enum?: string[] }).enum, ['internal', 'external']);
+    assert.equal(p.localASN!.minimum, 1);
+    assert.equal(p.interface!.maxLength, 15);
+    assert.equal(p.disableMP!.type, 'boolean');
+    assert.equal(p.dualStackAddressFamily!.type, 'boolean');
+    assert.equal(p.dualStackAddressFamily!.default, undefined, 'unset means both families (Portico\'s default), so no schema default');
   });
 
   it('every printer column points at a field the schema has', function () {

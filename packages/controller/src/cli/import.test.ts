@@ -40,17 +40,16 @@ describe('portico import: MetalLB CRDs', function () {
     assert.deepEqual(one(r.objects, 'L2Advertisement', 'example').spec, { ipAddressPools: ['first-pool'], nodeSelectors: [{ matchLabels: { 'kubernetes.io/hostname': 'node-a' } }], interfaces: ['eth3'] });
   });
 
-  it('BGPPeer v1beta2 and v1beta1, BGPAdvertisement, Community and BFDProfile convert; disableMP, the Secret\'s namespace and echoMode are reported', function () {
+  it('BGPPeer v1beta2 and v1beta1, BGPAdvertisement, Community and BFDProfile convert; the Secret\'s namespace and echoMode are reported', function () {
     const r = importMetalLB(docs(BGP));
     assert.deepEqual(r.warnings.map((w) => `${w.source} ${w.field}`), [
-      'BGPPeer metallb-system/sample spec.disableMP',
       'BGPPeer metallb-system/sample spec.passwordSecret',
       'BFDProfile metallb-system/full-example spec.echoMode',
     ]);
-    assert.match(r.warnings[1]!.message, /copy Secret metallb-system\/secretname to portico-system/);
+    assert.match(r.warnings[0]!.message, /copy Secret metallb-system\/secretname to portico-system/);
     const sample = one(r.objects, 'BGPPeer', 'sample').spec;
     assert.deepEqual(sample.passwordSecret, { name: 'secretname', namespace: 'portico-system' });
-    assert.equal(sample.disableMP, undefined);
+    assert.equal(sample.disableMP, false, 'carried over');
     assert.equal(sample.enableGracefulRestart, true);
     assert.deepEqual(one(r.objects, 'BGPPeer', 'old-style').spec.nodeSelectors, [{ matchLabels: { rack: 'frontend' }, matchExpressions: [{ key: 'network-speed', operator: 'NotIn', values: ['slow'] }] }]);
     assert.deepEqual(one(r.objects, 'BGPAdvertisement', 'local').spec.communities, ['65535:65282', 'vpn-only']);
@@ -87,10 +86,6 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: { name: controller }
 ---
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: { name: dyn }
-spec: { myASN: 64500, dynamicASN: external, interface: eth1, peerAddress: 198.51.100.9 }
 `));
     const got = r.warnings.map((w) => `${w.source}|${w.field}`);
     assert.deepEqual(got, [
@@ -98,11 +93,8 @@ spec: { myASN: 64500, dynamicASN: external, interface: eth1, peerAddress: 198.51
       'IPAddressPool metallb-system/p|spec.serviceAllocation.someFutureField',
       'ServiceL2Status s|',
       'Deployment controller|',
-      'BGPPeer dyn|spec.dynamicASN',
-      'BGPPeer dyn|spec.interface',
     ]);
     assert.deepEqual(one(r.objects, 'IPAddressPool', 'p').spec, { addresses: ['203.0.113.0/30'], serviceAllocation: { priority: 1 } });
-    assert.match(r.warnings.find((w) => w.field === 'spec.interface')!.message, /set peerAddress/);
     // The rendered YAML says what was left out at its top.
     const yaml = renderImport(r);
     assert.match(yaml, /^# {3}IPAddressPool metallb-system\/p spec\.newField: Portico has no field newField; left out$/m);
@@ -197,4 +189,74 @@ describe('portico import: issue 16', function () {
       }
     });
   }
+});
+
+// Issue 15, point 3: MetalLB v0.16's BGPPeer fields carry over; the ones the speaker refuses or reads differently say so.
+describe('portico import: MetalLB v0.16 BGPPeer fields', function () {
+  const peerDoc = (name: string, spec: Record<string, unknown>): unknown => ({ apiVersion: 'metallb.io/v1beta2', kind: 'BGPPeer', metadata: { name, namespace: 'metallb-system' }, spec });
+  const cases: { what: string; spec: Record<string, unknown>; want: Record<string, unknown>; warned: string[]; peer?: (p: ReturnType<typeof configOf>['config']['peers'][number]) => void }[] = [
+    {
+      what: 'dynamicASN external and localASN',
+      spec: { myASN: 64500, dynamicASN: 'external', localASN: 64600, peerAddress: '198.51.100.9', dualStackAddressFamily: true },
+      want: { myASN: 64500, dynamicASN: 'external', localASN: 64600, peerAddress: '198.51.100.9', dualStackAddressFamily: true },
+      warned: [],
+      peer: (p) => { assert.equal(p.dynamicASN, 'external'); assert.equal(p.peerASN, undefined); assert.equal(p.localASN, 64600); assert.equal(p.families, 'both'); },
+    },
+    {
+      what: 'dynamicASN internal, dualStackAddressFamily false (MetalLB v0.15+ default, exported with it)',
+      spec: { myASN: 64500, dynamicASN: 'internal', peerAddress: '2001:db8::9', dualStackAddressFamily: false, disableMP: false },
+      want: { myASN: 64500, dynamicASN: 'internal', peerAddress: '2001:db8::9', dualStackAddressFamily: false, disableMP: false },
+      warned: [],
+      peer: (p) => { assert.equal(p.dynamicASN, 'internal'); assert.equal(p.families, 'session'); },
+    },
+    {
+      what: 'disableMP true alone: one family per session',
+      spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', disableMP: true },
+      want: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', disableMP: true },
+      warned: [],
+      peer: (p) => assert.equal(p.families, 'session'),
+    },
+    {
+      what: 'disableMP true with dualStackAddressFamily true: MetalLB ignores disableMP, so it is left out',
+      spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', disableMP: true, dualStackAddressFamily: true },
+      want: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', dualStackAddressFamily: true },
+      warned: ['spec.disableMP'],
+      peer: (p) => assert.equal(p.families, 'both'),
+    },
+    {
+      what: 'neither family field on v1beta2: carried as is, and the difference from MetalLB v0.15+ is said',
+      spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9' },
+      want: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9' },
+      warned: ['spec.dualStackAddressFamily'],
+      peer: (p) => assert.equal(p.families, 'both'),
+    },
+    {
+      what: 'interface (BGP unnumbered): carried, with the warning that the speaker refuses it',
+      spec: { myASN: 64500, dynamicASN: 'external', interface: 'eth1', dualStackAddressFamily: true },
+      want: { myASN: 64500, dynamicASN: 'external', interface: 'eth1', dualStackAddressFamily: true },
+      warned: ['spec.interface'],
+      peer: (p) => { assert.equal(p.interface, 'eth1'); assert.equal(p.peerAddress, ''); },
+    },
+    {
+      what: 'vrf: carried, with the warning that the speaker refuses it',
+      spec: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', vrf: 'red', dualStackAddressFamily: false },
+      want: { myASN: 64500, peerASN: 64501, peerAddress: '198.51.100.9', vrf: 'red', dualStackAddressFamily: false },
+      warned: ['spec.vrf'],
+    },
+  ];
+  for (const c of cases) {
+    it(c.what, function () {
+      const r = importMetalLB([peerDoc('p', c.spec)]);
+      assert.deepEqual(one(r.objects, 'BGPPeer', 'p').spec, c.want);
+      assert.deepEqual(r.warnings.map((w) => w.field), c.warned);
+      const { config, problems } = configOf(r.objects);
+      assert.deepEqual(problems, [], 'Portico accepts what import wrote');
+      c.peer?.(config.peers[0]!);
+    });
+  }
+
+  it('the interface warning names peerAddress as the way out', function () {
+    const r = importMetalLB([peerDoc('u', { myASN: 64500, peerASN: 64500, interface: 'eth1', dualStackAddressFamily: true })]);
+    assert.match(r.warnings[0]!.message, /BGPPeerUnsupported.*set peerAddress/);
+  });
 });

@@ -36,7 +36,8 @@ const FIELDS: Record<string, readonly string[]> = {
   IPAddressPool: ['addresses', 'autoAssign', 'avoidBuggyIPs', 'serviceAllocation'],
   L2Advertisement: ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces', 'serviceSelectors', 'preferredNodeSelectors'],
   BGPAdvertisement: ['aggregationLength', 'aggregationLengthV6', 'localPref', 'communities', 'ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'peers', 'serviceSelectors'],
-  BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf'],
+  BGPPeer: ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID', 'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf',
+    'dynamicASN', 'localASN', 'interface', 'disableMP', 'dualStackAddressFamily'],
   Community: ['communities'],
   BFDProfile: ['receiveInterval', 'transmitInterval', 'detectMultiplier', 'echoInterval', 'echoMode', 'passiveMode', 'minimumTtl'],
 };
@@ -47,10 +48,32 @@ const SELECTOR = ['matchLabels', 'matchExpressions'];
 const ECHO_NOTE = 'Portico\'s BFD has no echo mode (asynchronous mode only); echoMode: true left out';
 
 /** Notes on MetalLB fields that have no Portico counterpart, for the warning text. */
-const WHY: Record<string, string> = {
-  'BGPPeer.dynamicASN': 'set peerASN explicitly',
-  'BGPPeer.interface': 'peering over an interface (unnumbered) is not supported; set peerAddress',
-};
+const WHY: Record<string, string> = {};
+
+/**
+ * Notes on BGPPeer fields that are carried over but behave differently, or
+ * that the speaker refuses (so the user hears it now, not from an Event).
+ */
+function peerNotes(spec: Json, apiVersion: string, source: string, warnings: ImportWarning[]): void {
+  if (spec.interface !== undefined) {
+    warnings.push({ source, field: 'spec.interface', message: 'carried over, but Portico\'s speaker does not peer over an interface (BGP unnumbered) and refuses the peer (Warning BGPPeerUnsupported); set peerAddress instead' });
+  }
+  if (spec.vrf !== undefined) {
+    warnings.push({ source, field: 'spec.vrf', message: 'carried over, but Portico\'s speaker peers from the default VRF only and refuses the peer (Warning BGPPeerUnsupported)' });
+  }
+  if (spec.disableMP === true && spec.dualStackAddressFamily === true) {
+    // MetalLB v0.15+ ignores disableMP; Portico's schema refuses the pair.
+    delete spec.disableMP;
+    warnings.push({ source, field: 'spec.disableMP', message: 'MetalLB ignores disableMP since v0.15 and dualStackAddressFamily true wins; disableMP left out' });
+  }
+  // v1beta1 predates both fields (MetalLB then sent both families over each session, as Portico does).
+  if (apiVersion === 'metallb.io/v1beta2' && spec.disableMP === undefined && spec.dualStackAddressFamily === undefined) {
+    warnings.push({
+      source, field: 'spec.dualStackAddressFamily',
+      message: 'not set: Portico announces IPv4 and IPv6 over this one session (as MetalLB before v0.15); MetalLB v0.15+ sends each family only over a session of its own family, so set dualStackAddressFamily: false for that',
+    });
+  }
+}
 
 export interface ImportOptions {
   /** Namespace of the produced objects (default portico-system). */
@@ -105,6 +128,7 @@ export function importMetalLB(docs: readonly unknown[], opts: ImportOptions = {}
         });
       }
     }
+    if (kind === 'BGPPeer') peerNotes(out, apiVersion, source, res.warnings);
     if (kind === 'BGPPeer' && isObj(out.passwordSecret)) {
       const secret = out.passwordSecret;
       const from = str(secret.namespace, str(meta.namespace, 'metallb-system'));

@@ -85,6 +85,21 @@ describe('portico status: the model', function () {
     assert.match(m.peers[1]!.detail, /BGPSessionDown \(node-3\): Hold Timer Expired/);
   });
 
+  it('peers with dynamicASN, localASN or an interface show them; a BGPPeerUnsupported Warning is a peer down', function () {
+    const x = buildStatus({
+      namespace: NS, services: [], events: [ev('BGPPeer', NS, 'unnumbered', 'BGPPeerUnsupported', 'interface "eth1" (BGP unnumbered) is not supported', '2026-01-01T00:00:03Z', 'Warning', 'node-1')],
+      config: { BGPPeer: [
+        { kind: 'BGPPeer', metadata: { name: 'dyn' }, spec: { myASN: 64512, localASN: 64600, dynamicASN: 'external', peerAddress: '198.51.100.201' } },
+        { kind: 'BGPPeer', metadata: { name: 'unnumbered' }, spec: { myASN: 64512, peerASN: 64512, interface: 'eth1' } },
+      ] },
+    });
+    assert.deepEqual(x.peers.map((p) => [p.name, p.address, p.asn, p.state]), [
+      ['dyn', '198.51.100.201', '64600 -> external (dynamic)', 'unknown'],
+      ['unnumbered', 'interface eth1', '64512 -> 64512', 'down'],
+    ]);
+    assert.match(x.problems.at(-1)!, /BGPPeer unnumbered down: BGPPeerUnsupported \(node-1\): interface "eth1"/);
+  });
+
   it('problems: stale config first, then each refused object, pending Service and peer down', function () {
     assert.deepEqual(m.problems, [
       'configuration refused: the last good one stays in force (stale) until the problems below are fixed',

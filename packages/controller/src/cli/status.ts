@@ -188,7 +188,11 @@ export function buildStatus(input: StatusInput, opts: { loadBalancerClass?: stri
     const ev = latest((byObject.get(`BGPPeer/${input.namespace}/${name}`) ?? []).filter((e) => (e.reason ?? '').startsWith('BGP')));
     const state: PeerRow['state'] = !ev ? 'unknown' : ev.type === 'Warning' ? 'down' : 'up';
     const detail = ev ? `${ev.reason}${ev.source?.host ? ` (${ev.source.host})` : ''}: ${ev.message ?? ''}` : 'no session Event yet';
-    peers.push({ name, address: str(spec.peerAddress, ''), asn: `${str(spec.myASN, '?')} -> ${str(spec.peerASN, '?')}`, state, detail });
+    // localASN replaces myASN on the session; dynamicASN stands where peerASN would; an interface where the address would.
+    const local = str(spec.localASN, str(spec.myASN, '?'));
+    const remote = str(spec.peerASN, spec.dynamicASN === undefined ? '?' : `${str(spec.dynamicASN, '?')} (dynamic)`);
+    const address = str(spec.peerAddress, spec.interface === undefined ? '' : `interface ${str(spec.interface, '?')}`);
+    peers.push({ name, address, asn: `${local} -> ${remote}`, state, detail });
     if (state === 'down') problems.push(`BGPPeer ${name} down: ${detail}`);
   }
   peers.sort((a, b) => a.name.localeCompare(b.name));

@@ -131,8 +131,20 @@ export interface SecretReference { name: string; namespace?: string }
 
 export interface BGPPeerSpec {
   myASN: number;
-  peerASN: number;
-  peerAddress: string;
+  /** Exactly one of peerASN and dynamicASN. */
+  peerASN?: number;
+  /** Learn the peer's AS from its OPEN: `internal` must equal the local AS, `external` must differ. */
+  dynamicASN?: 'internal' | 'external';
+  /** The AS this session uses instead of myASN (OPEN and AS_PATH). */
+  localASN?: number;
+  /** Exactly one of peerAddress and interface. */
+  peerAddress?: string;
+  /** BGP unnumbered (MetalLB): accepted by the schema, refused by the speaker. */
+  interface?: string;
+  /** true: each family only over a session of its own family (as dualStackAddressFamily false). */
+  disableMP?: boolean;
+  /** true or unset: both families over the one session; false: only the session's own family. */
+  dualStackAddressFamily?: boolean;
   sourceAddress?: string;
   peerPort?: number;
   holdTime?: string;

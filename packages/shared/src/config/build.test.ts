@@ -246,3 +246,51 @@ describe('config: L2Advertisement serviceSelectors and preferredNodeSelectors', 
     for (const l of config.l2Advertisements) assert.deepEqual([l.serviceSelectors, l.preferredNodeSelectors], [[], []]);
   });
 });
+
+// Issue 15, point 3: MetalLB v0.16's BGPPeer fields, read and checked like the CRD checks them.
+describe('config: BGPPeer dynamicASN, localASN, interface, disableMP, dualStackAddressFamily', function () {
+  const peer = (spec: Record<string, unknown>): unknown => obj('BGPPeer', 'r', { myASN: 64500, ...spec });
+  const ok: { name: string; spec: Record<string, unknown>; want: Record<string, unknown> }[] = [
+    { name: 'peerASN alone: no dynamicASN, both families', spec: { peerASN: 64501, peerAddress: '198.51.100.1' }, want: { peerASN: 64501, dynamicASN: undefined, localASN: undefined, interface: undefined, families: 'both' } },
+    { name: 'dynamicASN internal', spec: { dynamicASN: 'internal', peerAddress: '198.51.100.1' }, want: { peerASN: undefined, dynamicASN: 'internal' } },
+    { name: 'dynamicASN external with localASN', spec: { dynamicASN: 'external', localASN: 64600, peerAddress: '198.51.100.1' }, want: { dynamicASN: 'external', localASN: 64600 } },
+    { name: 'interface instead of peerAddress', spec: { peerASN: 64501, interface: 'eth1' }, want: { interface: 'eth1', peerAddress: '' } },
+    { name: 'dualStackAddressFamily true: both', spec: { peerASN: 64501, peerAddress: '198.51.100.1', dualStackAddressFamily: true }, want: { families: 'both' } },
+    { name: 'dualStackAddressFamily false: the session\'s family', spec: { peerASN: 64501, peerAddress: '198.51.100.1', dualStackAddressFamily: false }, want: { families: 'session' } },
+    { name: 'disableMP true: the session\'s family', spec: { peerASN: 64501, peerAddress: '198.51.100.1', disableMP: true }, want: { families: 'session' } },
+    { name: 'disableMP false: both', spec: { peerASN: 64501, peerAddress: '198.51.100.1', disableMP: false }, want: { families: 'both' } },
+  ];
+  for (const c of ok) {
+    it(`reads ${c.name}`, function () {
+      const { config, problems } = buildConfig({ peers: [peer(c.spec)] });
+      assert.deepEqual(brief(problems), []);
+      const p = config.peers[0] as unknown as Record<string, unknown>;
+      for (const [k, v] of Object.entries(c.want)) assert.deepEqual(p[k], v, k);
+    });
+  }
+  const bad: { name: string; spec: Record<string, unknown>; want: string[]; message: RegExp }[] = [
+    { name: 'peerASN and dynamicASN', spec: { peerASN: 64501, dynamicASN: 'external', peerAddress: '198.51.100.1' }, want: ['BGPPeer/r Invalid spec.dynamicASN'], message: /exactly one of peerASN and dynamicASN/ },
+    { name: 'neither peerASN nor dynamicASN', spec: { peerAddress: '198.51.100.1' }, want: ['BGPPeer/r Invalid spec.peerASN'], message: /required/ },
+    { name: 'an unknown dynamicASN', spec: { dynamicASN: 'local', peerAddress: '198.51.100.1' }, want: ['BGPPeer/r Invalid spec.dynamicASN'], message: /"local" must be internal or external/ },
+    { name: 'peerAddress and interface', spec: { peerASN: 64501, peerAddress: '198.51.100.1', interface: 'eth1' }, want: ['BGPPeer/r Invalid spec.interface'], message: /exactly one of peerAddress and interface/ },
+    { name: 'neither peerAddress nor interface', spec: { peerASN: 64501 }, want: ['BGPPeer/r Invalid spec.peerAddress'], message: /required/ },
+    { name: 'localASN 0', spec: { peerASN: 64501, peerAddress: '198.51.100.1', localASN: 0 }, want: ['BGPPeer/r Invalid spec.localASN'], message: /./ },
+    { name: 'disableMP with dualStackAddressFamily true', spec: { peerASN: 64501, peerAddress: '198.51.100.1', disableMP: true, dualStackAddressFamily: true }, want: ['BGPPeer/r Invalid spec.disableMP'], message: /contradicts dualStackAddressFamily/ },
+  ];
+  for (const c of bad) {
+    it(`refuses ${c.name}, naming the field`, function () {
+      const { config, problems } = buildConfig({ peers: [peer(c.spec)] });
+      assert.deepEqual(brief(problems), c.want);
+      assert.ok(problems.some((p) => c.message.test(p.message)), problems.map((p) => p.message).join('\n'));
+      assert.deepEqual(config.peers, []);
+    });
+  }
+
+  it('the legacy ConfigMap has none of them: a legacy peer gets the defaults, and the keys are unknown there', function () {
+    const { config } = buildConfig({ legacy: LEGACY });
+    const p = config.peers[0]!;
+    assert.deepEqual([p.dynamicASN, p.localASN, p.interface, p.families], [undefined, undefined, undefined, 'both']);
+    const { problems } = buildConfig({ legacy: 'peers:\n- peer-address: 198.51.100.1\n  my-asn: 64500\n  dynamic-asn: external\n' });
+    assert.ok(brief(problems).includes('ConfigMap/portico-system/config Invalid peers[0].dynamic-asn'), brief(problems).join('\n'));
+  });
+});

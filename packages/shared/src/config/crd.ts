@@ -113,7 +113,8 @@ export function peerFromCRD(raw: unknown, problems: ConfigProblem[]): Peer | und
   if (!h) return undefined;
   const { r, spec } = h;
   r.noUnknown(spec, 'spec', ['myASN', 'peerASN', 'peerAddress', 'sourceAddress', 'peerPort', 'holdTime', 'keepaliveTime', 'connectTime', 'routerID',
-    'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf']);
+    'nodeSelectors', 'password', 'passwordSecret', 'bfdProfile', 'ebgpMultiHop', 'enableGracefulRestart', 'vrf',
+    'dynamicASN', 'localASN', 'interface', 'disableMP', 'dualStackAddressFamily']);
   const secret = r.object(spec, 'spec', 'passwordSecret');
   let passwordSecret: Peer['passwordSecret'];
   if (secret) {
@@ -125,13 +126,19 @@ export function peerFromCRD(raw: unknown, problems: ConfigProblem[]): Peer | und
     myASN: 'myASN', peerASN: 'peerASN', peerAddress: 'peerAddress', sourceAddress: 'sourceAddress', peerPort: 'peerPort',
     holdTime: 'holdTime', keepaliveTime: 'keepaliveTime', connectTime: 'connectTime', routerID: 'routerID', nodeSelectors: 'nodeSelectors', password: 'password',
     bfdProfile: 'bfdProfile', ebgpMultiHop: 'ebgpMultiHop', enableGracefulRestart: 'enableGracefulRestart', vrf: 'vrf',
+    dynamicASN: 'dynamicASN', localASN: 'localASN', interface: 'interface', disableMP: 'disableMP', dualStackAddressFamily: 'dualStackAddressFamily',
   }, 'crd', false, passwordSecret);
   if (peer && peer.password !== undefined && peer.passwordSecret !== undefined) return r.invalid('spec.password', 'set either password or passwordSecret, not both');
   return peer;
 }
 
-/** Field names of a peer in one spelling (CRD camelCase or legacy kebab-case). */
-export type PeerKeys = Record<'myASN' | 'peerASN' | 'peerAddress' | 'sourceAddress' | 'peerPort' | 'holdTime' | 'keepaliveTime' | 'connectTime' | 'routerID' | 'nodeSelectors' | 'password' | 'bfdProfile' | 'ebgpMultiHop' | 'enableGracefulRestart' | 'vrf', string>;
+/**
+ * Field names of a peer in one spelling (CRD camelCase or legacy kebab-case).
+ * The optional ones are MetalLB v0.13+ BGPPeer fields that the legacy
+ * ConfigMap never had: a spelling that leaves one out never reads it.
+ */
+export type PeerKeys = Record<'myASN' | 'peerASN' | 'peerAddress' | 'sourceAddress' | 'peerPort' | 'holdTime' | 'keepaliveTime' | 'connectTime' | 'routerID' | 'nodeSelectors' | 'password' | 'bfdProfile' | 'ebgpMultiHop' | 'enableGracefulRestart' | 'vrf', string>
+  & Partial<Record<'dynamicASN' | 'localASN' | 'interface' | 'disableMP' | 'dualStackAddressFamily', string>>;
 
 export function peerCommon(r: FieldReader, spec: Record<string, unknown>, path: string, k: PeerKeys, source: ConfigSource, legacy: boolean,
   passwordSecret?: Peer['passwordSecret']): Peer | undefined {
@@ -156,12 +163,31 @@ export function peerCommon(r: FieldReader, spec: Record<string, unknown>, path: 
   if (routerID !== undefined) {
     try { if (parseIP(routerID).family !== 'IPv4') r.invalid(`${path}.${k.routerID}`, 'must be an IPv4 address'); } catch { r.invalid(`${path}.${k.routerID}`, 'must be an IPv4 address'); }
   }
+  // Exactly one of peerASN and dynamicASN, exactly one of peerAddress and interface (as MetalLB).
+  let dynamicASN: Peer['dynamicASN'];
+  if (k.dynamicASN !== undefined) {
+    const d = r.string(spec, path, k.dynamicASN);
+    if (d === 'internal' || d === 'external') dynamicASN = d;
+    else if (d !== undefined) r.invalid(`${path}.${k.dynamicASN}`, `"${d}" must be internal or external`);
+  }
+  const dynamicSet = k.dynamicASN !== undefined && spec[k.dynamicASN] !== undefined && spec[k.dynamicASN] !== null;
+  const peerASNSet = spec[k.peerASN] !== undefined && spec[k.peerASN] !== null;
+  if (dynamicSet && peerASNSet) r.invalid(`${path}.${k.dynamicASN ?? ''}`, `set exactly one of ${k.peerASN} and ${k.dynamicASN ?? ''}`);
+  const iface = k.interface === undefined ? undefined : r.string(spec, path, k.interface);
+  const peerAddressSet = spec[k.peerAddress] !== undefined && spec[k.peerAddress] !== null;
+  if (iface !== undefined && peerAddressSet) r.invalid(`${path}.${k.interface ?? ''}`, `set exactly one of ${k.peerAddress} and ${k.interface ?? ''}`);
+  const disableMP = k.disableMP === undefined ? undefined : r.bool(spec, path, k.disableMP);
+  const dualStack = k.dualStackAddressFamily === undefined ? undefined : r.bool(spec, path, k.dualStackAddressFamily);
+  if (disableMP === true && dualStack === true) r.invalid(`${path}.${k.disableMP ?? ''}`, `disableMP true contradicts ${k.dualStackAddressFamily ?? ''} true`);
   const peer: Peer = {
     name: r.name,
     source,
     myASN: r.int(spec, path, k.myASN, 1, 0xffffffff, true) ?? 0,
-    peerASN: r.int(spec, path, k.peerASN, 1, 0xffffffff, true) ?? 0,
-    peerAddress: addr(k.peerAddress, true) ?? '',
+    peerASN: dynamicSet && !peerASNSet ? undefined : r.int(spec, path, k.peerASN, 1, 0xffffffff, true),
+    dynamicASN,
+    localASN: k.localASN === undefined ? undefined : r.int(spec, path, k.localASN, 1, 0xffffffff),
+    peerAddress: iface !== undefined && !peerAddressSet ? '' : addr(k.peerAddress, true) ?? '',
+    interface: iface,
     sourceAddress: addr(k.sourceAddress, false),
     peerPort: r.int(spec, path, k.peerPort, 1, 65535) ?? 179,
     holdTime,
@@ -175,6 +201,7 @@ export function peerCommon(r: FieldReader, spec: Record<string, unknown>, path: 
     ebgpMultiHop: r.bool(spec, path, k.ebgpMultiHop) ?? false,
     enableGracefulRestart: r.bool(spec, path, k.enableGracefulRestart) ?? false,
     vrf: r.string(spec, path, k.vrf),
+    families: disableMP === true || dualStack === false ? 'session' : 'both',
   };
   return r.failed ? undefined : peer;
 }

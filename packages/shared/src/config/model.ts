@@ -59,8 +59,16 @@ export interface Peer {
   readonly name: string;
   readonly source: ConfigSource;
   readonly myASN: number;
-  readonly peerASN: number;
+  /** Undefined exactly when dynamicASN is set. */
+  readonly peerASN: number | undefined;
+  /** The peer's AS comes from its OPEN: `internal` must equal the session's local AS, `external` must differ. */
+  readonly dynamicASN: 'internal' | 'external' | undefined;
+  /** The AS this session speaks as, in place of myASN (OPEN, AS_PATH, iBGP or eBGP). */
+  readonly localASN: number | undefined;
+  /** '' exactly when `interface` is set. */
   readonly peerAddress: string;
+  /** BGP unnumbered: peer with the IPv6 link-local neighbour on this interface (the speaker refuses it). */
+  readonly interface: string | undefined;
   readonly sourceAddress: string | undefined;
   readonly peerPort: number;
   /** Seconds. */
@@ -77,6 +85,13 @@ export interface Peer {
   /** Advertise the graceful restart capability (RFC 4724), so routers keep the routes while the speaker restarts. */
   readonly enableGracefulRestart: boolean;
   readonly vrf: string | undefined;
+  /**
+   * Which families the session carries: 'both' (IPv4 and IPv6 over the one
+   * session, RFC 4760; Portico's default and dualStackAddressFamily true) or
+   * 'session' (only the family of the peer's address; dualStackAddressFamily
+   * false or disableMP true).
+   */
+  readonly families: 'both' | 'session';
 }
 
 export interface BFDProfileConfig extends Readonly<BFDProfileSpec> {

@@ -36,7 +36,7 @@ function world(port: number, profile: BFDProfileConfig = fast): World {
   const peer: PeerSettings = {
     name: 'r1', source: 'crd', myASN: 64512, peerASN: 64512, peerAddress: '127.0.0.1', sourceAddress: '127.0.0.2', peerPort: port, holdTime: 9,
     keepaliveTime: undefined, connectTime: 1, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: profile.name,
-    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined,
+    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, dynamicASN: undefined, localASN: undefined, interface: undefined, families: 'both',
   };
   const config: Config = {
     ...EMPTY_CONFIG,

@@ -94,7 +94,7 @@ function peer(port: number, extra: Partial<PeerSettings> = {}): PeerSettings {
   return {
     name: 'r1', source: 'crd', myASN: 64512, peerASN: 64513, peerAddress: '127.0.0.1', sourceAddress: undefined, peerPort: port, holdTime: 9,
     keepaliveTime: undefined, connectTime: 1, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: undefined,
-    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, ...extra,
+    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, dynamicASN: undefined, localASN: undefined, interface: undefined, families: 'both', ...extra,
   };
 }
 
@@ -279,6 +279,82 @@ describe('bgp announcer (loopback router)', function () {
     assert.match(ev.message, /sent NOTIFICATION OPEN Message Error \/ Bad Peer AS/);
     assert.equal(await metric(registry, 'portico_bgp_notifications_received_total', { peer: 'r1', reason: 'OPEN Message Error / Bad Peer AS' }), 1);
     assert.match(a.status()[0]!.lastError ?? '', /Bad Peer AS/);
+  });
+
+  // Issue 15, point 3: MetalLB v0.16's BGPPeer fields, against the router.
+  describe('dynamicASN, localASN, families, unsupported peers', () => {
+    it('dynamicASN external: the router\'s AS is learnt from its OPEN, routes flow as eBGP, the Event names the AS', async () => {
+      const r = await router({ asn: 64513, peerAsn: 64512 });
+      const events = new Events();
+      const a = announcer({ events });
+      await a.update(world([peer(r.port, { peerASN: undefined, dynamicASN: 'external' })], [svc('web', ['203.0.113.10'])]));
+      await until(() => r.rib.get('203.0.113.10/32'), 'the route');
+      assert.deepEqual([r.rib.get('203.0.113.10/32')?.asPath, r.rib.get('203.0.113.10/32')?.localPref], [[64512], undefined]);
+      assert.match(events.find('BGPSessionEstablished')?.message ?? '', /AS 64513, learnt: dynamicASN external/);
+    });
+
+    it('dynamicASN internal against a router in another AS: refused with Bad Peer AS and a Warning that says which rule', async () => {
+      const r = await router({ asn: 64513, peerAsn: 64512 });
+      const registry = new Registry();
+      const events = new Events();
+      const a = announcer({ events, registry });
+      await a.update(world([peer(r.port, { peerASN: undefined, dynamicASN: 'internal' })], [svc('web', ['203.0.113.10'])]));
+      const ev = await until(() => events.find('BGPOpenRejected'), 'the Warning');
+      assert.equal(ev.type, 'Warning');
+      assert.match(ev.message, /OPEN Message Error \/ Bad Peer AS.*peer says AS 64513; dynamicASN internal wants our own AS 64512/);
+      assert.equal(await metric(registry, 'portico_bgp_notifications_sent_total', { peer: 'r1', reason: 'OPEN Message Error / Bad Peer AS' }), 1);
+      assert.match(a.status()[0]!.lastError ?? '', /dynamicASN internal/);
+      assert.equal(r.rib.size, 0);
+    });
+
+    it('dynamicASN internal against a router in our AS: iBGP, with local-pref and an empty AS path', async () => {
+      const r = await router({ asn: 64512, peerAsn: 64512 });
+      const a = announcer();
+      await a.update(world([peer(r.port, { peerASN: undefined, dynamicASN: 'internal' })], [svc('web', ['203.0.113.10'])]));
+      const route = await until(() => r.rib.get('203.0.113.10/32'), 'the route');
+      assert.deepEqual([route.asPath, route.localPref], [[], 150]);
+    });
+
+    it('localASN: the session speaks as that AS in its OPEN and AS path, not myASN', async () => {
+      const r = await router({ asn: 64513, peerAsn: 64600 });
+      const a = announcer();
+      await a.update(world([peer(r.port, { localASN: 64600 })], [svc('web', ['203.0.113.10'])]));
+      const route = await until(() => r.rib.get('203.0.113.10/32'), 'the route');
+      assert.deepEqual(route.asPath, [64600]);
+      assert.equal(r.opens[0]!.peerAsn, 64600);
+    });
+
+    it('families session: the OPEN offers IPv4 only on an IPv4 session and the IPv6 prefix stays home; both: it goes too', async () => {
+      const r = await router({ asn: 64513, peerAsn: 64512 });
+      const a = announcer();
+      const ips = ['203.0.113.10', '2001:db8:ff::10'];
+      await a.update(world([peer(r.port, { families: 'session' })], [svc('web', ips)]));
+      await until(() => r.opens.length === 1 && r.rib.size === 1, 'the session and its route');
+      assert.deepEqual(r.opens[0]!.families, [{ afi: 1, safi: 1 }], 'only IPv4 unicast negotiated');
+      assert.deepEqual([...r.rib.keys()], ['203.0.113.10/32']);
+      assert.deepEqual(a.plan?.peers[0]?.skipped, [{ prefix: '2001:db8:ff::10/128', reason: 'family-not-on-session' }]);
+      // Changing the field is a new session (the OPEN changes), now with both families.
+      await a.update(world([peer(r.port, { families: 'both' })], [svc('web', ips)]));
+      await until(() => r.opens.length === 2 && r.rib.size === 2, 'a new session with both families');
+      assert.deepEqual(r.opens[1]!.families, [{ afi: 1, safi: 1 }, { afi: 2, safi: 1 }]);
+    });
+
+    it('a vrf or interface peer gets no session and one BGPPeerUnsupported Warning per problem, again only when it changes', async () => {
+      const events = new Events();
+      const a = announcer({ events, socketFactory: () => assert.fail('no connection for an unsupported peer') });
+      const peers = [peer(179, { name: 'red', vrf: 'red' }), peer(179, { name: 'unnumbered', peerAddress: '', interface: 'eth1' })];
+      await a.update(world(peers, [svc('web', ['203.0.113.10'])]));
+      await a.update(world(peers, [svc('web', ['203.0.113.10'])]));
+      const warned = () => events.list.filter((e) => e.reason === 'BGPPeerUnsupported').map((e) => [e.type, e.target.name, e.message]);
+      assert.deepEqual(warned(), [
+        ['Warning', 'red', 'vrf "red" is not supported: Portico\'s speaker peers from the default VRF only; remove spec.vrf [peer red]'],
+        ['Warning', 'unnumbered', 'interface "eth1" (BGP unnumbered) is not supported: set spec.peerAddress to the router\'s address instead [peer unnumbered]'],
+      ]);
+      assert.deepEqual(a.status(), []);
+      await a.update(world([peer(179, { name: 'red', vrf: 'blue' })], []));
+      assert.equal(warned().length, 3, 'a changed vrf is reported again');
+      assert.match(warned()[2]![2]!, /vrf "blue"/);
+    });
   });
 
   it('a legacy ConfigMap peer\'s Events go to the ConfigMap', async () => {

@@ -18,12 +18,13 @@ import { diagName } from '../bfd/packet.ts';
 import type { BfdSnapshot, StateChange } from '../bfd/session.ts';
 import { DEFAULT_MINIMUM_TTL, UdpEndpoint, type BfdNetwork, type BfdPath } from '../bfd/transport.ts';
 import { systemClock, type Clock } from './clock.ts';
-import type { Reason, State } from './fsm.ts';
+import type { Negotiated, Reason, State } from './fsm.ts';
+import { AFI_IPV4, AFI_IPV6, SAFI_UNICAST } from './ip.ts';
 import type { NotificationMessage, UpdateMessage } from './message.ts';
 import { announcedPrefixes, createBgpMetrics, type BgpMetrics } from './metrics.ts';
 import { md5SocketFactory } from './md5.ts';
 import { bgpDetail, describeNotification, notificationCodeName, notificationSubcodeName, ERR_HOLD_TIMER, ERR_OPEN } from './notification.ts';
-import { planBgp, type BgpPlan, type PeerPlan, type PeerSettings } from './policy.ts';
+import { localAsnOf, peerAsnRule, planBgp, unsupportedPeer, type BgpPlan, type PeerPlan, type PeerSettings } from './policy.ts';
 import { BgpSession, type SessionOptions, type SocketFactory } from './session.ts';
 import { kubernetesSecretSource, lookupPassword, PASSWORD_KEY, type PasswordLookup, type SecretSource } from './secrets.ts';
 import { StatusReconciler, desiredStatuses, kubernetesStatusStore } from './status.ts';
@@ -99,6 +100,8 @@ interface Entry {
   connectFailures: number;
   lastError: string | undefined;
   warnedPassword: boolean;
+  /** The OPEN error just sent, reported with its cause when the FSM reaches Idle. */
+  openRefusal?: string | undefined;
 }
 
 const GR_FILE = 'bgp-graceful-restart.json';
@@ -145,6 +148,8 @@ export class BgpAnnouncer implements Announcer {
   #world: World | undefined;
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Peers refused for a setting the speaker cannot run, and the Warning they got. */
+  #unsupported = new Map<string, string>();
   #server: Server | undefined;
   #listening: Promise<void> | undefined;
   #bfd: BfdManager | undefined;
@@ -235,6 +240,7 @@ export class BgpAnnouncer implements Announcer {
     this.#world = world;
     this.#o.statuses?.set(desiredStatuses(world.self, plan));
     const wanted = new Set(plan.peers.map((p) => p.peer.name));
+    this.#reportUnsupported(world, plan);
     for (const e of [...this.#sessions.values()]) {
       if (!wanted.has(e.name)) {
         this.#log.info('bgp peer removed', { peer: e.name });
@@ -396,7 +402,7 @@ export class BgpAnnouncer implements Announcer {
     const identity = grIdentity(peer);
     const gr = peer.enableGracefulRestart;
     const opts: SessionOptions = {
-      localAsn: peer.myASN, peerAsn: peer.peerASN, bgpId: p.routerId, holdTime: peer.holdTime,
+      localAsn: localAsnOf(peer), peerAsn: peerAsnRule(peer), bgpId: p.routerId, holdTime: peer.holdTime,
       connectRetryTime: peer.connectTime ?? this.#o.connectTime, passive: false,
       peerAddress: peer.peerAddress, peerPort: peer.peerPort, nextHop: p.nextHop,
     };
@@ -404,7 +410,9 @@ export class BgpAnnouncer implements Announcer {
     if (peer.sourceAddress !== undefined) opts.sourceAddress = peer.sourceAddress;
     if (password !== undefined && password !== '') opts.password = password;
     // Single-hop eBGP: TTL 1, so the session cannot form through a router (ebgpMultiHop lifts it).
-    if (peer.myASN !== peer.peerASN && !peer.ebgpMultiHop) opts.ttl = 1;
+    if (!p.ibgp && !peer.ebgpMultiHop) opts.ttl = 1;
+    // Only the peer address's family, when the BGPPeer asks for one session per family.
+    if (peer.families === 'session') opts.families = [{ afi: peer.peerAddress.includes(':') ? AFI_IPV6 : AFI_IPV4, safi: SAFI_UNICAST }];
     if (gr) opts.gracefulRestart = { restartTime: this.#o.restartTime, restarting: this.#restarting.has(identity) };
     if (this.#o.clock) opts.clock = this.#o.clock;
     opts.socketFactory = this.#o.socketFactory ?? md5SocketFactory;
@@ -482,7 +490,7 @@ export class BgpAnnouncer implements Announcer {
     m.sessionUp.set({ peer: name }, 0);
     m.prefixesAnnounced.set({ peer: name }, 0);
     let previous: State = 'Idle';
-    session.on('state', (state: State, reason: Reason) => {
+    session.on('state', (state: State, reason: Reason, detail: string | undefined) => {
       const from = previous;
       previous = state;
       if (this.#sessions.get(name) !== e) return;
@@ -490,6 +498,13 @@ export class BgpAnnouncer implements Announcer {
       // A connection attempt that timed out (Connect -> Connect) or failed (Connect -> Active).
       if (from === 'Connect' && (reason === 'connect-retry' || reason === 'tcp-failed')) {
         this.#connectFailed(e, reason === 'connect-retry' ? 'connection attempt timed out' : 'connection failed');
+      }
+      // The OPEN error was sent just before; now its cause is known (a dynamicASN rule, a hold time...).
+      if (reason === 'open-rejected') {
+        const text = e.openRefusal ?? 'no NOTIFICATION sent';
+        e.openRefusal = undefined;
+        e.lastError = `refused the peer's OPEN: ${text}: ${detail ?? ''}`;
+        this.#warn(e.peer, 'BGPOpenRejected', `refused the OPEN of ${e.peer.peerAddress}: ${text}: ${detail ?? ''}`);
       }
       if (reason === 'hold-timer-expired') {
         e.lastError = 'hold timer expired';
@@ -507,7 +522,7 @@ export class BgpAnnouncer implements Announcer {
         this.#warn(e.peer, 'BGPSourceAddressUnavailable', `cannot connect from ${e.peer.sourceAddress ?? 'this node'}: ${err.message}`);
       }
     });
-    session.on('established', () => {
+    session.on('established', (asn: Negotiated) => {
       if (this.#sessions.get(name) !== e) return;
       log.info('bgp session established', {});
       e.connectFailures = 0;
@@ -517,7 +532,7 @@ export class BgpAnnouncer implements Announcer {
       // The R bit is for the first session after a restart only (RFC 4724 §4.1).
       this.#restarting.delete(grIdentity(e.peer));
       if (e.gracefulRestart) this.#markAnnouncing(e.peer, true);
-      this.#event(e.peer, 'Normal', 'BGPSessionEstablished', `BGP session with ${e.peer.peerAddress} (AS ${e.peer.peerASN}) established`);
+      this.#event(e.peer, 'Normal', 'BGPSessionEstablished', `BGP session with ${e.peer.peerAddress} (AS ${asn.peerAsn}${e.peer.dynamicASN ? `, learnt: dynamicASN ${e.peer.dynamicASN}` : ''}) established`);
     });
     session.on('down', (reason: Reason, detail: string) => {
       if (this.#sessions.get(name) !== e) return;
@@ -540,10 +555,8 @@ export class BgpAnnouncer implements Announcer {
       m.notificationsSent.inc({ peer: name, reason: notificationReason(n) });
       const text = describeNotification(n);
       log.info('bgp notification sent', { notification: text });
-      if (n.code === ERR_OPEN) {
-        e.lastError = `refused the peer's OPEN: ${text}`;
-        this.#warn(e.peer, 'BGPOpenRejected', `refused the OPEN of ${e.peer.peerAddress}: ${text}`);
-      }
+      // The Warning waits for the state change to Idle, which says why.
+      if (n.code === ERR_OPEN) e.openRefusal = text;
     });
     session.on('update', (u: UpdateMessage) => {
       if (this.#sessions.get(name) !== e) return;
@@ -595,6 +608,19 @@ export class BgpAnnouncer implements Announcer {
     e.session.stop(why);
     // Let the Cease reach the peer before the caller moves on (bounded).
     if (wasUp) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** A BGPPeer this speaker cannot run (vrf, interface) gets one Warning per problem, not silence. */
+  #reportUnsupported(world: World, plan: BgpPlan): void {
+    const now = new Map<string, string>();
+    for (const s of plan.skippedPeers) {
+      const peer = world.config?.peers.find((p) => p.name === s.peer);
+      const message = peer && unsupportedPeer(s.reason, peer);
+      if (!peer || message === undefined) continue;
+      now.set(peer.name, message);
+      if (this.#unsupported.get(peer.name) !== message) this.#warn(peer, 'BGPPeerUnsupported', message);
+    }
+    this.#unsupported = now;
   }
 
   #warn(peer: PeerSettings, reason: string, message: string): void {
@@ -662,7 +688,7 @@ function canonicalAddress(text: string): string {
 
 /** A peer as graceful restart remembers it: same name, address and ASNs. */
 function grIdentity(peer: PeerSettings): string {
-  return `${peer.name}|${peer.peerAddress}|${peer.peerPort}|${peer.myASN}|${peer.peerASN}`;
+  return `${peer.name}|${peer.peerAddress}|${peer.peerPort}|${localAsnOf(peer)}|${peerAsnRule(peer)}`;
 }
 
 /** MetalLB's BFDProfile defaults: 300 ms each way, multiplier 3, active, multihop TTL floor 254. */
@@ -685,7 +711,7 @@ function sessionKey(o: SessionOptions): string {
   return JSON.stringify({
     localAsn: o.localAsn, peerAsn: o.peerAsn, bgpId: o.bgpId, holdTime: o.holdTime, keepaliveTime: o.keepaliveTime ?? null,
     connectRetryTime: o.connectRetryTime, peerAddress: o.peerAddress, peerPort: o.peerPort ?? 179, sourceAddress: o.sourceAddress ?? null, ttl: o.ttl ?? null,
-    nextHop: o.nextHop ?? null, gr: o.gracefulRestart ? o.gracefulRestart.restartTime : null,
+    nextHop: o.nextHop ?? null, families: o.families ?? null, gr: o.gracefulRestart ? o.gracefulRestart.restartTime : null,
     md5: o.password !== undefined, password: o.password === undefined ? null : createHash('sha256').update(o.password).digest('hex'),
   });
 }

@@ -206,6 +206,54 @@ describe('bgp fsm (RFC 4271 §8)', () => {
     assert.ok(r.ok && r.session.families.length === 1 && !r.session.fourOctetAs);
   });
 
+  // BGPPeer dynamicASN: the peer's AS is learnt from its OPEN, within a rule (MetalLB v0.14+).
+  describe('dynamicASN: the peer AS learnt from the OPEN', () => {
+    const cases: { name: string; rule: 'internal' | 'external'; asn: number; ok: boolean; ibgp?: boolean; why?: RegExp }[] = [
+      { name: 'internal accepts our own AS, as iBGP', rule: 'internal', asn: 64512, ok: true, ibgp: true },
+      { name: 'internal refuses another AS', rule: 'internal', asn: 64501, ok: false, why: /AS 64501; dynamicASN internal wants our own AS 64512/ },
+      { name: 'external accepts another AS, as eBGP', rule: 'external', asn: 64501, ok: true, ibgp: false },
+      { name: 'external accepts a 4-octet AS', rule: 'external', asn: 4200000001, ok: true, ibgp: false },
+      { name: 'external refuses our own AS', rule: 'external', asn: 64512, ok: false, why: /AS 64512, our own; dynamicASN external wants another AS/ },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const cfg: PeerConfig = { ...CFG, peerAsn: c.rule };
+        const r = checkOpen(peerOpen({ asn: c.asn }), cfg, 1);
+        if (c.ok) {
+          assert.ok(r.ok, c.name);
+          assert.deepEqual([r.session.peerAsn, r.session.ibgp], [c.asn, c.ibgp]);
+          return;
+        }
+        assert.ok(!r.ok);
+        assert.match(r.why, c.why!);
+        // OPEN Message Error / Bad Peer AS with the 2-octet My AS field as data (RFC 4271 §6.2).
+        assert.deepEqual([r.notification.code, r.notification.subcode, r.notification.data.toString('hex')], [2, 2, c.asn.toString(16).padStart(4, '0')]);
+        // Through the state machine: the NOTIFICATION goes out, the connection closes, the reason says why.
+        const h = new Harness(cfg);
+        h.fire({ type: 'start' });
+        h.fire({ type: 'tcp-connected', conn: { id: 1, direction: 'outgoing' } });
+        const r2 = step(h.s, { type: 'message', conn: 1, message: peerOpen({ asn: c.asn }) }, cfg);
+        assert.equal(r2.reason, 'open-rejected');
+        assert.match(r2.detail ?? '', c.why!, 'the step says why, for the Warning on the BGPPeer');
+        const sent = r2.actions.find((a) => a.type === 'send');
+        assert.deepEqual(notificationOf(sent?.type === 'send' ? sent.message : undefined), [2, 2]);
+        assert.deepEqual([r2.state.state, r2.actions.filter((a) => a.type === 'close').map((a) => a.type === 'close' && a.conn)], ['Idle', [1]]);
+      });
+    }
+
+    it('internal with our identifier is refused as iBGP is (RFC 6286 §2.2); external with it is fine', () => {
+      assert.ok(!checkOpen(peerOpen({ asn: 64512, bgpId: CFG.bgpId }), { ...CFG, peerAsn: 'internal' }, 1).ok);
+      assert.ok(checkOpen(peerOpen({ asn: 64501, bgpId: CFG.bgpId }), { ...CFG, peerAsn: 'external' }, 1).ok);
+    });
+
+    it('a session established with a learnt AS reports it', () => {
+      const h = new Harness({ peerAsn: 'external' });
+      h.establish(peerOpen({ asn: 64777 }));
+      assert.equal(h.s.negotiated?.peerAsn, 64777);
+      assert.equal(h.s.negotiated?.ibgp, false);
+    });
+  });
+
   it('a passive peer listens in Active and never connects', () => {
     const h = new Harness({ passive: true });
     assert.equal(h.fire({ type: 'start' }), 'started-passive');

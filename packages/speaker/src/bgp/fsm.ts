@@ -82,7 +82,11 @@ export type Reason =
 /** Everything about the peer the FSM needs (from BGPPeer). Times in seconds. */
 export interface PeerConfig {
   localAsn: number;
-  peerAsn: number;
+  /**
+   * The AS the peer must send in its OPEN, or a rule for one learnt from it
+   * (BGPPeer dynamicASN): `internal` must equal localAsn, `external` differ.
+   */
+  peerAsn: number | 'internal' | 'external';
   /** Our BGP Identifier (router ID). */
   bgpId: string;
   /** Proposed hold time: 0 (no keepalives) or at least 3 (RFC 4271 §4.2). */
@@ -134,6 +138,8 @@ export interface Step {
   state: FsmState;
   reason: Reason;
   actions: Action[];
+  /** For a failure: what went wrong, in words (also when no session was up to go 'down'). */
+  detail?: string;
 }
 
 /** RFC 4271 §8.2.2: a large hold timer for OpenSent, suggested 4 minutes. */
@@ -208,7 +214,7 @@ function fail(s: FsmState, cfg: PeerConfig, reason: Reason, detail: string, noti
   b.s.other = undefined;
   b.s.negotiated = undefined;
   b.start('idle-hold', backoff(cfg, b.s.connectRetryCounter - 1));
-  return b.to('Idle', reason);
+  return { ...b.to('Idle', reason), detail };
 }
 
 /** ManualStop from any state: Cease / Administrative Shutdown (RFC 4486, RFC 9003), no restart. */
@@ -256,6 +262,18 @@ function familiesOf(caps: readonly Capability[]): { afi: number; safi: number }[
   return mp.length ? mp.map((c) => ({ afi: c.afi, safi: c.safi })) : [{ afi: AFI_IPV4, safi: SAFI_UNICAST }];
 }
 
+/** Why the AS in the peer's OPEN is not acceptable, or undefined when it is. */
+export function peerAsWrong(asn: number, cfg: Pick<PeerConfig, 'localAsn' | 'peerAsn'>): string | undefined {
+  switch (cfg.peerAsn) {
+    case 'internal':
+      return asn === cfg.localAsn ? undefined : `peer says AS ${asn}; dynamicASN internal wants our own AS ${cfg.localAsn}`;
+    case 'external':
+      return asn !== cfg.localAsn ? undefined : `peer says AS ${asn}, our own; dynamicASN external wants another AS`;
+    default:
+      return asn === cfg.peerAsn ? undefined : `peer says AS ${asn}, configured ${cfg.peerAsn}`;
+  }
+}
+
 /**
  * Decides what to do with a peer's OPEN: the negotiated session, or the
  * NOTIFICATION that refuses it.
@@ -267,15 +285,17 @@ export function checkOpen(open: OpenMessage, cfg: PeerConfig, conn: number): { o
   const caps = capabilitiesOf(open);
   const four = caps.find((c) => c.type === 'four-octet-as');
   const asn = openAsn(open);
-  if (asn !== cfg.peerAsn) {
+  const wrongAs = peerAsWrong(asn, cfg);
+  if (wrongAs !== undefined) {
+    // RFC 4271 §6.2: Bad Peer AS; the data is the 2-octet My AS field as received.
     const data = Buffer.alloc(2);
     data.writeUInt16BE(open.myAsn);
-    return no(OPEN_BAD_PEER_AS, `peer says AS ${asn}, configured ${cfg.peerAsn}`, data);
+    return no(OPEN_BAD_PEER_AS, wrongAs, data);
   }
   // RFC 6793 §4.2.1: My AS must be AS_TRANS or agree with the capability.
   if (four && open.myAsn !== AS_TRANS && open.myAsn !== asn) return no(OPEN_BAD_PEER_AS, `My AS ${open.myAsn} disagrees with 4-octet AS ${asn}`);
   if (open.holdTime === 1 || open.holdTime === 2) return no(OPEN_UNACCEPTABLE_HOLD_TIME, `hold time ${open.holdTime}`);
-  const ibgp = cfg.peerAsn === cfg.localAsn;
+  const ibgp = asn === cfg.localAsn;
   // RFC 6286 §2.2: any non-zero identifier; within one AS it must differ from ours.
   if (open.bgpId === '0.0.0.0' || (ibgp && open.bgpId === cfg.bgpId)) return no(OPEN_BAD_BGP_ID, `BGP identifier ${open.bgpId}`);
   const ours = familiesOf(cfg.capabilities);

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { EMPTY_CONFIG, parseRange, type Config, type Pool } from '@portico/shared';
 import type { EndpointState, NodeState, ServiceState, World } from '../world/types.ts';
-import { aggregatePrefix, planBgp, type AdvSettings, type BgpPlan, type PeerSettings } from './policy.ts';
+import { aggregatePrefix, isIbgp, localAsnOf, peerAsnRule, planBgp, unsupportedPeer, type AdvSettings, type BgpPlan, type PeerSettings } from './policy.ts';
 
 // ---- fixtures: a three-node cluster, one pool, one eBGP and one iBGP peer ----
 
@@ -18,7 +18,7 @@ function peer(name: string, extra: Partial<PeerSettings> = {}): PeerSettings {
   return {
     name, source: 'crd', myASN: 64512, peerASN: 64513, peerAddress: '198.51.100.201', sourceAddress: undefined, peerPort: 179, holdTime: 90,
     keepaliveTime: undefined, connectTime: undefined, routerID: undefined, nodeSelectors: [], password: undefined, passwordSecret: undefined, bfdProfile: undefined,
-    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, ...extra,
+    ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, dynamicASN: undefined, localASN: undefined, interface: undefined, families: 'both', ...extra,
   };
 }
 
@@ -72,6 +72,11 @@ describe('bgp policy', () => {
         peers: [peer('any'), peer('sel', { nodeSelectors: [{ matchLabels: { rack: 'a' } }] })], want: ['any:all-nodes'], skipped: [['sel', 'node-unknown']],
       },
       { name: 'a VRF peer is refused (default VRF only)', peers: [peer('v', { vrf: 'red' })], want: [], skipped: [['v', 'vrf-unsupported']] },
+      {
+        name: 'an interface (BGP unnumbered) peer is refused, on every node, whatever its selectors',
+        peers: [peer('u', { interface: 'eth1', peerAddress: '' }), peer('u2', { interface: 'eth2', peerAddress: '', nodeSelectors: [{ matchLabels: { rack: 'a' } }] })],
+        want: [], skipped: [['u', 'interface-unsupported'], ['u2', 'interface-unsupported']],
+      },
       { name: 'a legacy ConfigMap peer comes through the same Config', peers: [peer('configmap-peer-0', { source: 'configmap' })], want: ['configmap-peer-0:all-nodes'], skipped: [] },
     ];
     for (const c of cases) {
@@ -199,6 +204,60 @@ describe('bgp policy', () => {
       const e = plan.peers.find((p) => p.peer.name === 'ebgp')!;
       assert.deepEqual(e.ads.map((a) => a.prefix), ['203.0.113.10/32']);
       assert.deepEqual(e.skipped, [{ prefix: '2001:db8:ff::10/128', reason: 'no-next-hop' }]);
+    });
+  });
+
+  // Issue 15, point 3: MetalLB v0.16's BGPPeer fields.
+  describe('BGPPeer dynamicASN, localASN and the families a session carries', () => {
+    const sessionCases: { name: string; p: Partial<PeerSettings>; local: number; rule: number | string; ibgp: boolean }[] = [
+      { name: 'fixed eBGP peer', p: {}, local: 64512, rule: 64513, ibgp: false },
+      { name: 'fixed iBGP peer', p: { peerASN: 64512 }, local: 64512, rule: 64512, ibgp: true },
+      { name: 'dynamicASN internal is iBGP', p: { peerASN: undefined, dynamicASN: 'internal' }, local: 64512, rule: 'internal', ibgp: true },
+      { name: 'dynamicASN external is eBGP', p: { peerASN: undefined, dynamicASN: 'external' }, local: 64512, rule: 'external', ibgp: false },
+      { name: 'localASN replaces myASN: the same peerASN is now iBGP', p: { peerASN: 64600, localASN: 64600 }, local: 64600, rule: 64600, ibgp: true },
+      { name: 'localASN replaces myASN: a peer in myASN is now eBGP', p: { peerASN: 64512, localASN: 64600 }, local: 64600, rule: 64512, ibgp: false },
+    ];
+    for (const c of sessionCases) {
+      it(`${c.name}: local AS ${c.local}, peer AS rule ${c.rule}, ${c.ibgp ? 'iBGP' : 'eBGP'}`, () => {
+        const p = peer('x', c.p);
+        assert.deepEqual([localAsnOf(p), peerAsnRule(p), isIbgp(p)], [c.local, c.rule, c.ibgp]);
+        const plan = planBgp(world({ config: { ...baseConfig, peers: [p] } }));
+        assert.equal(plan.peers[0]!.ibgp, c.ibgp);
+        // local-pref goes to iBGP peers only: the plan follows the learnt or overridden AS.
+        assert.deepEqual(adsOf(plan, 'x')?.map((a) => a.localPref), c.ibgp ? [200, 200] : [undefined, undefined]);
+      });
+    }
+
+    it('families both (the default): an IPv4 session also carries the IPv6 prefix, with the node\'s IPv6 next hop', () => {
+      const plan = planBgp(world({ config: { ...baseConfig, peers: [peer('v4', { families: 'both' })] } }));
+      assert.deepEqual(adsOf(plan, 'v4')?.map((a) => a.prefix), ['2001:db8:ff::10/128', '203.0.113.10/32']);
+      assert.deepEqual(plan.peers[0]!.skipped, []);
+      assert.deepEqual(plan.peers[0]!.nextHop, { ipv6: '2001:db8:1::11' });
+    });
+
+    it('families session (dualStackAddressFamily false, disableMP true): each prefix goes only to the peers of its family, and the rest is skipped with a reason', () => {
+      const cfg = { ...baseConfig, peers: [peer('v4', { families: 'session' }), peer('v6', { families: 'session', peerAddress: '2001:db8:1::201' })] };
+      const plan = planBgp(world({ config: cfg }));
+      assert.deepEqual(adsOf(plan, 'v4')?.map((a) => a.prefix), ['203.0.113.10/32']);
+      assert.deepEqual(adsOf(plan, 'v6')?.map((a) => a.prefix), ['2001:db8:ff::10/128']);
+      assert.deepEqual(plan.peers.map((p) => [p.peer.name, p.skipped]), [
+        ['v4', [{ prefix: '2001:db8:ff::10/128', reason: 'family-not-on-session' }]],
+        ['v6', [{ prefix: '203.0.113.10/32', reason: 'family-not-on-session' }]],
+      ]);
+      // Both IPs are still announced: each by the session of its family.
+      assert.deepEqual(plan.services[0]!.ips.map((d) => [d.ip, d.announce && d.peers]), [['203.0.113.10', ['v4']], ['2001:db8:ff::10', ['v6']]]);
+    });
+
+    it('families session with only an IPv4 peer: the IPv6 IP is withheld as no-peers', () => {
+      const plan = planBgp(world({ config: { ...baseConfig, peers: [peer('v4', { families: 'session' })] } }));
+      assert.deepEqual(plan.services[0]!.ips.map((d) => [d.ip, d.reason]), [['203.0.113.10', 'cluster-ready-endpoints'], ['2001:db8:ff::10', 'no-peers']]);
+    });
+
+    it('the Warning text for a peer the speaker cannot run names the field and the way out; selection misses get none', () => {
+      assert.match(unsupportedPeer('vrf-unsupported', peer('v', { vrf: 'red' }))!, /vrf "red".*default VRF only.*remove spec\.vrf/);
+      assert.match(unsupportedPeer('interface-unsupported', peer('u', { interface: 'eth1' }))!, /interface "eth1".*BGP unnumbered.*spec\.peerAddress/);
+      assert.equal(unsupportedPeer('node-not-selected', peer('n')), undefined);
+      assert.equal(unsupportedPeer('node-unknown', peer('n')), undefined);
     });
   });
 

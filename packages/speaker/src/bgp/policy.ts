@@ -6,6 +6,7 @@ import {
   anySelectorMatches, formatIP, parseIP, rangeContains, tryParseIP,
   type BGPAdv, type Config, type Family, type Peer, type Pool,
 } from '@portico/shared';
+import assert from 'node:assert';
 import { isIP } from 'node:net';
 import type { NodeState, ServiceState, World } from '../world/types.ts';
 import type { Advertisement } from './session.ts';
@@ -30,7 +31,9 @@ export type PeerSkipReason =
   /** The peer has nodeSelectors and this node's Node object is unknown, so its labels are too. */
   | 'node-unknown'
   /** The peer names a VRF; Portico's speaker runs in the default VRF only. */
-  | 'vrf-unsupported';
+  | 'vrf-unsupported'
+  /** The peer names an interface (BGP unnumbered); Portico's speaker needs a peerAddress. */
+  | 'interface-unsupported';
 
 /** Whether this node may attract traffic at all (Kubernetes' rules for load balancers). */
 export type NodeReason = 'eligible' | 'node-unknown' | 'node-not-ready' | 'node-network-unavailable' | 'node-excluded';
@@ -75,7 +78,9 @@ export interface ServiceDecision {
 /** Why a prefix that policy announces does not go to one peer. */
 export type PrefixSkipReason =
   /** The node has no address of the prefix's family to give as next hop on this session. */
-  'no-next-hop';
+  | 'no-next-hop'
+  /** The BGPPeer carries its own address family only (dualStackAddressFamily false, disableMP true). */
+  | 'family-not-on-session';
 
 /** One session this node should have, and everything it should announce on it. */
 export interface PeerPlan {
@@ -115,9 +120,41 @@ export function nodeEligibility(node: NodeState | undefined): NodeReason {
   return 'eligible';
 }
 
+/** The AS the session speaks as: the BGPPeer's localASN, else its myASN. */
+export function localAsnOf(peer: PeerSettings): number {
+  return peer.localASN ?? peer.myASN;
+}
+
+/** The peer's AS, or the dynamicASN rule its OPEN is checked against (the config guarantees one of them). */
+export function peerAsnRule(peer: PeerSettings): number | 'internal' | 'external' {
+  if (peer.peerASN !== undefined) return peer.peerASN;
+  assert(peer.dynamicASN !== undefined, `BGPPeer ${peer.name} has neither peerASN nor dynamicASN`);
+  return peer.dynamicASN;
+}
+
+/** iBGP when the peer's AS is (or, with dynamicASN internal, must be) the session's own. */
+export function isIbgp(peer: PeerSettings): boolean {
+  const rule = peerAsnRule(peer);
+  return rule === 'internal' || rule === localAsnOf(peer);
+}
+
+/** Why `peer` cannot be run by this speaker at all, for the Warning on the BGPPeer; undefined when it can. */
+export function unsupportedPeer(reason: PeerSkipReason, peer: PeerSettings): string | undefined {
+  switch (reason) {
+    case 'vrf-unsupported':
+      return `vrf "${peer.vrf ?? ''}" is not supported: Portico's speaker peers from the default VRF only; remove spec.vrf`;
+    case 'interface-unsupported':
+      return `interface "${peer.interface ?? ''}" (BGP unnumbered) is not supported: set spec.peerAddress to the router's address instead`;
+    case 'node-not-selected':
+    case 'node-unknown':
+      return undefined;
+  }
+}
+
 /** Whether this node peers with `peer`, and why. */
 export function peerSelection(peer: PeerSettings, node: NodeState | undefined): { ok: true; reason: PeerReason } | { ok: false; reason: PeerSkipReason } {
   if (peer.vrf !== undefined && peer.vrf !== '') return { ok: false, reason: 'vrf-unsupported' };
+  if (peer.interface !== undefined) return { ok: false, reason: 'interface-unsupported' };
   if (peer.nodeSelectors.length === 0) return { ok: true, reason: 'all-nodes' };
   if (!node) return { ok: false, reason: 'node-unknown' };
   return anySelectorMatches(peer.nodeSelectors, node.labels) ? { ok: true, reason: 'node-selected' } : { ok: false, reason: 'node-not-selected' };
@@ -225,7 +262,7 @@ export function planBgp(world: World): BgpPlan {
       }
     }
     const plan: PeerPlan = {
-      peer, reason: sel.reason, ibgp: peer.myASN === peer.peerASN,
+      peer, reason: sel.reason, ibgp: isIbgp(peer),
       routerId: peer.routerID ?? nodeAddress(self, 'IPv4') ?? derivedRouterId(world.self),
       nextHop, ads: [], skipped: [],
     };
@@ -273,6 +310,10 @@ function decideIP(
     const fresh = (prev: readonly string[] | undefined, add: string[]): string[] => (prev === undefined ? add : union(prev, add));
     const targets = adv.peers.length === 0 ? [...sessions.values()] : adv.peers.flatMap((n) => sessions.get(n) ?? []);
     for (const t of targets) {
+      if (t.plan.peer.families === 'session' && family !== familyOf(t.plan.peer.peerAddress)) {
+        if (!t.plan.skipped.some((s) => s.prefix === prefix)) t.plan.skipped.push({ prefix, reason: 'family-not-on-session' });
+        continue;
+      }
       const hasNextHop = family === familyOf(t.plan.peer.peerAddress) || t.plan.nextHop[family === 'IPv4' ? 'ipv4' : 'ipv6'] !== undefined;
       if (!hasNextHop) {
         if (!t.plan.skipped.some((s) => s.prefix === prefix)) t.plan.skipped.push({ prefix, reason: 'no-next-hop' });

@@ -76,7 +76,7 @@ function attributeKey(ad: Advertisement): string {
 }
 
 /**
- * Events: 'state' (state, reason), 'established' (Negotiated), 'down' (reason, detail),
+ * Events: 'state' (state, reason, detail of a failure), 'established' (Negotiated), 'down' (reason, detail),
  * 'update-error' (CodecError), 'notification' (NotificationMessage the peer sent, in
  * any state), 'notification-sent' (one we sent), 'update' (a received, validated
  * UPDATE), 'sent' ({updates, prefixes}: one round of UPDATEs written),
@@ -211,7 +211,7 @@ export class BgpSession extends EventEmitter {
     const r = step(this.#fsm, ev, this.#cfg);
     this.#fsm = r.state;
     for (const a of r.actions) this.#apply(a, r.reason);
-    if (r.state.state !== before || r.reason !== 'stale-event') this.emit('state', r.state.state, r.reason);
+    if (r.state.state !== before || r.reason !== 'stale-event') this.emit('state', r.state.state, r.reason, r.detail);
   }
 
   #apply(a: Action, reason: Reason): void {

@@ -45,7 +45,7 @@ function toWorld(j: WorldJson): World {
       })),
       peers: j.config.peers.map((p): PeerSettings => ({
         source: 'crd', sourceAddress: undefined, peerPort: 179, holdTime: 9, keepaliveTime: undefined, routerID: undefined, nodeSelectors: [], password: undefined,
-        passwordSecret: undefined, bfdProfile: undefined, ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, connectTime: 1, ...p,
+        passwordSecret: undefined, bfdProfile: undefined, ebgpMultiHop: false, enableGracefulRestart: false, vrf: undefined, dynamicASN: undefined, localASN: undefined, interface: undefined, families: 'both', connectTime: 1, ...p,
       })),
       bgpAdvertisements: j.config.bgpAdvertisements.map((a): AdvSettings => ({
         source: 'crd', aggregationLength: 32, aggregationLengthV6: 128, localPref: undefined, communities: [], pools: [], poolSelectors: [], nodeSelectors: [], peers: [], serviceSelectors: [], ...a,
