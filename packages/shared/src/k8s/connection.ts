@@ -32,6 +32,22 @@ export class KubeApiError extends Error {
   }
 }
 
+/**
+ * A kubeconfig whose context uses something kubeconfigCredentials cannot act
+ * on. `fields` names them (`user exec`, `cluster proxy-url`), so a caller that
+ * can fall back (the CLI, to client-node for exec plugins) knows when to.
+ */
+export class KubeconfigUnsupportedError extends Error {
+  override readonly name = 'KubeconfigUnsupportedError';
+  readonly code = 'PORTICO_KUBECONFIG_UNSUPPORTED';
+  readonly fields: readonly string[];
+
+  constructor(message: string, fields: readonly string[]) {
+    super(message);
+    this.fields = fields;
+  }
+}
+
 /** What one request needs: where, which TLS material, which headers. Read again on every refresh. */
 export interface Credentials {
   server: URL;
@@ -147,7 +163,7 @@ function kubeconfigFromDocs(docs: KubeconfigFile[], wanted: string | undefined, 
     ...UNSUPPORTED_CLUSTER.filter((f) => cluster.value[f] !== undefined).map((f) => `cluster ${f}`),
   ];
   if (unsupported.length > 0) {
-    throw new Error(`${what}: context ${JSON.stringify(current)} uses ${unsupported.join(', ')}, which Portico does not support; give it a token, token file or client certificate (or run it in the cluster with its ServiceAccount)`);
+    throw new KubeconfigUnsupportedError(`${what}: context ${JSON.stringify(current)} uses ${unsupported.join(', ')}, which Portico does not support; give it a token, token file or client certificate (or run it in the cluster with its ServiceAccount)`, unsupported);
   }
   const serverText = str(cluster.value.server);
   if (!serverText) throw new Error(`${what}: cluster ${JSON.stringify(clusterName)} has no server`);
