@@ -1,5 +1,5 @@
 // How the CLI reaches the API server: Portico's own connection (shared
-// k8s/connection.ts: one keep-alive agent, plain JSON), with the credentials
+// k8s/connection.ts: HTTP/2 to the API server, plain JSON), with the credentials
 // found where kubectl and client-node's loadFromDefault find them. This is the
 // only CLI module that may load @kubernetes/client-node, and only lazily, for a
 // kubeconfig whose user runs an exec plugin or an auth provider: those need
@@ -62,7 +62,8 @@ export async function cliConnection(o: CliKubeOptions = {}): Promise<KubeConnect
       source = await clientNodeCredentials(choice.files);
     }
   }
-  return new KubeConnection(source, connection);
+  // HTTP/2: status sends its GETs at once, and they share one TCP and TLS connection.
+  return new KubeConnection(source, { http2: true, ...connection });
 }
 
 /** Exec plugins and auth providers, through client-node (loaded here, only now). */

@@ -247,7 +247,8 @@ export class StatusFetchError extends Error {
 
 /**
  * Reads everything buildStatus needs from the API server: every GET at once
- * (Promise.all) over the connection's one keep-alive agent, lists in pages.
+ * (Promise.all) over one connection (streams of one HTTP/2 connection with the
+ * CLI's, cli/kube.ts), lists in pages.
  * As before the rewrite (client-node, one request after another): a kind whose CRD is not installed (404) has
  * no objects, and ServiceBGPStatus absent leaves `bgpStatuses` unset; the
  * legacy ConfigMap is absent on any API error (404, or 403 for a user who may
@@ -259,7 +260,7 @@ export async function fetchStatus(src: KubeSource, namespace: string = NAMESPACE
   const server = (await conn.server()).origin;
   const fail = (what: What, err: unknown): never => {
     const code = httpStatus(err);
-    if (code === undefined) throw new StatusFetchError(`cannot reach the API server ${server} (to ${what}): ${err instanceof Error ? err.message : String(err)}`, undefined, err);
+    if (code === undefined) throw new StatusFetchError(`cannot reach the API server ${server}: ${err instanceof Error ? err.message : String(err)}`, undefined, err);
     const why = code === 401 ? 'unauthorized (are the kubeconfig\'s credentials current?)' : `HTTP ${code}: ${apiMessage(err)}`;
     throw new StatusFetchError(`API server ${server} refused to ${what}: ${why}`, code, err);
   };

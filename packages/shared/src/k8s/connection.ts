@@ -7,9 +7,12 @@
 // KubeConnection so the shared modules take either.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import type * as k8s from '@kubernetes/client-node';
 import { parse as parseYAML } from 'yaml';
 
@@ -252,6 +255,14 @@ export interface ConnectionOptions {
   maxSockets?: number;
   /** A request with no answer for this long fails. Default 60 s. */
   requestTimeoutMs?: number;
+  /**
+   * request() over HTTP/2 when the server offers it (ALPN; the API server
+   * does): concurrent requests are streams of one TCP and TLS connection
+   * instead of one socket and handshake each. A server that answers
+   * http/1.1 gets the keep-alive agent. Watches always use HTTP/1.1. The CLI
+   * sets it (its GETs go out at once); default false.
+   */
+  http2?: boolean;
   now?: () => number;
 }
 
@@ -273,10 +284,12 @@ export class KubeConnection {
   private pending: Promise<Transport> | undefined;
   private closed = false;
   private readonly source: CredentialSource;
+  /** The HTTP/2 session (undefined inside: the server has no h2), for the agent (= TLS material) it was made with. */
+  private h2: { agent: http.Agent; session: Promise<http2.ClientHttp2Session | undefined> } | undefined;
 
   constructor(source: CredentialSource, opts: ConnectionOptions = {}) {
     this.source = source;
-    this.o = { refreshMs: 30_000, maxSockets: 32, requestTimeoutMs: 60_000, now: () => Date.now(), ...opts };
+    this.o = { refreshMs: 30_000, maxSockets: 32, requestTimeoutMs: 60_000, http2: false, now: () => Date.now(), ...opts };
   }
 
   /**
@@ -307,6 +320,45 @@ export class KubeConnection {
   close(): void {
     this.closed = true;
     this.current?.agent.destroy();
+    this.h2?.session.then((sess) => sess?.close(), () => undefined);
+    this.h2 = undefined;
+  }
+
+  /**
+   * The HTTP/2 session for `t`: one TLS connection offering h2 and
+   * http/1.1; undefined when the server picks http/1.1. A session that
+   * fails or closes is forgotten, and the next request opens another.
+   */
+  private session(t: Transport): Promise<http2.ClientHttp2Session | undefined> {
+    if (this.h2?.agent === t.agent) return this.h2.session;
+    this.h2?.session.then((sess) => sess?.close(), () => undefined);
+    const c = t.creds;
+    const host = c.server.hostname.replace(/^\[(.*)\]$/, '$1');
+    const forget = (): void => { if (this.h2?.session === p) this.h2 = undefined; };
+    const p = new Promise<http2.ClientHttp2Session | undefined>((resolve, reject) => {
+      const socket = tls.connect({
+        host, port: Number(c.server.port || 443), ALPNProtocols: ['h2', 'http/1.1'],
+        ...(c.ca ? { ca: c.ca } : {}), ...(c.cert ? { cert: c.cert } : {}), ...(c.key ? { key: c.key } : {}),
+        ...(c.rejectUnauthorized !== undefined ? { rejectUnauthorized: c.rejectUnauthorized } : {}),
+        ...(c.servername ? { servername: c.servername } : isIP(host) ? {} : { servername: host }),
+      });
+      socket.once('error', reject);
+      socket.once('secureConnect', () => {
+        socket.off('error', reject);
+        if (socket.alpnProtocol !== 'h2') {
+          socket.destroy();
+          resolve(undefined);
+          return;
+        }
+        const sess = http2.connect(c.server, { createConnection: () => socket });
+        sess.on('error', forget); // the streams in flight fail with it
+        sess.on('close', forget);
+        resolve(sess);
+      });
+    });
+    p.catch(forget);
+    this.h2 = { agent: t.agent, session: p };
+    return p;
   }
 
   private async transport(): Promise<Transport> {
@@ -364,8 +416,10 @@ export class KubeConnection {
     }
   }
 
-  private once<T>(t: Transport, method: string, path: string, payload: Buffer | undefined, contentType: string): Promise<T> {
+  private async once<T>(t: Transport, method: string, path: string, payload: Buffer | undefined, contentType: string): Promise<T> {
     const url = new URL(path, t.creds.server);
+    const sess = this.o.http2 && url.protocol === 'https:' ? await this.session(t) : undefined;
+    if (sess) return this.onceH2<T>(sess, t, method, url, payload, contentType);
     return new Promise<T>((resolve, reject) => {
       const req = this.open(t, method, url, {
         accept: 'application/json',
@@ -375,20 +429,30 @@ export class KubeConnection {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const code = res.statusCode ?? 0;
-          if (code < 200 || code > 299) {
-            reject(apiError(code, method, url, text, res.headers));
-            return;
-          }
-          try {
-            resolve((text === '' ? undefined : JSON.parse(text)) as T);
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
+        res.on('end', () => settle(res.statusCode ?? 0, res.headers, chunks, method, url, resolve, reject));
       });
+      req.setTimeout(this.o.requestTimeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: no answer in ${this.o.requestTimeoutMs / 1000} s`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /** One request as a stream of the HTTP/2 session; answers as once() does. */
+  private onceH2<T>(sess: http2.ClientHttp2Session, t: Transport, method: string, url: URL, payload: Buffer | undefined, contentType: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const req = sess.request({
+        ':method': method, ':path': `${url.pathname}${url.search}`, ...t.creds.headers, accept: 'application/json',
+        ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}),
+      });
+      let code = 0;
+      let headers: http.IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+      req.on('response', (h) => {
+        code = Number(h[':status'] ?? 0);
+        headers = h;
+      });
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => settle(code, headers, chunks, method, url, resolve, reject));
       req.setTimeout(this.o.requestTimeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: no answer in ${this.o.requestTimeoutMs / 1000} s`)));
       req.on('error', reject);
       req.end(payload);
@@ -483,6 +547,20 @@ export class KubeConnection {
       });
       req.end();
     });
+  }
+}
+
+/** A whole response: its JSON, or KubeApiError outside 2xx. */
+function settle<T>(code: number, headers: http.IncomingHttpHeaders, chunks: Buffer[], method: string, url: URL, resolve: (v: T) => void, reject: (e: Error) => void): void {
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (code < 200 || code > 299) {
+    reject(apiError(code, method, url, text, headers));
+    return;
+  }
+  try {
+    resolve((text === '' ? undefined : JSON.parse(text)) as T);
+  } catch (err) {
+    reject(err instanceof Error ? err : new Error(String(err)));
   }
 }
 
