@@ -4,7 +4,10 @@
 // controller: they stay pending, which status reads and reports the same).
 // Wall time and max RSS per run (from /usr/bin/time), p50/p99 over the warm
 // runs; the first run has an empty compile cache and is reported alone.
-// `kubectl get svc -A` runs beside it, in the same lab, as the reference.
+// `kubectl get svc -A` runs beside it, in the same lab, as the reference, and
+// `portico help` (start-up alone, no request). PORTICO_BENCH_BASELINE=FILE also
+// times `node FILE status` (another build of the CLI's portico.ts, e.g. an older
+// commit's) the same way. Load average at the start and end of the timed runs.
 // Target: p50 <= 0.5 s. Usage: npm run bench -- cli-status [runs=15] [services=50]
 //   (root; prefix $PORTICO_LAB_PREFIX or pclistat)
 import { spawnSync } from 'node:child_process';
@@ -36,12 +39,14 @@ function timed(argv: string[], env: NodeJS.ProcessEnv, tmp: string): Run {
   return { wallMs, maxRssKB: Number(lines[lines.length - 1]), code: r.status };
 }
 
+let loadStart = load();
+
 function figures(name: string, rs: readonly Run[], extra: Record<string, number | string> = {}): void {
   const wall = summary(rs.map((r) => r.wallMs));
   const rss = summary(rs.map((r) => r.maxRssKB));
   report('cli-status', {
     command: name, runs: rs.length, wall_p50_ms: Math.round(wall.p50), wall_p99_ms: Math.round(wall.p99), wall_min_ms: Math.round(wall.min),
-    max_rss_p50_mb: Math.round(rss.p50 / 1024), max_rss_max_mb: Math.round(rss.max / 1024), services, nodes: 3, loadavg: load(), ...extra,
+    max_rss_p50_mb: Math.round(rss.p50 / 1024), max_rss_max_mb: Math.round(rss.max / 1024), services, nodes: 3, loadavg_start: loadStart, loadavg_end: load(), ...extra,
   });
 }
 
@@ -61,21 +66,26 @@ try {
   const env = { ...process.env, KUBECONFIG: lab.kubeconfig, NO_COLOR: '1', NODE_COMPILE_CACHE: path.join(tmp, 'compile-cache') };
   const status = [PORTICO, 'status'];
   const kubectlGet = [kubectl!, 'get', 'svc', '-A'];
+  const help = [PORTICO, 'help'];
+  const baselineFile = process.env.PORTICO_BENCH_BASELINE;
+  const baseline = baselineFile ? [process.execPath, '--disable-warning=ExperimentalWarning', baselineFile, 'status'] : undefined;
+  loadStart = load();
   const first = timed(status, env, tmp);
   const check = spawnSync(PORTICO, ['status', '-o', 'json'], { env, encoding: 'utf8' });
   const model = JSON.parse(check.stdout) as { services: unknown[] };
   if (model.services.length !== services) throw new Error(`portico status saw ${model.services.length} LoadBalancer Services, not ${services}: ${check.stderr}`);
   timed(kubectlGet, env, tmp); // the page cache warm for kubectl too
-  const warm: Run[] = [];
-  const ref: Run[] = [];
-  // Interleaved, so both see the same load.
-  for (let i = 0; i < runs; i++) {
-    warm.push(timed(status, env, tmp));
-    ref.push(timed(kubectlGet, env, tmp));
-  }
+  if (baseline) timed(baseline, env, tmp);
+  const series: { name: string; argv: string[]; runs: Run[] }[] = [
+    { name: 'portico status', argv: status, runs: [] },
+    { name: 'kubectl get svc -A', argv: kubectlGet, runs: [] },
+    { name: 'portico help (start-up only)', argv: help, runs: [] },
+    ...(baseline ? [{ name: `node ${path.relative(repoRoot, baselineFile!)} status (baseline)`, argv: baseline, runs: [] }] : []),
+  ];
+  // Interleaved, so all see the same load.
+  for (let i = 0; i < runs; i++) for (const x of series) x.runs.push(timed(x.argv, env, tmp));
   figures('portico status (first run, empty compile cache)', [first]);
-  figures('portico status', warm);
-  figures('kubectl get svc -A', ref);
+  for (const x of series) figures(x.name, x.runs);
 } finally {
   await lab.stop();
   rmSync(tmp, { recursive: true, force: true });
