@@ -24,6 +24,8 @@ registerHooks({
   },
 });
 process.on('exit', () => process.stderr.write('CLIENT_NODE_MODULES ' + JSON.stringify(hits.slice(0, 3).concat(hits.length > 3 ? ['... ' + hits.length + ' in all'] : [])) + '\\n'));
+// undici (behind fetch, and behind an ESM import of node:http: see shared k8s/connection.ts) costs start-up too.
+process.on('exit', () => process.stderr.write('UNDICI_LOADED ' + process.moduleLoadList.some((m) => m.includes('undici')) + '\\n'));
 `;
 
 /** The client-node modules resolved while running `entry` with `args`, and the child's stderr. */
@@ -64,11 +66,12 @@ describe('controller module graph', function () {
     assert.ok(hits.length > 0, 'the hook must detect client-node, or the next tests prove nothing');
   });
 
-  it('`portico status` (the CLI entry, its kubeconfig loading and every request) never loads client-node', function () {
+  it('`portico status` (the CLI entry, its kubeconfig loading and every request) never loads client-node, nor undici', function () {
     const kc = refusedKubeconfig(dir, 'token.yaml', '{token: t}');
     const { hits, stderr } = clientNodeRun(dir, path.join(here, 'cli', 'portico.ts'), ['status', '--kubeconfig', kc]);
     assert.match(stderr, /portico: cannot reach the API server https:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/);
     assert.deepEqual(hits, []);
+    assert.match(stderr, /UNDICI_LOADED false/, 'nor undici');
   });
 
   it('the controller entry point (main.ts and everything it imports) never loads client-node', function () {
