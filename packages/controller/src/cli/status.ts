@@ -247,9 +247,9 @@ export class StatusFetchError extends Error {
 
 /**
  * Reads everything buildStatus needs from the API server: every GET at once
- * (Promise.all) over one connection (streams of one HTTP/2 connection with the
- * CLI's, cli/kube.ts), lists in pages.
- * As before the rewrite (client-node, one request after another): a kind whose CRD is not installed (404) has
+ * (Promise.all) over one connection (the CLI's, cli/kube.ts, makes them
+ * streams of one HTTP/2 connection), lists in pages. Errors are read as the
+ * client-node version read them: a kind whose CRD is not installed (404) has
  * no objects, and ServiceBGPStatus absent leaves `bgpStatuses` unset; the
  * legacy ConfigMap is absent on any API error (404, or 403 for a user who may
  * not read ConfigMaps); any other refusal (a 403 on Services or a portico.dev
