@@ -6,9 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as k8s from '@kubernetes/client-node';
 import { NAMESPACE, parseYAML, stringifyYAML } from '@portico/shared';
 import { importMetalLB, type ImportResult } from './import.ts';
+import { cliConnection } from './kube.ts';
 import { buildStatus, fetchStatus, renderStatus } from './status.ts';
 import { painter } from './table.ts';
 
@@ -40,13 +40,6 @@ const repoRoot = path.resolve(here, '..', '..', '..', '..');
 
 class UsageError extends Error {
   readonly code = 'PORTICO_USAGE';
-}
-
-function loadKubeConfig(file: string | undefined): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  return kc;
 }
 
 /** Reads YAML or JSON documents from files, or stdin for '-' or no file. */
@@ -99,8 +92,14 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     case 'status': {
       const output = values.output ?? 'table';
       if (output !== 'table' && output !== 'json') throw new UsageError('-o must be table or json');
-      const kc = loadKubeConfig(values.kubeconfig);
-      const model = buildStatus(await fetchStatus(kc, values.namespace ?? NAMESPACE), { loadBalancerClass: values['load-balancer-class'] });
+      const conn = await cliConnection({ kubeconfig: values.kubeconfig, env: io.env, requestTimeoutMs: 20_000 });
+      let input;
+      try {
+        input = await fetchStatus(conn, values.namespace ?? NAMESPACE);
+      } finally {
+        conn.close();
+      }
+      const model = buildStatus(input, { loadBalancerClass: values['load-balancer-class'] });
       io.stdout(output === 'json' ? `${JSON.stringify(model, null, 2)}\n` : renderStatus(model, paint));
       return model.problems.length === 0 ? 0 : 1;
     }
@@ -124,7 +123,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s),
     stdin: () => readFileSync(0, 'utf8'), isTTY: process.stdout.isTTY === true, env: process.env,
   };
-  // Exit explicitly once output is flushed: the API client keeps idle keep-alive sockets open for seconds.
+  // Exit explicitly once output is flushed, not when the last idle socket or timer goes.
   const exit = (code: number): void => { process.stdout.write('', () => process.exit(code)); };
   runCli(process.argv.slice(2), io).then(exit, (err: unknown) => {
     process.stderr.write(`portico: ${err instanceof Error ? err.message : String(err)}\n`);

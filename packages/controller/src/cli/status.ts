@@ -4,8 +4,7 @@
 // speakers' announcement and BGP session Events) and the Valid conditions on
 // the configuration objects. Gathering is one function, the model a pure one,
 // the rendering another.
-import * as k8s from '@kubernetes/client-node';
-import { SPEAKER_ANNOTATIONS, isOurService, ANNOTATIONS, GROUP, KINDS, LEGACY_CONFIGMAP, NAMESPACE, PLURALS, VERSION, anySelectorMatches, buildConfig, parseLegacyConfig, type Config, type ConfigProblem, type PorticoKind } from '@portico/shared';
+import { SPEAKER_ANNOTATIONS, apiMessage, httpStatus, isNotFound, kubeConnection, listJSON, type KubeSource, isOurService, ANNOTATIONS, GROUP, KINDS, LEGACY_CONFIGMAP, NAMESPACE, PLURALS, VERSION, anySelectorMatches, buildConfig, parseLegacyConfig, type Config, type ConfigProblem, type PorticoKind } from '@portico/shared';
 import { table, type Painter } from './table.ts';
 
 type Meta = { name?: string; namespace?: string; annotations?: Record<string, string>; creationTimestamp?: string | Date };
@@ -231,37 +230,75 @@ export function renderStatus(m: StatusModel, paint: Painter): string {
   return `${out.join('\n')}\n`;
 }
 
-const plain = <T>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
+/** A read as an error names it: `list services (all namespaces)`, `read configmap portico-system/config`. */
+type What = string;
 
-/** Reads everything buildStatus needs from the API server. */
-export async function fetchStatus(kc: k8s.KubeConfig, namespace: string = NAMESPACE): Promise<StatusInput> {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-  const config: StatusInput['config'] = {};
-  const [services, svcEvents, nsEvents, cm] = await Promise.all([
-    core.listServiceForAllNamespaces(),
-    core.listEventForAllNamespaces({ fieldSelector: 'involvedObject.kind=Service' }),
-    core.listNamespacedEvent({ namespace }),
-    core.readNamespacedConfigMap({ name: LEGACY_CONFIGMAP.name, namespace }).catch(() => undefined),
-    ...KINDS.map(async (kind) => {
-      try {
-        const r = await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURALS[kind] }) as { items: RawObject[] };
-        config[kind] = r.items;
-      } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw err; // CRD not installed: nothing of that kind
-      }
-    }),
-  ]);
-  const input: StatusInput = {
-    namespace, services: plain(services.items as RawObject[]), config,
-    events: plain([...svcEvents.items, ...nsEvents.items.filter((e) => e.involvedObject?.kind !== 'Service')] as RawEvent[]),
-  };
-  try {
-    const r = await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'servicebgpstatuses' }) as { items: RawObject[] };
-    input.bgpStatuses = r.items;
-  } catch (err) {
-    if ((err as { code?: number }).code !== 404) throw err; // the kind is not installed
+/**
+ * The API server refused a read `portico status` needs, or could not be
+ * reached: says which server, what was being read and why.
+ */
+export class StatusFetchError extends Error {
+  override readonly name = 'StatusFetchError';
+  readonly code = 'PORTICO_STATUS_FETCH';
+  /** The HTTP status, when the API server answered. */
+  readonly status: number | undefined;
+
+  constructor(message: string, status: number | undefined, cause: unknown) {
+    super(message, { cause });
+    this.status = status;
   }
+}
+
+/**
+ * Reads everything buildStatus needs from the API server: every GET at once
+ * (Promise.all) over one connection (the CLI's, cli/kube.ts, makes them
+ * streams of one HTTP/2 connection), lists in pages. Errors are read as the
+ * client-node version read them: a kind whose CRD is not installed (404) has
+ * no objects, and ServiceBGPStatus absent leaves `bgpStatuses` unset; the
+ * legacy ConfigMap is absent on any API error (404, or 403 for a user who may
+ * not read ConfigMaps); any other refusal (a 403 on Services or a portico.dev
+ * kind) or an unreachable server fails with StatusFetchError.
+ */
+export async function fetchStatus(src: KubeSource, namespace: string = NAMESPACE): Promise<StatusInput> {
+  const conn = kubeConnection(src);
+  const server = (await conn.server()).origin;
+  const fail = (what: What, err: unknown): never => {
+    const code = httpStatus(err);
+    if (code === undefined) throw new StatusFetchError(`cannot reach the API server ${server}: ${err instanceof Error ? err.message : String(err)}`, undefined, err);
+    const why = code === 401 ? 'unauthorized (are the kubeconfig\'s credentials current?)' : `HTTP ${code}: ${apiMessage(err)}`;
+    throw new StatusFetchError(`API server ${server} refused to ${what}: ${why}`, code, err);
+  };
+  const list = async (what: What, path: string, opts: { absentOn404?: boolean } = {}): Promise<RawObject[] | undefined> => {
+    try {
+      return (await listJSON(conn, path)()).items as RawObject[];
+    } catch (err) {
+      if (opts.absentOn404 && isNotFound(err)) return undefined; // the kind is not installed
+      return fail(what, err);
+    }
+  };
+  const nsPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
+  const custom = (plural: string): string => `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${plural}`;
+  const [services, svcEvents, nsEvents, cm, bgpStatuses, ...kinds] = await Promise.all([
+    list('list services (all namespaces)', '/api/v1/services'),
+    list('list Service events (all namespaces)', `/api/v1/events?${new URLSearchParams({ fieldSelector: 'involvedObject.kind=Service' })}`),
+    list(`list events in ${namespace}`, `${nsPath}/events`),
+    conn.request<RawObject>('GET', `${nsPath}/configmaps/${LEGACY_CONFIGMAP.name}`).catch((err: unknown) => {
+      if (httpStatus(err) !== undefined) return undefined; // absent, or not ours to read: no legacy configuration
+      return fail(`read configmap ${namespace}/${LEGACY_CONFIGMAP.name}`, err);
+    }),
+    list(`list servicebgpstatuses.${GROUP} in ${namespace}`, custom('servicebgpstatuses'), { absentOn404: true }),
+    ...KINDS.map((kind) => list(`list ${PLURALS[kind]}.${GROUP} in ${namespace}`, custom(PLURALS[kind]), { absentOn404: true })),
+  ]);
+  const config: StatusInput['config'] = {};
+  for (const [i, kind] of KINDS.entries()) {
+    const items = kinds[i];
+    if (items) config[kind] = items;
+  }
+  const input: StatusInput = {
+    namespace, services: services ?? [], config,
+    events: [...(svcEvents ?? []), ...(nsEvents ?? []).filter((e) => (e as RawEvent).involvedObject?.kind !== 'Service')] as RawEvent[],
+  };
+  if (bgpStatuses) input.bgpStatuses = bgpStatuses;
   const text = cm?.data?.[LEGACY_CONFIGMAP.key];
   if (text !== undefined) input.legacyConfig = text;
   return input;

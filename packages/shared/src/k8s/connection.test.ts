@@ -5,6 +5,7 @@
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -199,6 +200,63 @@ describe('k8s connection', function () {
       } finally {
         await srv.close();
       }
+    });
+  });
+
+  describe('HTTP/2 (the CLI)', function () {
+    /** A TLS server speaking h2 and, for clients that ask for it, HTTP/1.1; counts its TLS connections. */
+    async function serveH2(allowHTTP1 = true): Promise<TestServer & { connections: () => number; streams: () => number }> {
+      let connections = 0;
+      let streams = 0;
+      const server = http2.createSecureServer({ ...tlsServerOptions, allowHTTP1 } as http2.SecureServerOptions, (req, res) => {
+        streams++;
+        const code = req.url === '/missing' ? 404 : 200;
+        res.writeHead(code, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(code === 404 ? status(404, 'NotFound', 'nope') : { path: req.url, version: req.httpVersion, authorization: req.headers.authorization ?? null }));
+      });
+      server.on('secureConnection', () => { connections++; });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as AddressInfo).port;
+      return {
+        url: `https://127.0.0.1:${port}`, port, connections: () => connections, streams: () => streams,
+        close: () => new Promise((resolve) => { server.close(() => resolve()); }),
+      };
+    }
+    const text = (url: string): string => kubeconfig(url, `certificate-authority-data: ${b64('ca.crt')}`, 'token: t');
+
+    it('sends concurrent requests as streams of one TLS connection, errors as over HTTP/1.1', async function () {
+      const srv = await serveH2();
+      const conn = new KubeConnection(kubeconfigTextCredentials(text(srv.url)), { http2: true });
+      try {
+        const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => conn.request<{ path: string; version: string; authorization: string }>('GET', `/r${i}?q=1`)));
+        assert.deepEqual(answers.map((a) => a.path), Array.from({ length: 12 }, (_, i) => `/r${i}?q=1`));
+        assert.deepEqual(new Set(answers.map((a) => `${a.version} ${a.authorization}`)), new Set(['2.0 Bearer t']));
+        assert.equal(srv.connections(), 1);
+        const missing = await conn.request('GET', '/missing').catch((e: unknown) => e);
+        assert.ok(missing instanceof KubeApiError);
+        assert.equal(missing.code, 404);
+        assert.equal(apiMessage(missing), 'nope');
+        const all = await listJSON(conn, '/list')();
+        assert.equal(all.items.length, 0);
+        assert.equal(srv.connections(), 1);
+      } finally {
+        conn.close();
+        await srv.close();
+      }
+    });
+
+    it('a server that offers only HTTP/1.1 gets the keep-alive agent; an unreachable one the socket error', async function () {
+      const srv = await serve(whoami, tlsServerOptions);
+      const conn = new KubeConnection(kubeconfigTextCredentials(text(srv.url)), { http2: true });
+      try {
+        assert.deepEqual(await Promise.all([conn.request('GET', '/'), conn.request('GET', '/')]), [{ cn: null, authorization: 'Bearer t' }, { cn: null, authorization: 'Bearer t' }]);
+      } finally {
+        conn.close();
+        await srv.close();
+      }
+      const refused = new KubeConnection(kubeconfigTextCredentials(text(srv.url)), { http2: true });
+      await assert.rejects(refused.request('GET', '/'), /ECONNREFUSED/);
+      refused.close();
     });
   });
 

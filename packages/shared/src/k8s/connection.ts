@@ -6,12 +6,22 @@
 // KubeConfig for its other uses; kubeConnection() turns one into a
 // KubeConnection so the shared modules take either.
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import type * as k8s from '@kubernetes/client-node';
 import { parse as parseYAML } from 'yaml';
+
+// node:http through getBuiltinModule, not `import http from 'node:http'`: an ESM
+// import of node:http copies every export into its namespace, which runs the
+// lazy getters of its WebSocket/EventSource-style exports and so loads undici:
+// about 14 MB of RSS and 0.1-0.8 s of start-up (most of `portico status` at
+// load), none of it used here. node:https and node:http2 have no such getters.
+const { Agent: HttpAgent, request: httpRequest } = process.getBuiltinModule('node:http');
 
 /**
  * A status outside 2xx. `code` is the HTTP status and `body` the response
@@ -29,6 +39,22 @@ export class KubeApiError extends Error {
     this.code = code;
     this.body = body;
     this.headers = headers;
+  }
+}
+
+/**
+ * A kubeconfig whose context uses something kubeconfigCredentials cannot act
+ * on. `fields` names them (`user exec`, `cluster proxy-url`), so a caller that
+ * can fall back (the CLI, to client-node for exec plugins) knows when to.
+ */
+export class KubeconfigUnsupportedError extends Error {
+  override readonly name = 'KubeconfigUnsupportedError';
+  readonly code = 'PORTICO_KUBECONFIG_UNSUPPORTED';
+  readonly fields: readonly string[];
+
+  constructor(message: string, fields: readonly string[]) {
+    super(message);
+    this.fields = fields;
   }
 }
 
@@ -147,7 +173,7 @@ function kubeconfigFromDocs(docs: KubeconfigFile[], wanted: string | undefined, 
     ...UNSUPPORTED_CLUSTER.filter((f) => cluster.value[f] !== undefined).map((f) => `cluster ${f}`),
   ];
   if (unsupported.length > 0) {
-    throw new Error(`${what}: context ${JSON.stringify(current)} uses ${unsupported.join(', ')}, which Portico does not support; give it a token, token file or client certificate (or run it in the cluster with its ServiceAccount)`);
+    throw new KubeconfigUnsupportedError(`${what}: context ${JSON.stringify(current)} uses ${unsupported.join(', ')}, which Portico does not support; give it a token, token file or client certificate (or run it in the cluster with its ServiceAccount)`, unsupported);
   }
   const serverText = str(cluster.value.server);
   if (!serverText) throw new Error(`${what}: cluster ${JSON.stringify(clusterName)} has no server`);
@@ -236,6 +262,14 @@ export interface ConnectionOptions {
   maxSockets?: number;
   /** A request with no answer for this long fails. Default 60 s. */
   requestTimeoutMs?: number;
+  /**
+   * request() over HTTP/2 when the server offers it (ALPN; the API server
+   * does): concurrent requests are streams of one TCP and TLS connection
+   * instead of one socket and handshake each. A server that answers
+   * http/1.1 gets the keep-alive agent. Watches always use HTTP/1.1. The CLI
+   * sets it (its GETs go out at once); default false.
+   */
+  http2?: boolean;
   now?: () => number;
 }
 
@@ -257,10 +291,12 @@ export class KubeConnection {
   private pending: Promise<Transport> | undefined;
   private closed = false;
   private readonly source: CredentialSource;
+  /** The HTTP/2 session (undefined inside: the server has no h2), for the agent (= TLS material) it was made with. */
+  private h2: { agent: http.Agent; session: Promise<http2.ClientHttp2Session | undefined> } | undefined;
 
   constructor(source: CredentialSource, opts: ConnectionOptions = {}) {
     this.source = source;
-    this.o = { refreshMs: 30_000, maxSockets: 32, requestTimeoutMs: 60_000, now: () => Date.now(), ...opts };
+    this.o = { refreshMs: 30_000, maxSockets: 32, requestTimeoutMs: 60_000, http2: false, now: () => Date.now(), ...opts };
   }
 
   /**
@@ -291,6 +327,45 @@ export class KubeConnection {
   close(): void {
     this.closed = true;
     this.current?.agent.destroy();
+    this.h2?.session.then((sess) => sess?.close(), () => undefined);
+    this.h2 = undefined;
+  }
+
+  /**
+   * The HTTP/2 session for `t`: one TLS connection offering h2 and
+   * http/1.1; undefined when the server picks http/1.1. A session that
+   * fails or closes is forgotten, and the next request opens another.
+   */
+  private session(t: Transport): Promise<http2.ClientHttp2Session | undefined> {
+    if (this.h2?.agent === t.agent) return this.h2.session;
+    this.h2?.session.then((sess) => sess?.close(), () => undefined);
+    const c = t.creds;
+    const host = c.server.hostname.replace(/^\[(.*)\]$/, '$1');
+    const forget = (): void => { if (this.h2?.session === p) this.h2 = undefined; };
+    const p = new Promise<http2.ClientHttp2Session | undefined>((resolve, reject) => {
+      const socket = tls.connect({
+        host, port: Number(c.server.port || 443), ALPNProtocols: ['h2', 'http/1.1'],
+        ...(c.ca ? { ca: c.ca } : {}), ...(c.cert ? { cert: c.cert } : {}), ...(c.key ? { key: c.key } : {}),
+        ...(c.rejectUnauthorized !== undefined ? { rejectUnauthorized: c.rejectUnauthorized } : {}),
+        ...(c.servername ? { servername: c.servername } : isIP(host) ? {} : { servername: host }),
+      });
+      socket.once('error', reject);
+      socket.once('secureConnect', () => {
+        socket.off('error', reject);
+        if (socket.alpnProtocol !== 'h2') {
+          socket.destroy();
+          resolve(undefined);
+          return;
+        }
+        const sess = http2.connect(c.server, { createConnection: () => socket });
+        sess.on('error', forget); // the streams in flight fail with it
+        sess.on('close', forget);
+        resolve(sess);
+      });
+    });
+    p.catch(forget);
+    this.h2 = { agent: t.agent, session: p };
+    return p;
   }
 
   private async transport(): Promise<Transport> {
@@ -315,7 +390,7 @@ export class KubeConnection {
 
   private makeAgent(c: Credentials): http.Agent {
     const common = { keepAlive: true, maxSockets: this.o.maxSockets };
-    if (c.server.protocol === 'http:') return new http.Agent(common);
+    if (c.server.protocol === 'http:') return new HttpAgent(common);
     return new https.Agent({
       ...common,
       ...(c.ca ? { ca: c.ca } : {}), ...(c.cert ? { cert: c.cert } : {}), ...(c.key ? { key: c.key } : {}),
@@ -325,8 +400,8 @@ export class KubeConnection {
   }
 
   private open(t: Transport, method: string, url: URL, headers: Record<string, string>): http.ClientRequest {
-    const mod = url.protocol === 'https:' ? https : http;
-    return mod.request(url, { method, agent: t.agent, headers: { ...t.creds.headers, ...headers } });
+    const request = url.protocol === 'https:' ? https.request : httpRequest;
+    return request(url, { method, agent: t.agent, headers: { ...t.creds.headers, ...headers } });
   }
 
   /**
@@ -348,8 +423,10 @@ export class KubeConnection {
     }
   }
 
-  private once<T>(t: Transport, method: string, path: string, payload: Buffer | undefined, contentType: string): Promise<T> {
+  private async once<T>(t: Transport, method: string, path: string, payload: Buffer | undefined, contentType: string): Promise<T> {
     const url = new URL(path, t.creds.server);
+    const sess = this.o.http2 && url.protocol === 'https:' ? await this.session(t) : undefined;
+    if (sess) return this.onceH2<T>(sess, t, method, url, payload, contentType);
     return new Promise<T>((resolve, reject) => {
       const req = this.open(t, method, url, {
         accept: 'application/json',
@@ -359,20 +436,30 @@ export class KubeConnection {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const code = res.statusCode ?? 0;
-          if (code < 200 || code > 299) {
-            reject(apiError(code, method, url, text, res.headers));
-            return;
-          }
-          try {
-            resolve((text === '' ? undefined : JSON.parse(text)) as T);
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
+        res.on('end', () => settle(res.statusCode ?? 0, res.headers, chunks, method, url, resolve, reject));
       });
+      req.setTimeout(this.o.requestTimeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: no answer in ${this.o.requestTimeoutMs / 1000} s`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /** One request as a stream of the HTTP/2 session; answers as once() does. */
+  private onceH2<T>(sess: http2.ClientHttp2Session, t: Transport, method: string, url: URL, payload: Buffer | undefined, contentType: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const req = sess.request({
+        ':method': method, ':path': `${url.pathname}${url.search}`, ...t.creds.headers, accept: 'application/json',
+        ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}),
+      });
+      let code = 0;
+      let headers: http.IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+      req.on('response', (h) => {
+        code = Number(h[':status'] ?? 0);
+        headers = h;
+      });
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => settle(code, headers, chunks, method, url, resolve, reject));
       req.setTimeout(this.o.requestTimeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: no answer in ${this.o.requestTimeoutMs / 1000} s`)));
       req.on('error', reject);
       req.end(payload);
@@ -467,6 +554,20 @@ export class KubeConnection {
       });
       req.end();
     });
+  }
+}
+
+/** A whole response: its JSON, or KubeApiError outside 2xx. */
+function settle<T>(code: number, headers: http.IncomingHttpHeaders, chunks: Buffer[], method: string, url: URL, resolve: (v: T) => void, reject: (e: Error) => void): void {
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (code < 200 || code > 299) {
+    reject(apiError(code, method, url, text, headers));
+    return;
+  }
+  try {
+    resolve((text === '' ? undefined : JSON.parse(text)) as T);
+  } catch (err) {
+    reject(err instanceof Error ? err : new Error(String(err)));
   }
 }
 
