@@ -49,7 +49,7 @@ describe('service failover on real nodes (e2e, root): Portico\'s nftables datapl
   });
 
   for (const policy of POLICIES) {
-    it(`${policy}: power cut of the owner (and its pod): all requests succeed again within ${BOUND_MS} ms, before Kubernetes marks its pods not ready; the heir pruned them; one ARP/NDP answerer at a time; the node comes back`, async () => {
+    it(`${policy}: power cut of the owner (and its pod): all requests succeed again within ${BOUND_MS} ms, before Kubernetes marks its pods not ready${policy === 'Cluster' ? ' (the heir pruned them)' : ''}; one ARP/NDP answerer at a time; the node comes back`, async () => {
       const k = await killOwner(env!, policy, { counters: [PRUNED('node-dead'), PRUNED('node-alive')] });
       await expectFailover(env!, k, BOUND_MS);
     });
