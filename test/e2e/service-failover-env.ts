@@ -228,6 +228,8 @@ export interface OwnerKill {
   answers: Answer[];
   /** Each node's eth0 MAC. */
   macs: Map<string, string>;
+  /** The client's neighbour entries and the heir's layer-2 frame counters right after the probe: why a failure went on. */
+  diagnosis: string;
   /** The `counters` metrics of each live node, read before the kill. */
   before: Map<string, Record<string, number>>;
 }
@@ -258,17 +260,21 @@ export async function killOwner(env: FailoverEnv<unknown>, policy: Policy, opts:
   let result: OwnerKill['result'] | undefined;
   let heir: string;
   let answers: Answer[];
+  let diagnosis: string;
   try {
     answers = await captureAnswers(lab, env.vips[policy], async () => {
       result = await env.probe(urlsOf(env.vips[policy]), opts.durationMs ?? 3500, () => lab.killNode(owner));
     });
     heir = await env.owner(policy);
+    const neigh = (await lab.exec('client', ['ip', 'neigh', 'show', 'dev', 'eth0'], { allowFail: true })).stdout.trim().replace(/\n/g, '; ');
+    const frames = heir ? (await lab.exec(heir, ['curl', '-sS', '--max-time', '2', 'http://127.0.0.1:7473/metrics'], { allowFail: true })).stdout.split('\n').filter((l) => /^portico_l2_(frames|replies_sent|requests_received)/.test(l)).join('; ') : '';
+    diagnosis = `client neighbours: ${neigh}; ${heir || 'no heir'}: ${frames}`;
   } finally {
     watching = false;
     await watchSlices;
     await lab.restartNode(owner);
   }
-  return { policy, owner, heir, deadPods, notReadyAt, result: result!, answers, macs, before };
+  return { policy, owner, heir, deadPods, notReadyAt, result: result!, answers, macs, before, diagnosis };
 }
 
 /** Prints what the client felt, per URL. */
@@ -296,7 +302,7 @@ export async function expectFailover(env: FailoverEnv<unknown>, k: OwnerKill, bo
   assert.ok(heir !== owner && heir !== '', `a new owner is annotated (got ${heir})`);
   const timeline = (url: string): string => {
     const x = r.samples.find((y) => y.url === url)!;
-    return `failures at ${x.at.map((t, i) => (x.ok[i] ? undefined : Math.round(t - r.from))).filter((t) => t !== undefined).join(',')} ms from the kill; errors ${JSON.stringify(x.errors)}`;
+    return `failures at ${x.at.map((t, i) => (x.ok[i] ? undefined : Math.round(t - r.from))).filter((t) => t !== undefined).join(',')} ms from the kill; errors ${JSON.stringify(x.errors)}; answers ${JSON.stringify(k.answers.map((a) => ({ ms: Math.round(a.at - r.from), mac: a.mac, kind: a.kind })))}; ${k.diagnosis}`;
   };
   for (const f of r.figures) {
     assert.equal(f.failedBefore, 0, `${f.url}: every request succeeded before the kill (${timeline(f.url)})`);
