@@ -347,7 +347,7 @@ export async function probeFrom(lab: Lab, client: string, urls: readonly string[
   await breakIt();
   const r = await run;
   const samples = JSON.parse(r.stdout.trim().split('\n').pop()!) as Samples[];
-  return { from, samples, figures: samples.map((s) => figures(s, from)) };
+  return { from, samples, figures: samples.map((s) => figures(s, from, opts.timeoutMs ?? PROBE_TIMEOUT_MS)) };
 }
 
 export interface Answer {
