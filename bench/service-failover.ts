@@ -9,16 +9,21 @@
 // succeed again"), the failed requests, the longest gap between good answers;
 // p50/p99/max. Target: last failure <= 1000 ms p99 with Portico's dataplane.
 //
-// Usage: npm run bench -- service-failover [trials-per-policy=20] [--dataplane=nftables]
-//   (root; lab prefix $PORTICO_LAB_PREFIX or psfo)
-// Targets: 'lab' (the process lab, --dataplane=nftables; ipvs needs the VM) is
-// the one here. A real-node target (kubelets with kube-proxy, --dataplane=none
-// for the kube-proxy row) plugs in as another FailoverTarget: it needs the
-// same four operations.
+// Usage: npm run bench -- service-failover [trials-per-policy=20] [--target=lab|real] [--dataplane=...]
+//   (root; lab prefix $PORTICO_LAB_PREFIX or psfo, with an "r" appended for real nodes)
+// Targets (each a FailoverTarget: VIPs, settle, kill, restore, a client):
+// - 'lab': the process lab, --dataplane=nftables (ipvs needs the VM);
+// - 'real': real kubelets + containerd + kube-proxy (nftables mode), Portico
+//   from manifests/portico.yaml; --dataplane=nftables (Portico forwards, the
+//   Services left to it by kube-proxy's service-proxy-name label) or
+//   --dataplane=none (kube-proxy forwards: the row every other load balancer
+//   gives; it keeps the dead node's endpoints until the node-monitor grace,
+//   node_grace_s in the row, has passed).
 import { execSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Lab } from '@portico/lab';
-import { POLICIES, startFailover, urlsOf, type FailoverEnv, type Policy } from '../test/e2e/service-failover-env.ts';
+import { porticoImage } from '../test/lab/realnode-portico.ts';
+import { POLICIES, startFailover, startRealFailover, urlsOf, type FailoverEnv, type Policy } from '../test/e2e/service-failover-env.ts';
 import type { FailoverFigures } from '../test/e2e/service-failover-probe.ts';
 import { report, summary } from './stats.ts';
 
@@ -26,6 +31,10 @@ import { report, summary } from './stats.ts';
 interface FailoverTarget {
   name: string;
   dataplane: string;
+  /** kube-controller-manager's node-monitor grace period, s: when Kubernetes marks a dead node's pods not ready. */
+  nodeGraceSeconds: number;
+  /** How long the client probes per trial (the kill lands under a second in): long enough to see the last failure. */
+  probeMs: number;
   vips: FailoverEnv['vips'];
   settle(): Promise<Record<Policy, string>>;
   kill(node: string): Promise<void>;
@@ -34,12 +43,33 @@ interface FailoverTarget {
   stop(): Promise<void>;
 }
 
+const NODE_GRACE_S = 5;
+
 async function labTarget(dataplane: string): Promise<FailoverTarget> {
-  const lab = await Lab.start({ prefix: process.env.PORTICO_LAB_PREFIX ?? 'psfo', nodes: 3, clients: ['client'] });
+  const lab = await Lab.start({ prefix: process.env.PORTICO_LAB_PREFIX ?? 'psfo', nodes: 3, clients: ['client'], nodeGraceSeconds: NODE_GRACE_S });
   try {
     const env = await startFailover(lab, { speakerArgs: [`--dataplane=${dataplane}`] });
     return {
-      name: 'lab', dataplane, vips: env.vips, settle: () => env.settle(), probe: (...a) => env.probe(...a),
+      name: 'lab', dataplane, nodeGraceSeconds: NODE_GRACE_S, probeMs: 3500, vips: env.vips, settle: () => env.settle(), probe: (...a) => env.probe(...a),
+      kill: (n) => lab.killNode(n), restore: (n) => lab.restartNode(n),
+      stop: async () => { await env.stop(); await lab.stop(); },
+    };
+  } catch (err) {
+    await lab.stop();
+    throw err;
+  }
+}
+
+async function realTarget(dataplane: string): Promise<FailoverTarget> {
+  if (dataplane !== 'nftables' && dataplane !== 'none') throw new Error(`--dataplane=${dataplane}: the real-node target runs nftables or none (ipvs: this kernel has no ip_vs)`);
+  const image = await porticoImage((m) => process.stderr.write(`${m}\n`));
+  const lab = await Lab.start({ prefix: `${process.env.PORTICO_LAB_PREFIX ?? 'psfo'}r`, nodes: 3, clients: ['client'], realNodes: true, nodeGraceSeconds: NODE_GRACE_S });
+  try {
+    const env = await startRealFailover(lab, { image, dataplane });
+    return {
+      name: 'real', dataplane, nodeGraceSeconds: NODE_GRACE_S,
+      // kube-proxy keeps the dead node's endpoints until the grace has passed: watch past it.
+      probeMs: dataplane === 'none' ? (NODE_GRACE_S + 5) * 1000 : 3500, vips: env.vips, settle: () => env.settle(), probe: (...a) => env.probe(...a),
       kill: (n) => lab.killNode(n), restore: (n) => lab.restartNode(n),
       stop: async () => { await env.stop(); await lab.stop(); },
     };
@@ -51,10 +81,10 @@ async function labTarget(dataplane: string): Promise<FailoverTarget> {
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { dataplane: { type: 'string', default: 'nftables' }, target: { type: 'string', default: 'lab' } } });
 const trials = Number(positionals[0] ?? 20);
-if (values.target !== 'lab') throw new Error(`--target=${values.target}: only the process lab is wired up here (a real-node target plugs in as a FailoverTarget)`);
+if (values.target !== 'lab' && values.target !== 'real') throw new Error(`--target=${values.target}: lab or real`);
 const load = (): number => Number(/load average: ([\d.]+)/.exec(execSync('uptime').toString())?.[1] ?? NaN);
 
-const t = await labTarget(values.dataplane);
+const t = values.target === 'real' ? await realTarget(values.dataplane) : await labTarget(values.dataplane);
 const results: Record<Policy, FailoverFigures[][]> = { Cluster: [], Local: [] };
 const loads: number[] = [];
 try {
@@ -63,7 +93,7 @@ try {
       const owner = (await t.settle())[policy];
       let r: Awaited<ReturnType<FailoverTarget['probe']>>;
       try {
-        r = await t.probe(urlsOf(t.vips[policy]), 3500, () => t.kill(owner));
+        r = await t.probe(urlsOf(t.vips[policy]), t.probeMs, () => t.kill(owner));
       } finally {
         await t.restore(owner);
       }
@@ -88,7 +118,7 @@ for (const policy of POLICIES) {
     const failed = summary(f.map((x) => x.failed));
     const gap = summary(f.map((x) => x.maxGapMs));
     report('service-failover', {
-      target: t.name, dataplane: t.dataplane, policy, family,
+      target: t.name, dataplane: t.dataplane, node_grace_s: t.nodeGraceSeconds, policy, family,
       p50_ms: last.p50, p99_ms: last.p99, max_ms: last.max,
       failed_p50: failed.p50, failed_p99: failed.p99, failed_max: failed.max,
       gap_p50_ms: gap.p50, gap_p99_ms: gap.p99, gap_max_ms: gap.max,

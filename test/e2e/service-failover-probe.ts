@@ -26,14 +26,14 @@ export interface Samples {
 
 export interface FailoverFigures {
   url: string;
-  /** Requests started (from `from` on). */
+  /** Requests started from `from` on, or in flight at `from` (started less than inFlightMs before it). */
   requests: number;
   failed: number;
   /** From `from` to the start of the last failed request (0: none failed), ms. */
   lastFailureMs: number;
   /** Longest time between the starts of two good requests that spans `from`, or lies after it, ms. */
   maxGapMs: number;
-  /** Requests that failed before `from` (the service was not healthy to begin with). */
+  /** Requests that failed and were done before `from` (the service was not healthy to begin with). */
   failedBefore: number;
   /** Pods that answered after the last failure (after `from` when none failed): where traffic goes once recovered. */
   pods: string[];
@@ -41,8 +41,12 @@ export interface FailoverFigures {
   skipped: number;
 }
 
-/** What a client felt after `from` (the kill). Pure. */
-export function figures(s: Samples, from: number): FailoverFigures {
+/**
+ * What a client felt after `from` (the kill). A request started less than
+ * inFlightMs (its timeout) before `from` may still have been in flight when
+ * the node died: it counts with the kill, not as a failure before it. Pure.
+ */
+export function figures(s: Samples, from: number, inFlightMs = 0): FailoverFigures {
   let failed = 0;
   let failedBefore = 0;
   let requests = 0;
@@ -53,13 +57,13 @@ export function figures(s: Samples, from: number): FailoverFigures {
   for (let i = 0; i < s.at.length; i++) {
     const at = s.at[i]!;
     const ok = s.ok[i]!;
-    if (at < from) {
+    if (at < from - inFlightMs || (at < from && ok)) {
       if (!ok) failedBefore++;
       else lastOk = at;
       continue;
     }
     requests++;
-    if (!ok) { failed++; lastFailure = at; pods.clear(); continue; }
+    if (!ok) { failed++; lastFailure = Math.max(lastFailure, at); pods.clear(); continue; }
     if (lastOk !== undefined) maxGap = Math.max(maxGap, at - lastOk);
     lastOk = at;
     pods.add(s.pod[i]!);

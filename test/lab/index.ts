@@ -2,7 +2,7 @@
 // end-to-end tests, the benchmarks and the demo.
 export { Lab, SEGMENT, SERVICE_CIDRS, CLUSTER_CIDRS, repoRoot } from './lab.ts';
 export { RealNode, type KubeProxyMode } from './realnode.ts';
-export { PAUSE_IMAGE, WEB_IMAGE, webDeployment, type LabImage } from './realnode-images.ts';
+export { PAUSE_IMAGE, WEB_IMAGE, webContainer, webDeployment, type LabImage } from './realnode-images.ts';
 export type { LabOptions, LabNode, LabHost, LabEndpoint, NodeDaemonSpec } from './lab.ts';
 export { LabBusyError, clearPrefix, readState } from './state.ts';
 export { LabPreflightError, isRoot, preflight } from './preflight.ts';

@@ -118,12 +118,19 @@ export function webImage(): Promise<LabImage> {
   });
 }
 
-/**
- * A Deployment of the web image for real nodes, with the downward API fields
- * its answer reports and a readiness probe on /healthz.
- */
+/** The web container for a real-node pod: the downward API fields its answer reports and a readiness probe on /healthz. */
+export function webContainer(): Record<string, unknown> {
+  const field = (name: string, fieldPath: string): Record<string, unknown> => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+  return {
+    name: 'web', image: WEB_IMAGE, imagePullPolicy: 'Never', ports: [{ containerPort: 80 }],
+    env: [field('POD_NAME', 'metadata.name'), field('POD_NAMESPACE', 'metadata.namespace'), field('NODE_NAME', 'spec.nodeName'), field('POD_IP', 'status.podIP')],
+    readinessProbe: { httpGet: { path: '/healthz', port: 80 }, periodSeconds: 1 },
+  };
+}
+
+/** A Deployment of the web image for real nodes (webContainer's pods). */
 export function webDeployment(name: string, replicas: number, namespace = 'default'): string {
-  const field = (env: string, path: string): string => `        - {name: ${env}, valueFrom: {fieldRef: {fieldPath: ${path}}}}`;
+  // YAML takes the container as JSON (flow style).
   return `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: ${name}, namespace: ${namespace}}
@@ -134,13 +141,6 @@ spec:
     metadata: {labels: {app: ${name}}}
     spec:
       terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: ${WEB_IMAGE}
-        imagePullPolicy: Never
-        ports: [{containerPort: 80}]
-        env:
-${[field('POD_NAME', 'metadata.name'), field('POD_NAMESPACE', 'metadata.namespace'), field('NODE_NAME', 'spec.nodeName'), field('POD_IP', 'status.podIP')].join('\n')}
-        readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}
+      containers: [${JSON.stringify(webContainer())}]
 `;
 }

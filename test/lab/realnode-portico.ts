@@ -5,6 +5,7 @@
 // reachable). When the image's name differs from the manifest's, a kustomize
 // overlay with only an `images:` entry points the manifest at it; nothing else
 // changes.
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab } from './lab.ts';
@@ -70,32 +71,41 @@ export interface RealInstall {
 
 /**
  * The kubectl arguments that apply the manifest with `image`: `-f
- * manifests/portico.yaml` when it names that image, else `-k` an overlay
- * (in the lab's directory) whose only change is an `images:` entry.
+ * manifests/portico.yaml` when it names that image and no speaker argument is
+ * added, else `-k` an overlay (in the lab's directory) whose only changes are
+ * an `images:` entry and, for `speakerArgs`, docs/dataplane.md's patch that
+ * appends them to the speaker's arguments.
  */
-export function porticoApplyArgs(lab: Lab, image: LabImage): string[] {
+export function porticoApplyArgs(lab: Lab, image: LabImage, speakerArgs: readonly string[] = []): string[] {
   const shipped = manifestImage();
-  if (shipped === image.name) return ['-f', PORTICO_MANIFEST];
-  const dir = path.join(lab.dir, 'portico-overlay');
+  if (shipped === image.name && speakerArgs.length === 0) return ['-f', PORTICO_MANIFEST];
+  const dir = path.join(lab.dir, speakerArgs.length ? `portico-overlay-${createHash('sha256').update(speakerArgs.join('\0')).digest('hex').slice(0, 8)}` : 'portico-overlay');
   mkdirSync(dir, { recursive: true });
   copyFileSync(PORTICO_MANIFEST, path.join(dir, 'portico.yaml'));
   const from = splitImage(shipped);
   const to = splitImage(image.name);
-  writeFileSync(path.join(dir, 'kustomization.yaml'), `# Written by the lab: manifests/portico.yaml with only its image pointed at the local build.
+  const patches = speakerArgs.length === 0 ? '' : `patches:
+- target: { kind: DaemonSet, name: portico-speaker }
+  patch: |-
+${speakerArgs.map((a) => `    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: ${JSON.stringify(a)}`).join('\n')}
+`;
+  writeFileSync(path.join(dir, 'kustomization.yaml'), `# Written by the lab: manifests/portico.yaml with only its image pointed at the local build${speakerArgs.length ? ' and the speaker\'s arguments appended' : ''}.
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [portico.yaml]
 images:
 - { name: ${from.name}, newName: ${to.name}, newTag: "${to.tag}" }
-`);
+${patches}`);
   return ['-k', dir];
 }
 
-/** Applies the manifest with the image, waits for the CRDs, the controller and a speaker on every node. */
-export async function installPorticoReal(lab: Lab, opts: { image?: LabImage; log?: (msg: string) => void; timeoutMs?: number } = {}): Promise<RealInstall> {
+/** Applies the manifest with the image (and `speakerArgs` appended to the speaker's), waits for the CRDs, the controller and a speaker on every node. */
+export async function installPorticoReal(lab: Lab, opts: { image?: LabImage; log?: (msg: string) => void; timeoutMs?: number; speakerArgs?: readonly string[] } = {}): Promise<RealInstall> {
   const image = opts.image ?? await porticoImage(opts.log);
   await lab.loadImage(image);
-  const applyArgs = porticoApplyArgs(lab, image);
+  const applyArgs = porticoApplyArgs(lab, image, opts.speakerArgs);
   const r = await lab.kubectlResult(['apply', ...applyArgs]);
   if (r.code !== 0) throw new Error(`kubectl apply ${applyArgs.join(' ')} failed: ${r.stderr}`);
   await lab.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=portico');
