@@ -18,6 +18,16 @@ export class PorticoImageError extends Error {
   readonly code = 'PORTICO_LAB_NO_IMAGE';
 }
 
+/**
+ * How long a test hook that may be the first to call porticoImage() (or to
+ * build helm) waits. On a fresh machine that hook builds the image from
+ * nothing: debootstrap, the workspace install, the compile-cache warm-up
+ * (3-5 min at low load, 10 min and more on a busy machine), on top of the
+ * real-node lab's start. A build that fails says so at once; this only keeps
+ * a slow first build from being reported as a test timeout.
+ */
+export const FIRST_BUILD_TIMEOUT_MS = 3_600_000;
+
 /** The script that builds Portico's image (or prints the cached one). */
 export const IMAGE_SCRIPT = path.join(repoRoot, 'scripts', 'image.sh');
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { type Lab, type LabImage, repoRoot, run, waitFor } from '../../lab/index.ts';
 import { PORTICO_NAMESPACE } from '../../lab/portico.ts';
-import { porticoImage, waitRolledOut } from '../../lab/realnode-portico.ts';
+import { FIRST_BUILD_TIMEOUT_MS, porticoImage, waitRolledOut } from '../../lab/realnode-portico.ts';
 import { requireE2e } from '../shared-lab.ts';
 import { answerers, exposeWeb, nodeMac, reach, waitNodesClean } from './layer2.ts';
 import { realLab } from './real-lab.ts';
@@ -42,6 +42,8 @@ describe('Portico on real nodes (e2e, root): installed with helm install of char
 
   before(async function () {
     requireE2e(this);
+    // helm and the image may both be built here first on a fresh machine.
+    this.timeout(FIRST_BUILD_TIMEOUT_MS);
     const built = spawnSync('bash', [path.join(repoRoot, 'test', 'lab', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     // The control plane built from the same toolchain and module proxy: a helm that does not build is a failure.
     if (built.status !== 0) throw new Error(`test/lab/build-helm.sh failed (exit ${built.status}); its output is above`);

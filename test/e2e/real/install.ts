@@ -3,7 +3,7 @@
 // file's tests. An image that cannot be built fails the tests, with the
 // build's own error: it is the artifact they are there to prove.
 import type { Lab } from '../../lab/index.ts';
-import { installPorticoReal, porticoImage, type RealInstall } from '../../lab/realnode-portico.ts';
+import { FIRST_BUILD_TIMEOUT_MS, installPorticoReal, porticoImage, type RealInstall } from '../../lab/realnode-portico.ts';
 import { requireE2e } from '../shared-lab.ts';
 import { realLab } from './real-lab.ts';
 
@@ -32,6 +32,7 @@ export function manifestInstall(workloads: readonly string[]): ManifestInstall {
   };
   before(async function () {
     requireE2e(this);
+    this.timeout(FIRST_BUILD_TIMEOUT_MS);
     state.lab = await realLab();
     state.install = await installPorticoReal(state.lab, { image: await porticoImage() });
   });

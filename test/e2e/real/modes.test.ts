@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { addRouter, waitFor, webDeployment, type KubeProxyMode, type Lab, type Router } from '../../lab/index.ts';
 import { manifestWorkload, PORTICO_NAMESPACE } from '../../lab/portico.ts';
-import { installPorticoReal, porticoImage, type RealInstall } from '../../lab/realnode-portico.ts';
+import { FIRST_BUILD_TIMEOUT_MS, installPorticoReal, porticoImage, type RealInstall } from '../../lab/realnode-portico.ts';
 import { requireE2e } from '../shared-lab.ts';
 import { realLab } from './real-lab.ts';
 
@@ -57,6 +57,7 @@ describe('Portico on real nodes (e2e, root): each dataplane choice with and with
 
   before(async function () {
     requireE2e(this);
+    this.timeout(FIRST_BUILD_TIMEOUT_MS);
     lab = await realLab();
     const image = await porticoImage();
     if (lab.kubeProxyMode !== 'nftables') await lab.setKubeProxy('nftables');

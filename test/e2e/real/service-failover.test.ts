@@ -11,7 +11,7 @@
 // test/e2e/service-failover.test.ts (service-failover-env.ts).
 import { strict as assert } from 'node:assert';
 import type { Lab } from '../../lab/index.ts';
-import { porticoImage, type RealInstall } from '../../lab/realnode-portico.ts';
+import { FIRST_BUILD_TIMEOUT_MS, porticoImage, type RealInstall } from '../../lab/realnode-portico.ts';
 import { requireE2e } from '../shared-lab.ts';
 import { BOUND_MS, POLICIES, PRUNED, expectFailover, killOwner, startRealFailover, type FailoverEnv } from '../service-failover-env.ts';
 import { realLab } from './real-lab.ts';
@@ -23,7 +23,7 @@ describe('service failover on real nodes (e2e, root): Portico\'s nftables datapl
 
   before(async function () {
     requireE2e(this);
-    this.timeout(300_000);
+    this.timeout(FIRST_BUILD_TIMEOUT_MS);
     lab = await realLab();
     env = await startRealFailover(lab, { image: await porticoImage(), dataplane: 'nftables' });
   });
