@@ -19,7 +19,7 @@ import * as k8s from '@kubernetes/client-node';
 import { PORTICO_NAMESPACE as NS, installPortico, repoRoot, sleep, waitFor, type Lab, type PorticoInstall } from '../lab/index.ts';
 import { FAST_LEASE, SPEAKER_PROCESS } from '../lab/portico.ts';
 import type { ProbeResult } from './l2-probe.ts';
-import { apply as applyTo, l2Advertisement, pool, type Obj } from './objects.ts';
+import { apply as applyTo, layer2Space, runCleanups, type Cleanups, type Obj } from './objects.ts';
 export type { ProbeResult };
 
 export const APP = 'l2-e2e';
@@ -51,8 +51,8 @@ export interface L2Env {
  */
 export async function startL2(lab: Lab, opts: { speakerArgs?: readonly string[] } = {}): Promise<L2Env> {
   const core = lab.kc.makeApiClient(k8s.CoreV1Api);
-  const cleanups: (() => Promise<unknown>)[] = [];
-  const stop = async (): Promise<void> => { for (const c of cleanups.reverse()) await c().catch(() => undefined); };
+  const cleanups: Cleanups = [];
+  const stop = (): Promise<void> => runCleanups(cleanups);
   try {
     // The controller creates the key when it is missing; creating it first keeps this run independent of that.
     await lab.kubectlResult(['create', 'namespace', NS]);
@@ -62,14 +62,7 @@ export async function startL2(lab: Lab, opts: { speakerArgs?: readonly string[] 
     });
     cleanups.push(() => install.stop());
     const apply = (...objs: Obj[]): Promise<void> => applyTo(lab, ...objs);
-    await apply(
-      pool(POOL, { addresses: ['198.51.100.160/28', '2001:db8:1::a0/124'], autoAssign: false }),
-      l2Advertisement('l2-adv', { ipAddressPools: [POOL] }),
-    );
-    cleanups.push(() => lab.kubectlResult(['delete', 'l2advertisements', 'l2-adv', '-n', NS, '--ignore-not-found']));
-    cleanups.push(() => lab.kubectlResult(['delete', 'ipaddresspools', POOL, '-n', NS, '--ignore-not-found']));
-    await lab.kubectlResult(['create', 'namespace', APP]);
-    cleanups.push(() => lab.kubectlResult(['delete', 'namespace', APP, '--wait=false']));
+    await layer2Space(lab, cleanups, { pool: POOL, addresses: ['198.51.100.160/28', '2001:db8:1::a0/124'], advertisement: 'l2-adv', app: APP });
     await lab.kubectl('create', 'deployment', 'web', '-n', APP, '--image=portico.dev/podserver', '--replicas=3', '--port=80');
     await apply({
       apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: APP, annotations: { 'portico.dev/address-pool': POOL } },

@@ -29,3 +29,27 @@ export async function apply(lab: Lab, ...objs: Obj[]): Promise<void> {
   const r = await lab.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objs }));
   assert.equal(r.code, 0, r.stderr);
 }
+
+/** Clean-ups of a test environment, run last-in first-out by runCleanups. */
+export type Cleanups = (() => Promise<unknown>)[];
+
+/** Runs the clean-ups newest first; one that fails does not stop the rest. */
+export async function runCleanups(cleanups: Cleanups): Promise<void> {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+}
+
+/**
+ * A manually assigned pool (`addresses`) with an L2Advertisement of it, and
+ * the namespace `app` for the test's workloads, each with its clean-up pushed
+ * on `cleanups`.
+ */
+export async function layer2Space(lab: Lab, cleanups: Cleanups, opts: { pool: string; addresses: string[]; advertisement: string; app: string }): Promise<void> {
+  await apply(lab,
+    pool(opts.pool, { addresses: opts.addresses, autoAssign: false }),
+    l2Advertisement(opts.advertisement, { ipAddressPools: [opts.pool] }),
+  );
+  cleanups.push(() => lab.kubectlResult(['delete', 'l2advertisements', opts.advertisement, '-n', PORTICO_NAMESPACE, '--ignore-not-found']));
+  cleanups.push(() => lab.kubectlResult(['delete', 'ipaddresspools', opts.pool, '-n', PORTICO_NAMESPACE, '--ignore-not-found']));
+  await lab.kubectlResult(['create', 'namespace', opts.app]);
+  cleanups.push(() => lab.kubectlResult(['delete', 'namespace', opts.app, '--wait=false']));
+}

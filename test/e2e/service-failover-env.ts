@@ -18,7 +18,7 @@ import { PORTICO_NAMESPACE as NS, installPortico, repoRoot, sleep, waitFor, webC
 import { FAST_LEASE } from '../lab/portico.ts';
 import { installPorticoReal, type RealInstall } from '../lab/realnode-portico.ts';
 import { metric } from './l2-env.ts';
-import { apply, l2Advertisement, pool, service, type Obj } from './objects.ts';
+import { apply, layer2Space, runCleanups, service, type Cleanups, type Obj } from './objects.ts';
 import { figures, type FailoverFigures, type Samples } from './service-failover-probe.ts';
 
 export const FO_APP = 'svc-failover';
@@ -67,8 +67,6 @@ export interface FailoverEnv<I = PorticoInstall> {
 
 export const urlsOf = (vips: readonly [string, string]): [string, string] => [`http://${vips[0]}/`, `http://[${vips[1]}]/`];
 
-type Cleanups = (() => Promise<unknown>)[];
-const runCleanups = async (cleanups: Cleanups): Promise<void> => { for (const c of cleanups.reverse()) await c().catch(() => undefined); };
 
 /** The process lab: the speakers as processes on the nodes, from the manifests. */
 export async function startFailover(lab: Lab, opts: { speakerArgs?: readonly string[] } = {}): Promise<FailoverEnv> {
@@ -123,14 +121,7 @@ export async function startRealFailover(lab: Lab, opts: { image: LabImage; datap
  */
 async function exposeFailover(lab: Lab, cleanups: Cleanups, opts: { container: Obj; portico: boolean; serviceLabels?: Record<string, string> }): Promise<Omit<FailoverEnv, 'install' | 'stop'>> {
   const core = lab.kc.makeApiClient(k8s.CoreV1Api);
-  await apply(lab,
-    pool(POOL, { addresses: ['198.51.100.176/28', '2001:db8:1::b0/124'], autoAssign: false }),
-    l2Advertisement('svc-failover-adv', { ipAddressPools: [POOL] }),
-  );
-  cleanups.push(() => lab.kubectlResult(['delete', 'l2advertisements', 'svc-failover-adv', '-n', NS, '--ignore-not-found']));
-  cleanups.push(() => lab.kubectlResult(['delete', 'ipaddresspools', POOL, '-n', NS, '--ignore-not-found']));
-  await lab.kubectlResult(['create', 'namespace', FO_APP]);
-  cleanups.push(() => lab.kubectlResult(['delete', 'namespace', FO_APP, '--wait=false']));
+  await layer2Space(lab, cleanups, { pool: POOL, addresses: ['198.51.100.176/28', '2001:db8:1::b0/124'], advertisement: 'svc-failover-adv', app: FO_APP });
   const nodes = lab.nodes.length;
   await apply(lab, {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: FO_APP },
